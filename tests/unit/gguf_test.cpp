@@ -1,0 +1,80 @@
+// GGUF reader/writer on llama.cpp's real files: exact round trip, metadata, validation.
+#include <gtest/gtest.h>
+
+#include "dcq/error.hpp"
+#include "dcq/gguf.hpp"
+#include "test_support.hpp"
+
+using namespace dcq;
+using dcq::test::TempDir;
+
+namespace {
+
+const char* kStoriesTypes[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
+                               "IQ4_NL", "Q4_K_M", "Q5_K_M", "Q3_K_M"};
+const char* kSynthTypes[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
+                             "Q2_K", "Q3_K_S", "Q4_K_S", "Q5_K_S", "Q6_K", "IQ4_NL", "IQ4_XS", "Q4_K_M"};
+
+std::vector<std::filesystem::path> all_shared_ggufs() {
+  std::vector<std::filesystem::path> v;
+  for (auto t : kStoriesTypes) v.push_back(test::model_path(std::string("stories260K/stories260K-") + t + ".gguf"));
+  for (auto t : kSynthTypes) v.push_back(test::model_path(std::string("synth256/synth256-") + t + ".gguf"));
+  return v;
+}
+
+}  // namespace
+
+TEST(Gguf, ReadsStoriesMetadataAndTensors) {
+  DCQ_REQUIRE_DATA();
+  const Model m = read_gguf(test::model_path("stories260K/stories260K-F32.gguf"));
+  EXPECT_EQ(m.gguf_version, 3u);
+  EXPECT_EQ(m.find_kv("general.architecture")->as_string("a"), "llama");
+  EXPECT_EQ(m.find_kv("llama.embedding_length")->as_int("e"), 64);
+  EXPECT_EQ(m.find_kv("llama.block_count")->as_int("b"), 5);
+  EXPECT_EQ(m.find_kv("llama.context_length")->as_int("c"), 128);
+  EXPECT_EQ(m.find_kv("tokenizer.ggml.tokens")->as_array("t").items.size(), 512u);
+  const Tensor* emb = m.find_tensor("token_embd.weight");
+  ASSERT_NE(emb, nullptr);
+  EXPECT_EQ(emb->type, GgmlType::F32);
+  ASSERT_EQ(emb->ne.size(), 2u);
+  EXPECT_EQ(emb->ne[0], 64);
+  EXPECT_EQ(emb->ne[1], 512);
+  const Tensor* down = m.find_tensor("blk.0.ffn_down.weight");
+  ASSERT_NE(down, nullptr);
+  EXPECT_EQ(down->ne[0], 172);
+}
+
+TEST(Gguf, RewriteIsByteIdenticalForEverySharedFile) {
+  DCQ_REQUIRE_DATA();
+  TempDir dir;
+  for (const auto& p : all_shared_ggufs()) {
+    SCOPED_TRACE(p.string());
+    const Model m = read_gguf(p);
+    const auto out = dir / "copy.gguf";
+    write_gguf(m, out, /*force=*/true);
+    EXPECT_EQ(test::slurp(out), test::slurp(p));
+  }
+}
+
+TEST(Gguf, OpeningReadsMetadataOnly) {
+  DCQ_REQUIRE_DATA();
+  // Tensor data must be views into the mapping, not copies.
+  const Model m = read_gguf(test::model_path("synth256/synth256-F32.gguf"));
+  const uint8_t* lo = nullptr;
+  const uint8_t* hi = nullptr;
+  for (const auto& t : m.tensors) {
+    if (!lo || t.data.data() < lo) lo = t.data.data();
+    if (!hi || t.data.data() + t.data.size() > hi) hi = t.data.data() + t.data.size();
+  }
+  EXPECT_LE(static_cast<size_t>(hi - lo), std::filesystem::file_size(test::model_path("synth256/synth256-F32.gguf")));
+}
+
+TEST(Gguf, MissingFileIsBadInput) {
+  try {
+    read_gguf("/nonexistent/x.gguf");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::bad_input);
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/x.gguf"), std::string::npos);
+  }
+}

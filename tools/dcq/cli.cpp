@@ -1,0 +1,65 @@
+#include "cli.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <map>
+#include <thread>
+
+namespace dcq::cli {
+
+namespace {
+std::map<std::string, AddCommand>& registry() {
+  static std::map<std::string, AddCommand> r;
+  return r;
+}
+}  // namespace
+
+void Common::apply() const {
+  if (quiet) spdlog::set_level(spdlog::level::err);
+  else if (verbose >= 2) spdlog::set_level(spdlog::level::trace);
+  else if (verbose == 1) spdlog::set_level(spdlog::level::debug);
+  else spdlog::set_level(spdlog::level::info);
+}
+
+int Common::thread_count() const {
+  if (threads > 0) return threads;
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+std::shared_ptr<Common> add_common(CLI::App* sub) {
+  auto c = std::make_shared<Common>();
+  sub->add_flag("--json", c->json, "Print one machine-readable JSON document on stdout");
+  sub->add_flag("-q,--quiet", c->quiet, "Only print errors on stderr");
+  sub->add_flag("-v,--verbose", c->verbose, "More detail on stderr (repeat for more)");
+  sub->add_option("--threads", c->threads, "Worker threads (0: all cores)")
+      ->check(CLI::Range(0, 1024));
+  return c;
+}
+
+bool register_command(const std::string& name, AddCommand add) {
+  registry()[name] = std::move(add);
+  return true;
+}
+
+void add_all_commands(CLI::App& app) {
+  for (auto& [name, add] : registry()) add(app);
+}
+
+void print_json(const nlohmann::json& j) {
+  const std::string s = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fputc('\n', stdout);
+}
+
+std::string human_bytes(uint64_t n) {
+  char buf[64];
+  if (n < 1024) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  else if (n < (1u << 20)) std::snprintf(buf, sizeof buf, "%.2f KiB", n / 1024.0);
+  else if (n < (1ull << 30)) std::snprintf(buf, sizeof buf, "%.2f MiB", n / 1048576.0);
+  else std::snprintf(buf, sizeof buf, "%.2f GiB", n / 1073741824.0);
+  return buf;
+}
+
+}  // namespace dcq::cli

@@ -1,0 +1,37 @@
+// Shared plumbing of the CLI: command registration and the flags every command takes.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace dcq::cli {
+
+// Flags every subcommand has: --json, -q/-v, --threads.
+struct Common {
+  bool json = false;
+  bool quiet = false;
+  int verbose = 0;
+  int threads = 0;  // 0: all hardware threads
+  // Sets the log level; call at the start of a command's callback.
+  void apply() const;
+  int thread_count() const;
+};
+
+// Adds the common flags to a subcommand; the returned struct lives as long as the program.
+std::shared_ptr<Common> add_common(CLI::App* sub);
+
+using AddCommand = std::function<void(CLI::App& app)>;
+// Called from a static initializer in each cmd_*.cpp.
+bool register_command(const std::string& name, AddCommand add);
+void add_all_commands(CLI::App& app);
+
+// Writes a JSON document to stdout (the --json contract: one document, nothing else on stdout).
+void print_json(const nlohmann::json& j);
+// Human-friendly byte counts ("1.13 MiB").
+std::string human_bytes(uint64_t n);
+
+}  // namespace dcq::cli
