@@ -93,6 +93,9 @@ class Parser {
         r_.malformed("tensor '" + t.name + "' row width " + std::to_string(t.row_width()) +
                      " is not a multiple of the " + std::string(tt->name) + " block size " +
                      std::to_string(tt->block_size));
+      uint64_t nbytes = 0;
+      if (mul_overflows(n_el / tt->block_size, tt->type_size, &nbytes) || nbytes > r_.size())
+        r_.malformed("tensor '" + t.name + "' needs more bytes than the file holds");
       const auto off = r_.read<uint64_t>("data offset of '" + t.name + "'");
       if (off % m.alignment != 0)
         r_.malformed("tensor '" + t.name + "' data offset " + std::to_string(off) +
@@ -108,8 +111,10 @@ class Parser {
     for (size_t i = 0; i < m.tensors.size(); ++i) {
       auto& t = m.tensors[i];
       const uint64_t nbytes = t.n_bytes();
+      // Like ggml, the data section must hold every tensor including its padding to the
+      // alignment: a file cut inside the last tensor's padding is truncated, not valid.
       uint64_t end = 0;
-      if (add_overflows(infos[i].offset, nbytes, &end) || end > data_size)
+      if (add_overflows(infos[i].offset, align_up(nbytes, m.alignment), &end) || end > data_size)
         r_.malformed("tensor '" + t.name + "' data (offset " + std::to_string(infos[i].offset) +
                      ", " + std::to_string(nbytes) + " bytes) runs past the end of the file");
       r_.seek(data_start + infos[i].offset, "tensor data");
