@@ -95,7 +95,7 @@ class Parser {
                      std::to_string(tt->block_size));
       uint64_t nbytes = 0;
       if (mul_overflows(n_el / tt->block_size, tt->type_size, &nbytes) || nbytes > r_.size())
-        r_.malformed("tensor '" + t.name + "' needs more bytes than the file holds");
+        r_.malformed("tensor '" + t.name + "' data (" + std::to_string(nbytes) + " bytes) runs past the end of the file");
       const auto off = r_.read<uint64_t>("data offset of '" + t.name + "'");
       if (off % m.alignment != 0)
         r_.malformed("tensor '" + t.name + "' data offset " + std::to_string(off) +
