@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs missing packages, builds, runs the whole ctest
+# suite, then builds the parser tests with ASan+UBSan and runs them.
+# Data: DCQ_TEST_DATA (default ../shared/data beside the checkout); tests skip visibly without it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup-deps.sh
+jobs=$(nproc)
+data="${DCQ_TEST_DATA:-$(pwd)/../shared/data}"
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDCQ_TEST_DATA="$data" >/dev/null
+cmake --build build -j"$jobs"
+ctest --test-dir build -j"$jobs" --output-on-failure
+
+# Sanitizer pass over everything that parses untrusted bytes (label "parser").
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDCQ_SANITIZE=ON \
+  -DDCQ_TEST_DATA="$data" >/dev/null
+targets=$(cmake --build build-asan --target help | awk '/^\.\.\. (test_|replay_)/{print $2}' |
+          grep -E '^(test_(gguf|safetensors|llama2c|container|codec|fp16|quant|tokenizer)|replay_)' || true)
+# shellcheck disable=SC2086
+cmake --build build-asan -j"$jobs" --target dcq $targets
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan -j"$jobs" -L parser --output-on-failure
+echo "all tests passed"
