@@ -18,6 +18,6 @@ struct InspectOptions {
 // Report: {"file","format","gguf_version","alignment","metadata":{...},"tensors":[{name,type,
 // shape,bytes,offset}],"totals":{"tensors","parameters","tensor_bytes","file_bytes",
 // "bits_per_weight"}}.
-nlohmann::json inspect(const InspectOptions& options);
+nlohmann::ordered_json inspect(const InspectOptions& options);
 
 }  // namespace dcq

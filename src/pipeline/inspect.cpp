@@ -4,25 +4,25 @@
 
 namespace dcq {
 
-nlohmann::json inspect(const InspectOptions& options) {
+nlohmann::ordered_json inspect(const InspectOptions& options) {
   const Model m = load_model(options.input, options.load);
-  nlohmann::json j;
+  nlohmann::ordered_json j;
   j["file"] = options.input.string();
   j["format"] = format_name(m.format);
   if (m.format == ModelFormat::gguf) {
     j["gguf_version"] = m.gguf_version;
     j["alignment"] = m.alignment;
   }
-  auto meta = nlohmann::json::object();
+  auto meta = nlohmann::ordered_json::object();
   for (const auto& kv : m.metadata) meta[kv.key] = to_json(kv.value, options.max_array_items);
   j["metadata"] = meta;
-  auto tensors = nlohmann::json::array();
+  auto tensors = nlohmann::ordered_json::array();
   uint64_t params = 0, bytes = 0;
   const uint8_t* base = nullptr;
   for (const auto& t : m.tensors)
     if (!t.data.empty() && (!base || t.data.data() < base)) base = t.data.data();
   for (const auto& t : m.tensors) {
-    nlohmann::json e{{"name", t.name}, {"type", type_name(t.type)}, {"shape", t.ne},
+    nlohmann::ordered_json e{{"name", t.name}, {"type", type_name(t.type)}, {"shape", t.ne},
                      {"bytes", t.n_bytes()}};
     if (m.format == ModelFormat::gguf && base) e["offset"] = t.data.data() - base;
     tensors.push_back(std::move(e));

@@ -47,10 +47,19 @@ void add_all_commands(CLI::App& app) {
   for (auto& [name, add] : registry()) add(app);
 }
 
-void print_json(const nlohmann::json& j) {
-  const std::string s = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+namespace {
+void put_line(const std::string& s) {
   std::fwrite(s.data(), 1, s.size(), stdout);
   std::fputc('\n', stdout);
+}
+}  // namespace
+
+void print_json(const nlohmann::json& j) {
+  put_line(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void print_json(const nlohmann::ordered_json& j) {
+  put_line(j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
 }
 
 std::string human_bytes(uint64_t n) {

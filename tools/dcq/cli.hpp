@@ -31,6 +31,7 @@ void add_all_commands(CLI::App& app);
 
 // Writes a JSON document to stdout (the --json contract: one document, nothing else on stdout).
 void print_json(const nlohmann::json& j);
+void print_json(const nlohmann::ordered_json& j);
 // Human-friendly byte counts ("1.13 MiB").
 std::string human_bytes(uint64_t n);
 

@@ -7,14 +7,14 @@
 namespace dcq::cli {
 namespace {
 
-void print_text(const nlohmann::json& j) {
+void print_text(const nlohmann::ordered_json& j) {
   std::printf("file:    %s\nformat:  %s\n", j["file"].get<std::string>().c_str(),
               j["format"].get<std::string>().c_str());
   if (j.contains("gguf_version"))
     std::printf("gguf:    v%d, alignment %d\n", j["gguf_version"].get<int>(), j["alignment"].get<int>());
   std::printf("\nmetadata (%zu keys):\n", j["metadata"].size());
   for (const auto& [k, v] : j["metadata"].items()) {
-    std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string s = v.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     if (s.size() > 100) s = s.substr(0, 97) + "...";
     std::printf("  %-44s %s\n", k.c_str(), s.c_str());
   }
