@@ -30,7 +30,7 @@ const bool registered = register_command("synth", [](CLI::App& app) {
     o->threads = common->thread_count();
     const SynthReport r = synth(*o);
     if (common->json) {
-      print_json({{"output", o->output.string()}, {"parameters", r.parameters},
+      print_json(nlohmann::json{{"output", o->output.string()}, {"parameters", r.parameters},
                   {"file_bytes", r.file_bytes}, {"seconds", r.seconds}, {"type", o->type}});
     } else {
       std::printf("%s: %llu parameters, %s, %s, %.2f s\n", o->output.string().c_str(),
