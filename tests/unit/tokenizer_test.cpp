@@ -6,6 +6,8 @@
 
 #include <fstream>
 #include <map>
+
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "dcq/error.hpp"
@@ -204,6 +206,39 @@ INSTANTIATE_TEST_SUITE_P(Files, VocabConformance,
                              if (c == '-') c = '_';
                            return n;
                          });
+
+}  // namespace
+}  // namespace dcq
+
+namespace dcq {
+namespace {
+
+TEST(TokenizeCli, IdsListAndPieces) {
+  DCQ_REQUIRE_DATA();
+  const std::string model = model_path("stories260K/stories260K-F32.gguf").string();
+  auto r = test::run_dcq("tokenize " + model + " -p 'Once upon a time' --ids");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "[1, 403, 407, 261, 378]\n");
+  r = test::run_dcq("tokenize " + model + " -p 'Once upon a time' --ids --no-bos");
+  EXPECT_EQ(r.out, "[403, 407, 261, 378]\n");
+  r = test::run_dcq("tokenize " + model + " -p 'Once upon'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "     1 -> '<s>'\n   403 -> ' Once'\n   407 -> ' upon'\n");
+  r = test::run_dcq("tokenize " + model + " -p 'Once' --json");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["kind"], "spm");
+  EXPECT_EQ(j["ids"], nlohmann::json::array({1, 403}));
+}
+
+TEST(TokenizeCli, ModelWithoutTokenizerIsBadInput) {
+  DCQ_REQUIRE_DATA();
+  const std::string folder = model_path("stories260K-hf-f32").string();
+  const auto r = test::run_dcq("tokenize " + folder + " -p hi");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("stories260K-hf-f32"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tokenizer"), std::string::npos) << r.err;
+}
 
 }  // namespace
 }  // namespace dcq
