@@ -70,37 +70,18 @@ int32_t spm_byte_token(const Vocab& vocab, uint8_t byte);
 // U+2581 here); appends ids to `out`.
 void spm_tokenize(const Vocab& vocab, std::string_view text, int32_t unk, std::vector<int32_t>& out);
 
-// Pre-tokenizer selection for BPE (tokenizer.ggml.pre), mirroring llama.cpp's families.
+// Pre-tokenizer families of llama.cpp (tokenizer.ggml.pre selects one; several names share a
+// family). Each is a fixed list of regex passes, implemented by hand in tokenizer_bpe.cpp.
 enum class PreType {
-  gpt2,
-  llama3,
-  deepseek_llm,
-  deepseek_coder,
-  deepseek3_llm,
-  falcon,
-  mpt,
-  starcoder,
-  qwen2,
-  stablelm2,
-  refact,
-  command_r,
-  olmo,
-  dbrx,
-  smaug,
-  poro,
-  chatglm4,
-  viking,
-  jais,
-  tekken,
-  smollm,
-  codeshell,
-  bloom,
-  gpt3_finnish,
-  exaone,
-  chameleon,
-  minerva,
-  gpt4o,
-  default_,
+  default_,        // llama.cpp's fallback regex list
+  gpt2,            // gpt-2, mpt, olmo, jais, phi-2, ...
+  llama3,          // llama-bpe, dbrx, smaug, chatglm4, ...
+  qwen2,           // qwen2, stablelm2, ...: like llama3 with single digits
+  deepseek_coder,  // deepseek-coder
+  falcon,          // falcon
+  starcoder,       // starcoder, refact, command-r, smollm, codeshell, exaone, minerva
+  poro,            // poro-chat, bloom, gpt3-finnish
+  viking,          // viking
 };
 
 struct BpeOptions {
