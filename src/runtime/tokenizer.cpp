@@ -220,6 +220,7 @@ void Tokenizer::Impl::load(const Model& model) {
     if (types) t.attr = attr_from_type(types->items[i].as_int("tokenizer.ggml.token_type"));
     // Later duplicates win, like llama.cpp's token_to_id[word] = i.
     vocab.index[t.text] = static_cast<int32_t>(i);
+    vocab.max_len = std::max(vocab.max_len, t.text.size());
   }
 
   if (kind == Kind::bpe) {

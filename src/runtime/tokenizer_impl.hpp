@@ -41,6 +41,7 @@ struct StringHash {
 struct Vocab {
   std::vector<TokenData> tokens;
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> index;
+  size_t max_len = 0;  // longest token text in bytes (bounds WordPiece's longest-match search)
 
   int32_t find(std::string_view text) const {
     auto it = index.find(text);

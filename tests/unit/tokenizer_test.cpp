@@ -162,14 +162,8 @@ std::vector<VocabCase> read_cases(const std::filesystem::path& gguf) {
 
 class VocabConformance : public ::testing::TestWithParam<std::string> {};
 
-// Kinds whose algorithm is not written yet: skipped visibly, never passed silently.
-const std::map<std::string, std::string> kPending = {
-    {"bert-bge", "WordPiece tokenizer (tokenizer.ggml.model bert) not implemented yet"},
-};
-
 TEST_P(VocabConformance, MatchesLlamaCpp) {
   DCQ_REQUIRE_DATA();
-  if (auto it = kPending.find(GetParam()); it != kPending.end()) GTEST_SKIP() << GetParam() << ": " << it->second;
   const auto path = data_dir() / "vocab" / ("ggml-vocab-" + GetParam() + ".gguf");
   const Model model = load_model(path);
   const auto tok = Tokenizer::from_model(model);
