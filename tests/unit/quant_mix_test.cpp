@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <sstream>
 
 #include "dcq/error.hpp"
 #include "dcq/gguf.hpp"
@@ -215,4 +216,276 @@ TEST(QuantMix, FallbackChain) {
   // A tensor that is not in the model is an input error.
   const Tensor stranger = make_tensor("blk.9.nothing.weight", {64, 64});
   EXPECT_THROW(choose_tensor_type(FileType::Q4_0, m, stranger, false), Error);
+}
+
+// Golden data from llama.cpp itself: `llama-quantize --dry-run` (build 10573) on llama models
+// with dim 256, FFN 512, vocab 512, 8 heads, n_kv_head KV heads and n_layer layers (9 tensors a
+// layer, shuffled in the file). Per file type: how many 2-D tensors keep the base type, and
+// every tensor that gets another type.
+namespace {
+
+struct DryRun {
+  int n_layer;
+  uint32_t n_kv_head;
+  const char* ftype;
+  int n_base;
+  const char* others;
+};
+
+const DryRun kDryRuns[] = {
+    {16, 8, "Q2_K", 65,
+      "output=Q6_K blk.0.attn_output=Q3_K blk.0.attn_v=Q3_K blk.0.ffn_down=Q3_K blk.1.attn_output=Q3_K "
+      "blk.1.attn_v=Q3_K blk.1.ffn_down=Q3_K blk.2.attn_output=Q3_K blk.2.attn_v=Q3_K "
+      "blk.2.ffn_down=Q3_K blk.3.attn_output=Q3_K blk.3.attn_v=Q3_K blk.3.ffn_down=Q3_K "
+      "blk.4.attn_output=Q3_K blk.4.attn_v=Q3_K blk.4.ffn_down=Q3_K blk.5.attn_output=Q3_K "
+      "blk.5.attn_v=Q3_K blk.5.ffn_down=Q3_K blk.6.attn_output=Q3_K blk.6.attn_v=Q3_K "
+      "blk.6.ffn_down=Q3_K blk.7.attn_output=Q3_K blk.7.attn_v=Q3_K blk.7.ffn_down=Q3_K "
+      "blk.8.attn_output=Q3_K blk.8.attn_v=Q3_K blk.8.ffn_down=Q3_K blk.9.attn_output=Q3_K "
+      "blk.9.attn_v=Q3_K blk.9.ffn_down=Q3_K blk.10.attn_output=Q3_K blk.10.attn_v=Q3_K "
+      "blk.10.ffn_down=Q3_K blk.11.attn_output=Q3_K blk.11.attn_v=Q3_K blk.11.ffn_down=Q3_K "
+      "blk.12.attn_output=Q3_K blk.12.attn_v=Q3_K blk.12.ffn_down=Q3_K blk.13.attn_output=Q3_K "
+      "blk.13.attn_v=Q3_K blk.13.ffn_down=Q3_K blk.14.attn_output=Q3_K blk.14.attn_v=Q3_K "
+      "blk.14.ffn_down=Q3_K blk.15.attn_output=Q3_K blk.15.attn_v=Q3_K blk.15.ffn_down=Q3_K"},
+    {16, 8, "Q3_K_S", 113,
+      "output=Q6_K"},
+    {16, 8, "Q3_K_M", 65,
+      "output=Q6_K blk.0.attn_output=Q4_K blk.0.attn_v=Q5_K blk.0.ffn_down=Q5_K blk.1.attn_output=Q4_K "
+      "blk.1.attn_v=Q5_K blk.1.ffn_down=Q4_K blk.2.attn_output=Q4_K blk.2.attn_v=Q4_K "
+      "blk.2.ffn_down=Q4_K blk.3.attn_output=Q4_K blk.3.attn_v=Q4_K blk.3.ffn_down=Q4_K "
+      "blk.4.attn_output=Q4_K blk.4.attn_v=Q4_K blk.4.ffn_down=Q4_K blk.5.attn_output=Q4_K "
+      "blk.5.attn_v=Q4_K blk.5.ffn_down=Q4_K blk.6.attn_output=Q4_K blk.6.attn_v=Q4_K "
+      "blk.6.ffn_down=Q4_K blk.7.attn_output=Q4_K blk.7.attn_v=Q4_K blk.7.ffn_down=Q4_K "
+      "blk.8.attn_output=Q4_K blk.8.attn_v=Q4_K blk.8.ffn_down=Q4_K blk.9.attn_output=Q4_K "
+      "blk.9.attn_v=Q4_K blk.9.ffn_down=Q4_K blk.10.attn_output=Q4_K blk.10.attn_v=Q4_K "
+      "blk.10.ffn_down=Q4_K blk.11.attn_output=Q4_K blk.11.attn_v=Q4_K blk.11.ffn_down=Q4_K "
+      "blk.12.attn_output=Q4_K blk.12.attn_v=Q4_K blk.12.ffn_down=Q4_K blk.13.attn_output=Q4_K "
+      "blk.13.attn_v=Q4_K blk.13.ffn_down=Q4_K blk.14.attn_output=Q4_K blk.14.attn_v=Q4_K "
+      "blk.14.ffn_down=Q4_K blk.15.attn_output=Q4_K blk.15.attn_v=Q4_K blk.15.ffn_down=Q4_K"},
+    {16, 8, "Q3_K_L", 65,
+      "output=Q6_K blk.0.attn_output=Q5_K blk.0.attn_v=Q5_K blk.0.ffn_down=Q5_K blk.1.attn_output=Q5_K "
+      "blk.1.attn_v=Q5_K blk.1.ffn_down=Q5_K blk.2.attn_output=Q5_K blk.2.attn_v=Q5_K "
+      "blk.2.ffn_down=Q5_K blk.3.attn_output=Q5_K blk.3.attn_v=Q5_K blk.3.ffn_down=Q5_K "
+      "blk.4.attn_output=Q5_K blk.4.attn_v=Q5_K blk.4.ffn_down=Q5_K blk.5.attn_output=Q5_K "
+      "blk.5.attn_v=Q5_K blk.5.ffn_down=Q5_K blk.6.attn_output=Q5_K blk.6.attn_v=Q5_K "
+      "blk.6.ffn_down=Q5_K blk.7.attn_output=Q5_K blk.7.attn_v=Q5_K blk.7.ffn_down=Q5_K "
+      "blk.8.attn_output=Q5_K blk.8.attn_v=Q5_K blk.8.ffn_down=Q5_K blk.9.attn_output=Q5_K "
+      "blk.9.attn_v=Q5_K blk.9.ffn_down=Q5_K blk.10.attn_output=Q5_K blk.10.attn_v=Q5_K "
+      "blk.10.ffn_down=Q5_K blk.11.attn_output=Q5_K blk.11.attn_v=Q5_K blk.11.ffn_down=Q5_K "
+      "blk.12.attn_output=Q5_K blk.12.attn_v=Q5_K blk.12.ffn_down=Q5_K blk.13.attn_output=Q5_K "
+      "blk.13.attn_v=Q5_K blk.13.ffn_down=Q5_K blk.14.attn_output=Q5_K blk.14.attn_v=Q5_K "
+      "blk.14.ffn_down=Q5_K blk.15.attn_output=Q5_K blk.15.attn_v=Q5_K blk.15.ffn_down=Q5_K"},
+    {16, 8, "Q4_K_S", 107,
+      "output=Q6_K blk.0.attn_v=Q5_K blk.0.ffn_down=Q5_K blk.1.attn_v=Q5_K blk.1.ffn_down=Q5_K "
+      "blk.2.attn_v=Q5_K blk.3.attn_v=Q5_K"},
+    {16, 8, "Q4_K_M", 97,
+      "output=Q6_K blk.0.attn_v=Q6_K blk.0.ffn_down=Q6_K blk.1.attn_v=Q6_K blk.1.ffn_down=Q6_K "
+      "blk.4.attn_v=Q6_K blk.4.ffn_down=Q6_K blk.7.attn_v=Q6_K blk.7.ffn_down=Q6_K blk.10.attn_v=Q6_K "
+      "blk.10.ffn_down=Q6_K blk.13.attn_v=Q6_K blk.13.ffn_down=Q6_K blk.14.attn_v=Q6_K "
+      "blk.14.ffn_down=Q6_K blk.15.attn_v=Q6_K blk.15.ffn_down=Q6_K"},
+    {16, 8, "Q5_K_S", 113,
+      "output=Q6_K"},
+    {16, 8, "Q5_K_M", 97,
+      "output=Q6_K blk.0.attn_v=Q6_K blk.0.ffn_down=Q6_K blk.1.attn_v=Q6_K blk.1.ffn_down=Q6_K "
+      "blk.4.attn_v=Q6_K blk.4.ffn_down=Q6_K blk.7.attn_v=Q6_K blk.7.ffn_down=Q6_K blk.10.attn_v=Q6_K "
+      "blk.10.ffn_down=Q6_K blk.13.attn_v=Q6_K blk.13.ffn_down=Q6_K blk.14.attn_v=Q6_K "
+      "blk.14.ffn_down=Q6_K blk.15.attn_v=Q6_K blk.15.ffn_down=Q6_K"},
+    {16, 8, "Q6_K", 114,
+      ""},
+    {16, 8, "IQ4_NL", 111,
+      "output=Q6_K blk.0.ffn_down=Q5_K blk.1.ffn_down=Q5_K"},
+    {16, 8, "IQ4_XS", 111,
+      "output=Q6_K blk.0.ffn_down=Q5_K blk.1.ffn_down=Q5_K"},
+    {16, 8, "Q4_0", 113,
+      "output=Q6_K"},
+    {16, 8, "Q8_0", 114,
+      ""},
+    {16, 2, "Q2_K", 65,
+      "output=Q6_K blk.0.attn_output=Q3_K blk.0.attn_v=Q4_K blk.0.ffn_down=Q3_K blk.1.attn_output=Q3_K "
+      "blk.1.attn_v=Q4_K blk.1.ffn_down=Q3_K blk.2.attn_output=Q3_K blk.2.attn_v=Q4_K "
+      "blk.2.ffn_down=Q3_K blk.3.attn_output=Q3_K blk.3.attn_v=Q4_K blk.3.ffn_down=Q3_K "
+      "blk.4.attn_output=Q3_K blk.4.attn_v=Q4_K blk.4.ffn_down=Q3_K blk.5.attn_output=Q3_K "
+      "blk.5.attn_v=Q4_K blk.5.ffn_down=Q3_K blk.6.attn_output=Q3_K blk.6.attn_v=Q4_K "
+      "blk.6.ffn_down=Q3_K blk.7.attn_output=Q3_K blk.7.attn_v=Q4_K blk.7.ffn_down=Q3_K "
+      "blk.8.attn_output=Q3_K blk.8.attn_v=Q4_K blk.8.ffn_down=Q3_K blk.9.attn_output=Q3_K "
+      "blk.9.attn_v=Q4_K blk.9.ffn_down=Q3_K blk.10.attn_output=Q3_K blk.10.attn_v=Q4_K "
+      "blk.10.ffn_down=Q3_K blk.11.attn_output=Q3_K blk.11.attn_v=Q4_K blk.11.ffn_down=Q3_K "
+      "blk.12.attn_output=Q3_K blk.12.attn_v=Q4_K blk.12.ffn_down=Q3_K blk.13.attn_output=Q3_K "
+      "blk.13.attn_v=Q4_K blk.13.ffn_down=Q3_K blk.14.attn_output=Q3_K blk.14.attn_v=Q4_K "
+      "blk.14.ffn_down=Q3_K blk.15.attn_output=Q3_K blk.15.attn_v=Q4_K blk.15.ffn_down=Q3_K"},
+    {16, 2, "Q3_K_S", 113,
+      "output=Q6_K"},
+    {16, 2, "Q3_K_M", 65,
+      "output=Q6_K blk.0.attn_output=Q4_K blk.0.attn_v=Q5_K blk.0.ffn_down=Q5_K blk.1.attn_output=Q4_K "
+      "blk.1.attn_v=Q5_K blk.1.ffn_down=Q4_K blk.2.attn_output=Q4_K blk.2.attn_v=Q4_K "
+      "blk.2.ffn_down=Q4_K blk.3.attn_output=Q4_K blk.3.attn_v=Q4_K blk.3.ffn_down=Q4_K "
+      "blk.4.attn_output=Q4_K blk.4.attn_v=Q4_K blk.4.ffn_down=Q4_K blk.5.attn_output=Q4_K "
+      "blk.5.attn_v=Q4_K blk.5.ffn_down=Q4_K blk.6.attn_output=Q4_K blk.6.attn_v=Q4_K "
+      "blk.6.ffn_down=Q4_K blk.7.attn_output=Q4_K blk.7.attn_v=Q4_K blk.7.ffn_down=Q4_K "
+      "blk.8.attn_output=Q4_K blk.8.attn_v=Q4_K blk.8.ffn_down=Q4_K blk.9.attn_output=Q4_K "
+      "blk.9.attn_v=Q4_K blk.9.ffn_down=Q4_K blk.10.attn_output=Q4_K blk.10.attn_v=Q4_K "
+      "blk.10.ffn_down=Q4_K blk.11.attn_output=Q4_K blk.11.attn_v=Q4_K blk.11.ffn_down=Q4_K "
+      "blk.12.attn_output=Q4_K blk.12.attn_v=Q4_K blk.12.ffn_down=Q4_K blk.13.attn_output=Q4_K "
+      "blk.13.attn_v=Q4_K blk.13.ffn_down=Q4_K blk.14.attn_output=Q4_K blk.14.attn_v=Q4_K "
+      "blk.14.ffn_down=Q4_K blk.15.attn_output=Q4_K blk.15.attn_v=Q4_K blk.15.ffn_down=Q4_K"},
+    {16, 2, "Q3_K_L", 65,
+      "output=Q6_K blk.0.attn_output=Q5_K blk.0.attn_v=Q5_K blk.0.ffn_down=Q5_K blk.1.attn_output=Q5_K "
+      "blk.1.attn_v=Q5_K blk.1.ffn_down=Q5_K blk.2.attn_output=Q5_K blk.2.attn_v=Q5_K "
+      "blk.2.ffn_down=Q5_K blk.3.attn_output=Q5_K blk.3.attn_v=Q5_K blk.3.ffn_down=Q5_K "
+      "blk.4.attn_output=Q5_K blk.4.attn_v=Q5_K blk.4.ffn_down=Q5_K blk.5.attn_output=Q5_K "
+      "blk.5.attn_v=Q5_K blk.5.ffn_down=Q5_K blk.6.attn_output=Q5_K blk.6.attn_v=Q5_K "
+      "blk.6.ffn_down=Q5_K blk.7.attn_output=Q5_K blk.7.attn_v=Q5_K blk.7.ffn_down=Q5_K "
+      "blk.8.attn_output=Q5_K blk.8.attn_v=Q5_K blk.8.ffn_down=Q5_K blk.9.attn_output=Q5_K "
+      "blk.9.attn_v=Q5_K blk.9.ffn_down=Q5_K blk.10.attn_output=Q5_K blk.10.attn_v=Q5_K "
+      "blk.10.ffn_down=Q5_K blk.11.attn_output=Q5_K blk.11.attn_v=Q5_K blk.11.ffn_down=Q5_K "
+      "blk.12.attn_output=Q5_K blk.12.attn_v=Q5_K blk.12.ffn_down=Q5_K blk.13.attn_output=Q5_K "
+      "blk.13.attn_v=Q5_K blk.13.ffn_down=Q5_K blk.14.attn_output=Q5_K blk.14.attn_v=Q5_K "
+      "blk.14.ffn_down=Q5_K blk.15.attn_output=Q5_K blk.15.attn_v=Q5_K blk.15.ffn_down=Q5_K"},
+    {16, 2, "Q4_K_S", 107,
+      "output=Q6_K blk.0.attn_v=Q5_K blk.0.ffn_down=Q5_K blk.1.attn_v=Q5_K blk.1.ffn_down=Q5_K "
+      "blk.2.attn_v=Q5_K blk.3.attn_v=Q5_K"},
+    {16, 2, "Q4_K_M", 97,
+      "output=Q6_K blk.0.attn_v=Q6_K blk.0.ffn_down=Q6_K blk.1.attn_v=Q6_K blk.1.ffn_down=Q6_K "
+      "blk.4.attn_v=Q6_K blk.4.ffn_down=Q6_K blk.7.attn_v=Q6_K blk.7.ffn_down=Q6_K blk.10.attn_v=Q6_K "
+      "blk.10.ffn_down=Q6_K blk.13.attn_v=Q6_K blk.13.ffn_down=Q6_K blk.14.attn_v=Q6_K "
+      "blk.14.ffn_down=Q6_K blk.15.attn_v=Q6_K blk.15.ffn_down=Q6_K"},
+    {16, 2, "Q5_K_S", 113,
+      "output=Q6_K"},
+    {16, 2, "Q5_K_M", 97,
+      "output=Q6_K blk.0.attn_v=Q6_K blk.0.ffn_down=Q6_K blk.1.attn_v=Q6_K blk.1.ffn_down=Q6_K "
+      "blk.4.attn_v=Q6_K blk.4.ffn_down=Q6_K blk.7.attn_v=Q6_K blk.7.ffn_down=Q6_K blk.10.attn_v=Q6_K "
+      "blk.10.ffn_down=Q6_K blk.13.attn_v=Q6_K blk.13.ffn_down=Q6_K blk.14.attn_v=Q6_K "
+      "blk.14.ffn_down=Q6_K blk.15.attn_v=Q6_K blk.15.ffn_down=Q6_K"},
+    {16, 2, "Q6_K", 114,
+      ""},
+    {16, 2, "IQ4_NL", 95,
+      "output=Q6_K blk.0.attn_v=Q5_K blk.0.ffn_down=Q5_K blk.1.attn_v=Q5_K blk.1.ffn_down=Q5_K "
+      "blk.2.attn_v=Q5_K blk.3.attn_v=Q5_K blk.4.attn_v=Q5_K blk.5.attn_v=Q5_K blk.6.attn_v=Q5_K "
+      "blk.7.attn_v=Q5_K blk.8.attn_v=Q5_K blk.9.attn_v=Q5_K blk.10.attn_v=Q5_K blk.11.attn_v=Q5_K "
+      "blk.12.attn_v=Q5_K blk.13.attn_v=Q5_K blk.14.attn_v=Q5_K blk.15.attn_v=Q5_K"},
+    {16, 2, "IQ4_XS", 95,
+      "output=Q6_K blk.0.attn_v=Q5_K blk.0.ffn_down=Q5_K blk.1.attn_v=Q5_K blk.1.ffn_down=Q5_K "
+      "blk.2.attn_v=Q5_K blk.3.attn_v=Q5_K blk.4.attn_v=Q5_K blk.5.attn_v=Q5_K blk.6.attn_v=Q5_K "
+      "blk.7.attn_v=Q5_K blk.8.attn_v=Q5_K blk.9.attn_v=Q5_K blk.10.attn_v=Q5_K blk.11.attn_v=Q5_K "
+      "blk.12.attn_v=Q5_K blk.13.attn_v=Q5_K blk.14.attn_v=Q5_K blk.15.attn_v=Q5_K"},
+    {16, 2, "Q4_0", 113,
+      "output=Q6_K"},
+    {16, 2, "Q8_0", 114,
+      ""},
+    {12, 8, "Q2_K", 49,
+      "output=Q6_K blk.0.attn_output=Q3_K blk.0.attn_v=Q3_K blk.0.ffn_down=Q3_K blk.1.attn_output=Q3_K "
+      "blk.1.attn_v=Q3_K blk.1.ffn_down=Q3_K blk.2.attn_output=Q3_K blk.2.attn_v=Q3_K "
+      "blk.2.ffn_down=Q3_K blk.3.attn_output=Q3_K blk.3.attn_v=Q3_K blk.3.ffn_down=Q3_K "
+      "blk.4.attn_output=Q3_K blk.4.attn_v=Q3_K blk.4.ffn_down=Q3_K blk.5.attn_output=Q3_K "
+      "blk.5.attn_v=Q3_K blk.5.ffn_down=Q3_K blk.6.attn_output=Q3_K blk.6.attn_v=Q3_K "
+      "blk.6.ffn_down=Q3_K blk.7.attn_output=Q3_K blk.7.attn_v=Q3_K blk.7.ffn_down=Q3_K "
+      "blk.8.attn_output=Q3_K blk.8.attn_v=Q3_K blk.8.ffn_down=Q3_K blk.9.attn_output=Q3_K "
+      "blk.9.attn_v=Q3_K blk.9.ffn_down=Q3_K blk.10.attn_output=Q3_K blk.10.attn_v=Q3_K "
+      "blk.10.ffn_down=Q3_K blk.11.attn_output=Q3_K blk.11.attn_v=Q3_K blk.11.ffn_down=Q3_K"},
+    {12, 8, "Q3_K_S", 85,
+      "output=Q6_K"},
+    {12, 8, "Q3_K_M", 49,
+      "output=Q6_K blk.0.attn_output=Q4_K blk.0.attn_v=Q5_K blk.0.ffn_down=Q4_K blk.1.attn_output=Q4_K "
+      "blk.1.attn_v=Q5_K blk.1.ffn_down=Q4_K blk.2.attn_output=Q4_K blk.2.attn_v=Q4_K "
+      "blk.2.ffn_down=Q4_K blk.3.attn_output=Q4_K blk.3.attn_v=Q4_K blk.3.ffn_down=Q4_K "
+      "blk.4.attn_output=Q4_K blk.4.attn_v=Q4_K blk.4.ffn_down=Q4_K blk.5.attn_output=Q4_K "
+      "blk.5.attn_v=Q4_K blk.5.ffn_down=Q4_K blk.6.attn_output=Q4_K blk.6.attn_v=Q4_K "
+      "blk.6.ffn_down=Q4_K blk.7.attn_output=Q4_K blk.7.attn_v=Q4_K blk.7.ffn_down=Q4_K "
+      "blk.8.attn_output=Q4_K blk.8.attn_v=Q4_K blk.8.ffn_down=Q4_K blk.9.attn_output=Q4_K "
+      "blk.9.attn_v=Q4_K blk.9.ffn_down=Q4_K blk.10.attn_output=Q4_K blk.10.attn_v=Q4_K "
+      "blk.10.ffn_down=Q4_K blk.11.attn_output=Q4_K blk.11.attn_v=Q4_K blk.11.ffn_down=Q4_K"},
+    {12, 8, "Q3_K_L", 49,
+      "output=Q6_K blk.0.attn_output=Q5_K blk.0.attn_v=Q5_K blk.0.ffn_down=Q5_K blk.1.attn_output=Q5_K "
+      "blk.1.attn_v=Q5_K blk.1.ffn_down=Q5_K blk.2.attn_output=Q5_K blk.2.attn_v=Q5_K "
+      "blk.2.ffn_down=Q5_K blk.3.attn_output=Q5_K blk.3.attn_v=Q5_K blk.3.ffn_down=Q5_K "
+      "blk.4.attn_output=Q5_K blk.4.attn_v=Q5_K blk.4.ffn_down=Q5_K blk.5.attn_output=Q5_K "
+      "blk.5.attn_v=Q5_K blk.5.ffn_down=Q5_K blk.6.attn_output=Q5_K blk.6.attn_v=Q5_K "
+      "blk.6.ffn_down=Q5_K blk.7.attn_output=Q5_K blk.7.attn_v=Q5_K blk.7.ffn_down=Q5_K "
+      "blk.8.attn_output=Q5_K blk.8.attn_v=Q5_K blk.8.ffn_down=Q5_K blk.9.attn_output=Q5_K "
+      "blk.9.attn_v=Q5_K blk.9.ffn_down=Q5_K blk.10.attn_output=Q5_K blk.10.attn_v=Q5_K "
+      "blk.10.ffn_down=Q5_K blk.11.attn_output=Q5_K blk.11.attn_v=Q5_K blk.11.ffn_down=Q5_K"},
+    {12, 8, "Q4_K_S", 80,
+      "output=Q6_K blk.0.attn_v=Q5_K blk.0.ffn_down=Q5_K blk.1.attn_v=Q5_K blk.2.attn_v=Q5_K "
+      "blk.3.attn_v=Q5_K"},
+    {12, 8, "Q4_K_M", 73,
+      "output=Q6_K blk.0.attn_v=Q6_K blk.0.ffn_down=Q6_K blk.3.attn_v=Q6_K blk.3.ffn_down=Q6_K "
+      "blk.6.attn_v=Q6_K blk.6.ffn_down=Q6_K blk.9.attn_v=Q6_K blk.9.ffn_down=Q6_K blk.10.attn_v=Q6_K "
+      "blk.10.ffn_down=Q6_K blk.11.attn_v=Q6_K blk.11.ffn_down=Q6_K"},
+    {12, 8, "Q5_K_S", 85,
+      "output=Q6_K"},
+    {12, 8, "Q5_K_M", 73,
+      "output=Q6_K blk.0.attn_v=Q6_K blk.0.ffn_down=Q6_K blk.3.attn_v=Q6_K blk.3.ffn_down=Q6_K "
+      "blk.6.attn_v=Q6_K blk.6.ffn_down=Q6_K blk.9.attn_v=Q6_K blk.9.ffn_down=Q6_K blk.10.attn_v=Q6_K "
+      "blk.10.ffn_down=Q6_K blk.11.attn_v=Q6_K blk.11.ffn_down=Q6_K"},
+    {12, 8, "Q6_K", 86,
+      ""},
+    {12, 8, "IQ4_NL", 84,
+      "output=Q6_K blk.0.ffn_down=Q5_K"},
+    {12, 8, "IQ4_XS", 84,
+      "output=Q6_K blk.0.ffn_down=Q5_K"},
+    {12, 8, "Q4_0", 85,
+      "output=Q6_K"},
+    {12, 8, "Q8_0", 86,
+      ""},
+};
+
+Model dry_run_model(int n_layer, uint32_t n_kv_head) {
+  Model m;
+  m.metadata.push_back(GgufKV{"general.architecture", GgufValue{std::string("llama")}});
+  m.metadata.push_back(kv_u32("llama.block_count", uint32_t(n_layer)));
+  m.metadata.push_back(kv_u32("llama.attention.head_count", 8));
+  m.metadata.push_back(kv_u32("llama.attention.head_count_kv", n_kv_head));
+  const int64_t dim = 256, ff = 512, vocab = 512, kv = dim * n_kv_head / 8;
+  m.tensors.push_back(make_tensor("token_embd.weight", {dim, vocab}));
+  m.tensors.push_back(make_tensor("output.weight", {dim, vocab}));
+  m.tensors.push_back(make_tensor("output_norm.weight", {dim}));
+  for (int i = 0; i < n_layer; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    m.tensors.push_back(make_tensor(p + "attn_norm.weight", {dim}));
+    m.tensors.push_back(make_tensor(p + "attn_q.weight", {dim, dim}));
+    m.tensors.push_back(make_tensor(p + "attn_k.weight", {dim, kv}));
+    m.tensors.push_back(make_tensor(p + "attn_v.weight", {dim, kv}));
+    m.tensors.push_back(make_tensor(p + "attn_output.weight", {dim, dim}));
+    m.tensors.push_back(make_tensor(p + "ffn_gate.weight", {dim, ff}));
+    m.tensors.push_back(make_tensor(p + "ffn_up.weight", {dim, ff}));
+    m.tensors.push_back(make_tensor(p + "ffn_down.weight", {ff, dim}));
+    m.tensors.push_back(make_tensor(p + "ffn_norm.weight", {dim}));
+  }
+  std::mt19937 rng(11);
+  std::shuffle(m.tensors.begin(), m.tensors.end(), rng);
+  return m;
+}
+
+}  // namespace
+
+TEST(QuantMix, MatchesLlamaQuantizeDryRunOnDeepModels) {
+  for (const DryRun& d : kDryRuns) {
+    SCOPED_TRACE(std::string(d.ftype) + " n_layer " + std::to_string(d.n_layer) + " n_kv_head " + std::to_string(d.n_kv_head));
+    const Model m = dry_run_model(d.n_layer, d.n_kv_head);
+    const auto ft = parse_file_type(d.ftype);
+    ASSERT_TRUE(ft.has_value());
+    const GgmlType base = file_type_default(*ft);
+    const auto choices = choose_tensor_types(*ft, m, false);
+    std::map<std::string, std::string> want;
+    std::istringstream in(d.others);
+    for (std::string item; in >> item;) {
+      const auto eq = item.find('=');
+      want[item.substr(0, eq) + ".weight"] = item.substr(eq + 1);
+    }
+    int n_base = 0;
+    for (size_t i = 0; i < m.tensors.size(); ++i) {
+      const Tensor& t = m.tensors[i];
+      if (t.ne.size() < 2) {
+        EXPECT_EQ(choices[i].type, GgmlType::F32) << t.name;
+        continue;
+      }
+      const auto it = want.find(t.name);
+      if (it == want.end()) {
+        EXPECT_EQ(type_name(choices[i].type), type_name(base)) << t.name << " (" << choices[i].reason << ")";
+        ++n_base;
+      } else {
+        EXPECT_EQ(type_name(choices[i].type), it->second) << t.name << " (" << choices[i].reason << ")";
+      }
+    }
+    EXPECT_EQ(n_base, d.n_base);
+  }
 }
