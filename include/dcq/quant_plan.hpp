@@ -56,4 +56,11 @@ TypeChoice choose_tensor_type(FileType ft, const Model& model, const Tensor& t, 
 // The same for every tensor of the model at once (index i <-> model.tensors[i]); linear time.
 std::vector<TypeChoice> choose_tensor_types(FileType ft, const Model& model, bool pure);
 
+// Converts tensor t (any type dcq can dequantize) to `type`: the bytes a GGUF tensor of that type
+// holds (row_bytes(type, ne[0]) per row). Works in bounded chunks on n_threads threads (0: all
+// cores); the result does not depend on the thread count. Throws Error(bad_input) when t's data
+// size does not match its shape and type, when ne[0] is not a multiple of type's block size, or
+// when a type has no (de)quantizer.
+std::vector<uint8_t> convert_tensor(const Tensor& t, GgmlType type, int n_threads = 0);
+
 }  // namespace dcq

@@ -489,3 +489,42 @@ TEST(QuantMix, MatchesLlamaQuantizeDryRunOnDeepModels) {
     EXPECT_EQ(n_base, d.n_base);
   }
 }
+
+// convert_tensor: the bytes llama.cpp wrote, from F32 and from F16 sources, any thread count.
+TEST(QuantMix, ConvertTensorReproducesReferenceFiles) {
+  DCQ_REQUIRE_DATA();
+  const Model src = read_gguf(test::model_path("synth256/synth256-F32.gguf"));
+  const Model q4km = read_gguf(test::model_path("synth256/synth256-Q4_K_M.gguf"));
+  for (const Tensor& r : q4km.tensors) {
+    const Tensor* t = src.find_tensor(r.name);
+    ASSERT_NE(t, nullptr);
+    for (int threads : {1, 2, 5}) {
+      const auto out = convert_tensor(*t, r.type, threads);
+      ASSERT_EQ(out.size(), r.data.size()) << r.name;
+      EXPECT_TRUE(std::equal(out.begin(), out.end(), r.data.begin())) << r.name << " threads " << threads;
+    }
+  }
+  // F16 -> F32 is exact, so converting the F16 file's tensor to F32 gives its floats, and
+  // F16 -> F16 copies.
+  const Model f16 = read_gguf(test::model_path("synth256/synth256-F16.gguf"));
+  const Tensor* h = f16.find_tensor("blk.0.ffn_up.weight");
+  ASSERT_NE(h, nullptr);
+  EXPECT_TRUE(std::equal(h->data.begin(), h->data.end(), convert_tensor(*h, GgmlType::F16).begin()));
+  const auto back = convert_tensor(*h, GgmlType::F32);
+  const Tensor* f = src.find_tensor("blk.0.ffn_up.weight");
+  const auto again = convert_tensor(*f, GgmlType::F16);
+  EXPECT_TRUE(std::equal(again.begin(), again.end(), h->data.begin()));
+  EXPECT_EQ(back.size(), f->data.size());
+  // Shape and size validation.
+  Tensor bad = *f;
+  bad.data = bad.data.subspan(0, bad.data.size() - 4);
+  EXPECT_THROW(convert_tensor(bad, GgmlType::Q8_0), Error);
+  const Model stories = read_gguf(test::model_path("stories260K/stories260K-F32.gguf"));
+  try {
+    convert_tensor(*stories.find_tensor("blk.0.ffn_down.weight"), GgmlType::Q4_K);
+    FAIL() << "172-wide rows cannot become Q4_K";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::bad_input);
+    EXPECT_NE(std::string(e.what()).find("172"), std::string::npos) << e.what();
+  }
+}
