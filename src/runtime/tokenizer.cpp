@@ -426,20 +426,61 @@ std::string Tokenizer::decode(int32_t id) const {
   return impl_->pieces[id];
 }
 
+namespace {
+
+// Hugging Face's clean_up_tokenization_spaces as llama.cpp's detokenizer applies it, in place and
+// in three passes: " ?" " !" " ." " ," lose the space, a lone " ' " loses both spaces, and
+// " 's" " 'm" " 're" " 've" lose the space.
+void clean_up_spaces(std::string& t) {
+  auto pass = [&t](auto step) {
+    if (t.empty()) return;
+    size_t total = 1;
+    const size_t n = t.size();
+    for (size_t i = 1; i < n; ++i) step(i, total, n);
+    t.resize(total);
+  };
+  pass([&t](size_t& i, size_t& total, size_t) {
+    const char x = t[i];
+    if (t[i - 1] == ' ' && (x == '?' || x == '!' || x == '.' || x == ',')) --total;
+    t[total++] = x;
+  });
+  pass([&t](size_t& i, size_t& total, size_t n) {
+    const char x = t[i];
+    if (x == '\'' && i + 1 < n && t[i - 1] == ' ' && t[i + 1] == ' ') {
+      --total;
+      t[++i] = '\0';
+    }
+    t[total++] = x;
+  });
+  pass([&t](size_t& i, size_t& total, size_t n) {
+    const char x = t[i];
+    if (t[i - 1] == ' ' && x == '\'' && i + 1 < n) {
+      const char x1 = t[i + 1];
+      if (x1 == 's' || x1 == 'm') --total;
+      else if (i + 2 < n && ((x1 == 'r' && t[i + 2] == 'e') || (x1 == 'v' && t[i + 2] == 'e'))) --total;
+    }
+    t[total++] = x;
+  });
+}
+
+}  // namespace
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   std::string out;
   // SentencePiece adds a space in front of the text; drop it again from the first text token
   // (at the start or right after a leading BOS), as SentencePiece's own decoder does.
   bool strip = impl_->add_space_prefix;
   size_t i = 0;
-  if (!ids.empty() && ids[0] == impl_->bos && impl_->bos >= 0) ++i;
+  if (!ids.empty() && impl_->bos >= 0 && ids[0] == impl_->bos) ++i;
   for (; i < ids.size(); ++i) {
     std::string p = decode(ids[i]);
-    if (strip && !p.empty() && p[0] == ' ') p.erase(0, 1);
-    if (!p.empty() || (ids[i] >= 0 && ids[i] < n_vocab() && !(impl_->vocab.tokens[ids[i]].attr & (tok::kControl | tok::kUnknown))))
+    if (strip && !p.empty()) {  // only the first token that prints anything
+      if (p[0] == ' ') p.erase(0, 1);
       strip = false;
+    }
     out += p;
   }
+  if (impl_->clean_spaces) clean_up_spaces(out);
   return out;
 }
 

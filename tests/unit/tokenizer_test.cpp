@@ -13,6 +13,7 @@
 #include "dcq/error.hpp"
 #include "dcq/gguf.hpp"
 #include "dcq/io.hpp"
+#include "runtime/unicode.hpp"
 #include "test_support.hpp"
 
 namespace dcq {
@@ -102,6 +103,74 @@ TEST(TokenizerSpm, ByteFallbackAndEdgeCases) {
   EXPECT_EQ(tok.decode(tok.encode(bad, false)), bad);
 }
 
+TEST(TokenizerSpm, WholeTinyStoriesMatchesLlamaPerplexityCount) {
+  DCQ_REQUIRE_DATA();
+  // llama-perplexity reported 393,019 tokens for the whole file (BOS included).
+  const auto tok = Tokenizer::from_model(stories());
+  const std::string text = read_text(data_dir() / "text/tinystories_val.txt");
+  ASSERT_EQ(text.size(), 794375u);
+  const auto ids = tok.encode(text, true);
+  EXPECT_EQ(ids.size(), 393019u);
+  EXPECT_EQ(tok.decode(ids), text);
+}
+
+TEST(TokenizerBpe, SpecialTokensAndDecode) {
+  DCQ_REQUIRE_DATA();
+  const Model m = load_model(data_dir() / "vocab/ggml-vocab-gpt-2.gguf");
+  const auto tok = Tokenizer::from_model(m);
+  EXPECT_EQ(tok.kind(), "bpe");
+  // Control tokens are plain text unless special parsing is asked for.
+  EXPECT_EQ(tok.encode("Hello world<|endoftext|>", false, true), (std::vector<int32_t>{15496, 995, 50256}));
+  EXPECT_EQ(tok.encode("Hello world<|endoftext|>", false).size(), 9u);
+  EXPECT_EQ(tok.decode(995), " world");  // U+0120 maps back to a space
+  EXPECT_EQ(tok.decode(50256), "");       // control token
+  EXPECT_EQ(tok.token_text(50256), "<|endoftext|>");
+  EXPECT_EQ(tok.decode(tok.encode(" tab\there\nnew line \xf0\x9f\xa6\x99", false)), " tab\there\nnew line \xf0\x9f\xa6\x99");
+}
+
+TEST(TokenizerBpe, UserDefinedTokensAreSplitFirst) {
+  DCQ_REQUIRE_DATA();
+  // MPT's vocabulary has user-defined runs of spaces: they win over the pre-tokenizer.
+  const Model m = load_model(data_dir() / "vocab/ggml-vocab-mpt.gguf");
+  const auto tok = Tokenizer::from_model(m);
+  EXPECT_EQ(tok.encode("a    b", false), (std::vector<int32_t>{66, 50274, 67}));
+}
+
+TEST(TokenizerWpm, ClsSepAndUnknown) {
+  DCQ_REQUIRE_DATA();
+  const Model m = load_model(data_dir() / "vocab/ggml-vocab-bert-bge.gguf");
+  const auto tok = Tokenizer::from_model(m);
+  EXPECT_EQ(tok.kind(), "wpm");
+  EXPECT_EQ(tok.encode("Hello, world", true), (std::vector<int32_t>{101, 7592, 1010, 2088, 102}));
+  EXPECT_EQ(tok.encode("H\xc3\xa9llo", false), tok.encode("hello", false));  // accents stripped, lowercased
+}
+
+TEST(Unicode, PropertiesAndUtf8) {
+  namespace U = dcq::unicode;
+  EXPECT_TRUE(U::flags('a') & U::kLetter);
+  EXPECT_TRUE(U::flags('7') & U::kNumber);
+  EXPECT_TRUE(U::flags(',') & U::kPunctuation);
+  EXPECT_TRUE(U::flags('+') & U::kSymbol);
+  EXPECT_TRUE(U::flags(' ') & U::kWhitespace);
+  EXPECT_TRUE(U::flags(0x3000) & U::kWhitespace);  // ideographic space
+  EXPECT_TRUE(U::flags(0x4E2D) & U::kLetter);      // 中
+  EXPECT_TRUE(U::flags(0x0301) & U::kMark);        // combining acute
+  EXPECT_EQ(U::flags(0x110000), 0);
+  EXPECT_EQ(U::to_lower('A'), uint32_t('a'));
+  EXPECT_EQ(U::to_lower(0x0130), uint32_t('i'));   // İ: simple mapping
+  EXPECT_EQ(U::to_lower(0x0411), 0x0431u);         // Б -> б
+  EXPECT_EQ(U::nfd_first(0x00E9), uint32_t('e'));  // é
+  EXPECT_EQ(U::nfd_first('x'), uint32_t('x'));
+  EXPECT_EQ(U::decode_utf8("a\xff\xe4\xb8"), (std::vector<uint32_t>{'a', 0xFFFD, 0xFFFD, 0xFFFD}));
+  EXPECT_EQ(U::encode_utf8(U::decode_utf8("\xf0\x9f\xa6\x99 \xe4\xb8\xad")), "\xf0\x9f\xa6\x99 \xe4\xb8\xad");
+  // GPT-2 byte alphabet: a bijection, space -> U+0120, printable ASCII unchanged.
+  EXPECT_EQ(U::gpt2_byte_to_utf8(' '), "\xc4\xa0");
+  EXPECT_EQ(U::gpt2_byte_to_utf8('A'), "A");
+  std::string all;
+  for (int b = 0; b < 256; ++b) all += static_cast<char>(b);
+  EXPECT_EQ(U::gpt2_bytes_decode(U::gpt2_bytes_encode(all)), all);
+}
+
 TEST(Tokenizer, MissingMetadataIsBadInputNamingTheFile) {
   Model m;
   m.source = "/tmp/no-tokenizer.gguf";
@@ -169,9 +238,11 @@ TEST_P(VocabConformance, MatchesLlamaCpp) {
   const auto tok = Tokenizer::from_model(model);
   const auto cases = read_cases(path);
   ASSERT_FALSE(cases.empty());
-  size_t matched = 0;
+  size_t matched = 0, round_trips = 0;
   for (const auto& c : cases) {
     const auto ids = tok.encode(c.input, false);
+    if (tok.decode(ids) == c.input) ++round_trips;
+    else if (std::getenv("DCQ_TOKENIZER_DEBUG")) std::printf("  no round trip: '%s' -> '%s'\n", c.input.c_str(), tok.decode(ids).c_str());
     if (ids == c.expected) {
       ++matched;
       continue;
@@ -181,9 +252,15 @@ TEST_P(VocabConformance, MatchesLlamaCpp) {
     for (auto id : c.expected) want += std::to_string(id) + " ";
     ADD_FAILURE() << GetParam() << ": input '" << c.input << "'\n  got      " << got << "\n  expected " << want;
   }
-  std::printf("[ vocab    ] %-16s %s: %zu/%zu strings match\n", GetParam().c_str(), std::string(tok.kind()).c_str(),
-              matched, cases.size());
+  std::printf("[ vocab    ] %-16s %s: %zu/%zu strings match, %zu decode back to the input\n", GetParam().c_str(),
+              std::string(tok.kind()).c_str(), matched, cases.size(), round_trips);
   EXPECT_EQ(matched, cases.size());
+  // SentencePiece with byte fallback is lossless (decode drops exactly the prefix space it
+  // added); BPE's decode cleans spaces like Hugging Face ("you ?" -> "you?") and WordPiece
+  // lowercases, so only SentencePiece must round-trip every string.
+  if (tok.kind() == "spm") {
+    EXPECT_EQ(round_trips, cases.size());
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Files, VocabConformance,
