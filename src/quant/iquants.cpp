@@ -17,19 +17,47 @@ namespace {
 
 constexpr float kGroupMaxEps = 1e-15f;
 constexpr int kNtry = 7;
-static_assert(kIq4nlValues[0] == -127 && kIq4nlValues[8] == 1 && kIq4nlValues[15] == 113, "best_index's copy of the table");
 
-// Index of the table value nearest to x (ties to the upper one), with exactly the comparisons of
-// ggml's bisection, but branch-free: inside the table, the bisection's lower index is the number
-// of entries 1..14 that are <= x. The quantizer calls this 16 times per element, so avoiding
-// unpredictable branches matters (about 3x on the whole IQ4 quantizer).
+constexpr float kValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+// Index of the table value nearest to x, with exactly the comparisons of ggml's bisection
+// (best_index_int8): below/above the table the end points, else the neighbours lo <= x < hi and
+// `x - lo < hi - x ? lo : hi` (ties to the upper one).
 inline int best_index(float x) {
-  static constexpr float v[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-  if (x <= v[0]) return 0;
-  if (x >= v[15]) return 15;
+  if (x <= kValues[0]) return 0;
+  if (x >= kValues[15]) return 15;
   int ml = 0;
-  for (int k = 1; k < 15; ++k) ml += v[k] <= x ? 1 : 0;
-  return x - v[ml] < v[ml + 1] - x ? ml : ml + 1;
+  for (int k = 1; k < 15; ++k) ml += kValues[k] <= x ? 1 : 0;
+  return x - kValues[ml] < kValues[ml + 1] - x ? ml : ml + 1;
+}
+
+// The table value best_index(x[j]) picks, for 32 values at once. Branch-free so the compiler
+// vectorizes it: lo = the largest of entries 0..14 that is <= x (entry 0 if none), hi = the
+// smallest of entries 1..14 above x (entry 15 if none). Outside the table this gives (v0, v1)
+// resp. (v14, v15), where the final comparison returns the end point, as the bisection does.
+// This is the quantizer's inner loop (16 trial scales per element).
+inline void nearest_values(const float* x, float* q) {
+  for (int j = 0; j < 32; ++j) {
+    const float xj = x[j];
+    float lo = kValues[0], hi = kValues[15];
+    for (int k = 1; k < 15; ++k) lo = kValues[k] <= xj ? kValues[k] : lo;
+    for (int k = 14; k >= 1; --k) hi = kValues[k] > xj ? kValues[k] : hi;
+    q[j] = xj - lo < hi - xj ? lo : hi;
+  }
+}
+
+// sumqx = sum w q x and sumq2 = sum w q q with w = x^2, for the levels picked at inverse scale id,
+// accumulated in element order as ggml does.
+inline void trial_sums(const float* xb, float id, float& sumqx, float& sumq2) {
+  float al[32], q[32];
+  for (int j = 0; j < 32; ++j) al[j] = id * xb[j];
+  nearest_values(al, q);
+  sumqx = sumq2 = 0;
+  for (int j = 0; j < 32; ++j) {
+    const float w = xb[j] * xb[j];
+    sumqx += w * q[j] * xb[j];
+    sumq2 += w * q[j] * q[j];
+  }
 }
 
 // Best scale for one 32-element block under x^2 weights: start from -max/-127, then try the
@@ -47,25 +75,12 @@ float block_scale(const float* xb) {
   if (amax < kGroupMaxEps) return 0;
   const float v0 = float(kIq4nlValues[0]);
   float d = -max / v0;
-  float id = 1 / d;
-  float sumqx = 0, sumq2 = 0;
-  for (int j = 0; j < 32; ++j) {
-    const float q = float(kIq4nlValues[best_index(id * xb[j])]);
-    const float w = xb[j] * xb[j];
-    sumqx += w * q * xb[j];
-    sumq2 += w * q * q;
-  }
+  float sumqx, sumq2;
+  trial_sums(xb, 1 / d, sumqx, sumq2);
   d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
   float best = d * sumqx;
   for (int itry = -kNtry; itry <= kNtry; ++itry) {
-    id = float(itry + kIq4nlValues[0]) / max;
-    sumqx = sumq2 = 0;
-    for (int j = 0; j < 32; ++j) {
-      const float q = float(kIq4nlValues[best_index(id * xb[j])]);
-      const float w = xb[j] * xb[j];
-      sumqx += w * q * xb[j];
-      sumq2 += w * q * q;
-    }
+    trial_sums(xb, float(itry + kIq4nlValues[0]) / max, sumqx, sumq2);
     if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
       d = sumqx / sumq2;
       best = d * sumqx;
