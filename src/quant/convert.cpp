@@ -2,7 +2,9 @@
 // target type, on several threads. Used when writing a quantized model from any source type.
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <system_error>
 #include <thread>
 
 #include "dcq/error.hpp"
@@ -53,8 +55,10 @@ std::vector<uint8_t> convert_tensor(const Tensor& t, GgmlType type, int n_thread
   if (n_threads <= 0) n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
   const int64_t chunk_rows = std::max<int64_t>(1, (int64_t(1) << 16) / width);
   const int64_t n = std::max<int64_t>(1, std::min<int64_t>(n_threads, (rows + chunk_rows - 1) / chunk_rows));
-  auto work = [&](int64_t first, int64_t count) {
-    std::vector<float> buf(size_t(std::min(count, chunk_rows) * width));
+  // Buffers are allocated here, not in the threads, so an allocation failure is an exception
+  // on the calling thread rather than std::terminate.
+  std::vector<std::vector<float>> bufs(size_t(n), std::vector<float>(size_t(std::min(chunk_rows, rows) * width)));
+  auto work = [&](int64_t first, int64_t count, std::vector<float>& buf) {
     for (int64_t r = first; r < first + count; r += chunk_rows) {
       const int64_t nr = std::min(chunk_rows, first + count - r);
       dequantize(t.type, t.data.data() + uint64_t(r) * *src_row, buf.data(), nr * width);
@@ -66,8 +70,15 @@ std::vector<uint8_t> convert_tensor(const Tensor& t, GgmlType type, int n_thread
   int64_t first = 0;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t count = per + (i < extra ? 1 : 0);
-    if (i == n - 1) work(first, count);
-    else workers.emplace_back(work, first, count);
+    if (i == n - 1) {
+      work(first, count, bufs[size_t(i)]);
+    } else {
+      try {
+        workers.emplace_back(work, first, count, std::ref(bufs[size_t(i)]));
+      } catch (const std::system_error&) {
+        work(first, count, bufs[size_t(i)]);  // no thread available: do it here
+      }
+    }
     first += count;
   }
   for (auto& w : workers) w.join();

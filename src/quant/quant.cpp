@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -113,8 +114,15 @@ void for_row_slices(int64_t n_rows, int64_t n_per_row, int n_threads, Fn fn) {
   int64_t first = 0;
   for (int64_t t = 0; t < n; ++t) {
     const int64_t count = per + (t < extra ? 1 : 0);
-    if (t == n - 1) fn(first, count);  // the calling thread takes the last slice
-    else workers.emplace_back(fn, first, count);
+    if (t == n - 1) {
+      fn(first, count);  // the calling thread takes the last slice
+    } else {
+      try {
+        workers.emplace_back(fn, first, count);
+      } catch (const std::system_error&) {
+        fn(first, count);  // no thread available: do this slice here
+      }
+    }
     first += count;
   }
   for (auto& w : workers) w.join();
