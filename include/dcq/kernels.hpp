@@ -60,6 +60,7 @@ bool supports_weight_type(GgmlType type);
 GgmlType activation_type(GgmlType weight);
 // Converts n floats into `act_type` (a whole number of its blocks), as ggml-cpu's from_float.
 void quantize_activation(GgmlType act_type, const float* x, void* dst, int64_t n);
+void quantize_activation_reference(GgmlType act_type, const float* x, void* dst, int64_t n);  // scalar twin
 // Dot product of one weight row (n elements of `weight`) with an activation row already in
 // activation_type(weight).
 float vec_dot(GgmlType weight, int64_t n, const void* w_row, const void* act);

@@ -46,11 +46,14 @@ int nearest_even(float x);
 
 using VecDotFn = float (*)(int64_t n, const void* w, const void* act);
 using QuantizeFn = void (*)(const float* x, void* dst, int64_t n);
+using AttentionFn = void (*)(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
+                             int head_dim, float scale, float* out);
 
 constexpr int kMaxType = 40;
 struct KernelTable {
   VecDotFn vec_dot[kMaxType] = {};      // by weight type
   QuantizeFn quantize[kMaxType] = {};   // by activation type
+  AttentionFn attention = nullptr;
 };
 
 // Fills every entry with the scalar reference.
@@ -58,6 +61,9 @@ void fill_scalar(KernelTable& t);
 // Override the entries they speed up (defined in *_avx2.cpp / *_avx512.cpp).
 void fill_avx2(KernelTable& t);
 void fill_avx512(KernelTable& t);
+
+void attention_f16_scalar(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
+                          int head_dim, float scale, float* out);
 
 // Dequantizes one row (a whole number of blocks) of a weight type into floats.
 void dequantize_row_scalar(GgmlType type, const void* src, float* dst, int64_t n);

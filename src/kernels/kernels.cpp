@@ -170,6 +170,17 @@ float vec_dot_reference(GgmlType weight, int64_t n, const void* w_row, const voi
   return scalar_table().vec_dot[static_cast<int>(weight)](n, w_row, act);
 }
 
+void attention_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
+                   int head_dim, float scale, float* out) {
+  active().table.attention(q, k, v, stride, n_kv, head_dim, scale, out);
+}
+
+void quantize_activation_reference(GgmlType act_type, const float* x, void* dst, int64_t n) {
+  const auto f = scalar_table().quantize[static_cast<int>(act_type)];
+  DCQ_ASSERT(f != nullptr);
+  f(x, dst, n);
+}
+
 void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool* pool) {
   const GgmlType at = activation_type(w.type);
   const auto w_stride = row_bytes(w.type, w.n_cols);

@@ -58,8 +58,8 @@ void rope_normal(float* x, int n_heads, int head_dim, int n_rot, int pos, float 
   }
 }
 
-void attention_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
-                   int head_dim, float scale, float* out) {
+void attention_f16_scalar(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
+                          int head_dim, float scale, float* out) {
   thread_local std::vector<uint16_t> qh, acc;
   qh.resize(size_t(head_dim));
   acc.assign(size_t(head_dim), 0);

@@ -378,39 +378,12 @@ void fill_scalar(KernelTable& t) {
   q(GgmlType::Q8_0, quantize_q8_legacy<BlockQ8_0, false>);
   q(GgmlType::Q8_1, quantize_q8_legacy<BlockQ8_1, true>);
   q(GgmlType::Q8_K, quantize_q8_k);
+  t.attention = attention_f16_scalar;
 }
 
 void dequantize_row_scalar(GgmlType type, const void* src, float* dst, int64_t n) {
-  int8_t v[QK];
-  auto legacy = [&](auto* blocks, auto unpack, auto scale, auto minv) {
-    for (int64_t b = 0; b < n / QK; ++b) {
-      unpack(blocks[b], v);
-      const float d = scale(blocks[b]), m = minv(blocks[b]);
-      for (int j = 0; j < QK; ++j) dst[b * QK + j] = float(v[j]) * d + m;
-    }
-  };
-  auto d_of = [](const auto& blk) { return h2f(blk.d); };
-  auto m_of = [](const auto& blk) { return h2f(blk.m); };
-  auto no_m = [](const auto&) { return 0.f; };
-  switch (type) {
-    case GgmlType::Q4_0:
-      return legacy(static_cast<const BlockQ4_0*>(src), [](const BlockQ4_0& blk, int8_t* o) { unpack_nibbles(blk.qs, 8, o); }, d_of, no_m);
-    case GgmlType::Q4_1:
-      return legacy(static_cast<const BlockQ4_1*>(src), [](const BlockQ4_1& blk, int8_t* o) { unpack_nibbles(blk.qs, 0, o); }, d_of, m_of);
-    case GgmlType::Q5_0:
-      return legacy(static_cast<const BlockQ5_0*>(src), [](const BlockQ5_0& blk, int8_t* o) { unpack_5bit(blk.qs, blk.qh, 16, o); }, d_of, no_m);
-    case GgmlType::Q5_1:
-      return legacy(static_cast<const BlockQ5_1*>(src), [](const BlockQ5_1& blk, int8_t* o) { unpack_5bit(blk.qs, blk.qh, 0, o); }, d_of, m_of);
-    case GgmlType::Q8_0:
-      return legacy(static_cast<const BlockQ8_0*>(src), [](const BlockQ8_0& blk, int8_t* o) { std::memcpy(o, blk.qs, QK); }, d_of, no_m);
-    case GgmlType::IQ4_NL:
-      return legacy(static_cast<const BlockIQ4NL*>(src), [](const BlockIQ4NL& blk, int8_t* o) {
-        for (int j = 0; j < 16; ++j) { o[j] = kIq4nlValues[blk.qs[j] & 0x0F]; o[j + 16] = kIq4nlValues[blk.qs[j] >> 4]; }
-      }, d_of, no_m);
-    default:
-      // Float formats and k-quants: the block-format library (bit-exact with ggml's to_float).
-      dequantize(type, src, dst, n);
-  }
+  // The block-format library is bit-exact with ggml's to_float (get_rows uses exactly that).
+  dequantize(type, src, dst, n);
 }
 
 }  // namespace dcq::kernels

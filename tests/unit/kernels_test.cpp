@@ -77,6 +77,45 @@ TEST(Kernels, EverySimdPathMatchesScalarOnRealTensors) {
   }
 }
 
+// Activation quantization must be bit-identical on every path: it decides which integers the
+// block sums see, and llama.cpp's numbers depend on them.
+TEST(Kernels, ActivationQuantizersAreBitIdenticalOnEveryPath) {
+  IsaGuard guard;
+  auto x = random_floats(4096, 11, 2.f);
+  for (size_t i = 0; i < 64; ++i) x[i] = float(int(i) - 32) * 0.5f;  // exact ties
+  for (GgmlType at : {GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K}) {
+    const size_t bytes = *row_bytes(at, 4096);
+    std::vector<uint8_t> ref(bytes), got(bytes);
+    k::quantize_activation_reference(at, x.data(), ref.data(), 4096);
+    for (k::Isa isa : {k::Isa::scalar, k::Isa::avx2, k::Isa::avx512}) {
+      if (!k::cpu_supports(isa)) continue;
+      k::set_isa(isa);
+      k::quantize_activation(at, x.data(), got.data(), 4096);
+      EXPECT_EQ(got, ref) << type_name(at) << " " << k::isa_name(isa);
+    }
+  }
+}
+
+TEST(Kernels, AttentionPathsAgree) {
+  IsaGuard guard;
+  for (int hd : {8, 32, 64, 128}) {
+    const int n = 37, stride = 3 * hd;
+    const auto q = random_floats(size_t(hd), 21), kv = random_floats(size_t(stride) * n * 2, 22);
+    std::vector<uint16_t> kh(size_t(stride) * n), vh(kh.size());
+    for (size_t i = 0; i < kh.size(); ++i) { kh[i] = float_to_fp16(kv[i]); vh[i] = float_to_fp16(kv[kh.size() + i]); }
+    k::set_isa(k::Isa::scalar);
+    std::vector<float> ref(static_cast<size_t>(hd)), got(static_cast<size_t>(hd));
+    k::attention_f16(q.data(), kh.data() + hd, vh.data() + hd, stride, n, hd, 0.125f, ref.data());
+    for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+      if (!k::cpu_supports(isa)) continue;
+      k::set_isa(isa);
+      k::attention_f16(q.data(), kh.data() + hd, vh.data() + hd, stride, n, hd, 0.125f, got.data());
+      // Score sums differ in float order only; the F16 accumulator may then round one ulp apart.
+      for (int d = 0; d < hd; ++d) EXPECT_NEAR(got[d], ref[d], 2e-3f * (1 + std::fabs(ref[d]))) << hd << " " << d;
+    }
+  }
+}
+
 TEST(Kernels, Q8_0ActivationsFollowGgml) {
   // amax 127 -> d = 1, values round half to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -3.5 -> -4.
   std::vector<float> x(32, 0.f);
