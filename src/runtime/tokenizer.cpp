@@ -77,6 +77,7 @@ constexpr PreInfo kPreTypes[] = {
     {"glm4", tok::PreType::llama3},
     {"chatglm-bpe", tok::PreType::llama3},
     {"deepseek-coder", tok::PreType::deepseek_coder, false, false, false},
+    {"deepseek-llm", tok::PreType::deepseek_llm, false, false, false},
     {"falcon", tok::PreType::falcon},
     {"mpt", tok::PreType::gpt2},
     {"gpt-2", tok::PreType::gpt2},

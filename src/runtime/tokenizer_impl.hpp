@@ -79,6 +79,7 @@ enum class PreType {
   llama3,          // llama-bpe, dbrx, smaug, chatglm4, ...
   qwen2,           // qwen2, stablelm2, ...: like llama3 with single digits
   deepseek_coder,  // deepseek-coder
+  deepseek_llm,    // deepseek-llm
   falcon,          // falcon
   starcoder,       // starcoder, refact, command-r, smollm, codeshell, exaone, minerva
   poro,            // poro-chat, bloom, gpt3-finnish
@@ -94,6 +95,9 @@ struct BpeOptions {
 // rank. Appends ids to `out`.
 void bpe_tokenize(const Vocab& vocab, const BpeRanks& ranks, const BpeOptions& opt, std::string_view text,
                   std::vector<int32_t>& out);
+
+// The pre-tokenizer alone: the pieces (UTF-8, before byte mapping) BPE would merge within.
+std::vector<std::string> bpe_pre_tokenize(PreType pre, std::string_view text);
 
 // WordPiece (BERT) of one fragment: normalisation (lowercase, accent stripping), split on
 // whitespace/punctuation/CJK, greedy longest-match with "▁"-prefixed word starts as llama.cpp
