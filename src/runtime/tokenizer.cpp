@@ -224,6 +224,7 @@ void Tokenizer::Impl::load(const Model& model) {
     vocab.max_len = std::max(vocab.max_len, t.text.size());
   }
 
+  if (kind == Kind::spm) vocab.spm_words_independent = tok::spm_words_are_independent(vocab);
   if (kind == Kind::bpe) {
     const GgufValue* v = kv("tokenizer.ggml.merges");
     if (!v || v->type() != GgufType::ARRAY || std::get<GgufArray>(v->v).elem != GgufType::STRING)

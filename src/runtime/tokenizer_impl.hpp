@@ -42,6 +42,7 @@ struct Vocab {
   std::vector<TokenData> tokens;
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> index;
   size_t max_len = 0;  // longest token text in bytes (bounds WordPiece's longest-match search)
+  bool spm_words_independent = false;  // see spm_words_are_independent()
 
   int32_t find(std::string_view text) const {
     auto it = index.find(text);
@@ -66,6 +67,10 @@ struct BpeRanks {
 // The byte-fallback token of one byte in a SentencePiece vocabulary: "<0xXX>", else the byte
 // itself as a one-character token, else -1.
 int32_t spm_byte_token(const Vocab& vocab, uint8_t byte);
+
+// True when no token holds a non-"▁" character directly followed by "▁" (and every token is
+// made of whole UTF-8 characters): then no SentencePiece merge can span the start of a word.
+bool spm_words_are_independent(const Vocab& vocab);
 
 // SentencePiece-style bigram merging by score over one already-escaped fragment (spaces are
 // U+2581 here); appends ids to `out`.
