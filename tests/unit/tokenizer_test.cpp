@@ -115,6 +115,34 @@ TEST(TokenizerSpm, WholeTinyStoriesMatchesLlamaPerplexityCount) {
   EXPECT_EQ(tok.decode(ids), text);
 }
 
+// The word-by-word merge shortcut must give exactly what one merge pass over the whole text gives.
+TEST(TokenizerSpm, WordByWordMergingEqualsWholeText) {
+  DCQ_REQUIRE_DATA();
+  const Model m = load_model(data_dir() / "vocab/ggml-vocab-llama-spm.gguf");
+  tok::Vocab v;
+  const auto& toks = m.find_kv("tokenizer.ggml.tokens")->as_array("tokens").items;
+  const auto& scores = m.find_kv("tokenizer.ggml.scores")->as_array("scores").items;
+  for (size_t i = 0; i < toks.size(); ++i) {
+    v.tokens.push_back({toks[i].as_string("t"), static_cast<float>(scores[i].as_float("s")), tok::kNormal});
+    v.index[v.tokens.back().text] = static_cast<int32_t>(i);
+  }
+  ASSERT_TRUE(tok::spm_words_are_independent(v));
+  std::string text = read_text(data_dir() / "text/wikitext2-test.txt").substr(0, 60000);
+  text += "\xff\xe2\x96 x\xf0\xe2\x96\x81y  \xe5\xa5\xbd\xe5";  // malformed bytes next to spaces
+  std::string escaped;
+  for (char c : text) escaped += c == ' ' ? std::string("\xe2\x96\x81") : std::string(1, c);
+  std::vector<int32_t> by_word, whole;
+  v.spm_words_independent = true;
+  tok::spm_tokenize(v, escaped, 0, by_word);
+  v.spm_words_independent = false;
+  tok::spm_tokenize(v, escaped, 0, whole);
+  EXPECT_GT(whole.size(), 10000u);
+  EXPECT_EQ(by_word, whole);
+  // A vocabulary with a token that spans a word start must not take the shortcut.
+  v.tokens.push_back({"a\xe2\x96\x81" "b", 0.0f, tok::kNormal});
+  EXPECT_FALSE(tok::spm_words_are_independent(v));
+}
+
 TEST(TokenizerBpe, SpecialTokensAndDecode) {
   DCQ_REQUIRE_DATA();
   const Model m = load_model(data_dir() / "vocab/ggml-vocab-gpt-2.gguf");
