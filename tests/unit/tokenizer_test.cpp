@@ -326,6 +326,26 @@ TEST(TokenizeCli, IdsListAndPieces) {
   EXPECT_EQ(j["ids"], nlohmann::json::array({1, 403}));
 }
 
+TEST(TokenizeCli, PromptFileAndSpecialTokens) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const auto prompt = dir / "prompt.txt";
+  {
+    std::ofstream(prompt, std::ios::binary) << "Hello world<|endoftext|>";
+  }
+  const std::string vocab = (data_dir() / "vocab/ggml-vocab-gpt-2.gguf").string();
+  auto r = test::run_dcq("tokenize " + vocab + " -f " + prompt.string() + " --ids --special");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "[15496, 995, 50256]\n");
+  r = test::run_dcq("tokenize " + vocab + " -f " + prompt.string() + " --ids");
+  EXPECT_EQ(r.out, "[15496, 995, 27, 91, 437, 1659, 5239, 91, 29]\n");
+  r = test::run_dcq("tokenize " + vocab + " -f " + (dir / "missing.txt").string());
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("missing.txt"), std::string::npos) << r.err;
+  r = test::run_dcq("tokenize " + vocab);  // no text given
+  EXPECT_EQ(r.exit_code, 2);
+}
+
 TEST(TokenizeCli, ModelWithoutTokenizerIsBadInput) {
   DCQ_REQUIRE_DATA();
   const std::string folder = model_path("stories260K-hf-f32").string();
