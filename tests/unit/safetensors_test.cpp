@@ -335,3 +335,25 @@ TEST(Safetensors, FuzzCorpusTinyLlamaConvertsFully) {
   const Tensor* q = m.find_tensor("blk.0.attn_q.weight");
   EXPECT_EQ(q->ne, (std::vector<int64_t>{4, 4}));
 }
+
+TEST(Safetensors, GgufFromHfFolderHasLlamaCppDataSection) {
+  DCQ_REQUIRE_DATA();
+  // Metadata differs by design (config.json vs llama.cpp's llama2.c converter: context 512 vs
+  // 128, rope.freq_base, file_type...), but the tensor infos and data section are identical.
+  TempDir dir;
+  LoadOptions opt;
+  opt.vocab_from = stories_gguf();
+  const Model m = load_model(hf("sharded"), opt);
+  write_gguf(m, dir / "from-hf.gguf", false);
+  const Model ref = read_gguf(stories_gguf());
+  std::vector<GgufTensorInfo> infos;
+  for (const auto& t : ref.tensors) infos.push_back({t.name, t.type, t.ne});
+  const auto ref_bytes = test::slurp(stories_gguf());
+  const size_t data_size = ref_bytes.size() - gguf_header_bytes(ref.metadata, infos, 3).size();
+  const auto ours = test::slurp(dir / "from-hf.gguf");
+  ASSERT_GT(ours.size(), data_size);
+  EXPECT_TRUE(std::equal(ours.end() - long(data_size), ours.end(), ref_bytes.end() - long(data_size)));
+  const Model back = read_gguf(dir / "from-hf.gguf");
+  expect_same_tensors(back, ref);
+  EXPECT_EQ(back.find_kv("llama.context_length")->as_int("c"), 512);
+}
