@@ -15,7 +15,7 @@ struct CompressOptions {
   bool force = false;
   int level = 19;                          // zstd level of zstd candidates and of the blobs (1..22)
   uint64_t chunk_size = 256 * 1024;        // target decoded bytes per chunk (whole rows)
-  double min_decode_speed_gbps = 1.5;      // modelled floor per chunk, GB/s on one core; 0: none
+  double min_decode_speed_gbps = 1.0;      // modelled floor per chunk >= 64 KiB, GB/s on one core; 0: none
   int threads = 1;
 };
 // Report: {"input","output","input_bytes","output_bytes","ratio","tensors","chunks",

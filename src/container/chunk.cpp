@@ -23,33 +23,39 @@ struct Candidate {
 
 // Every codec worth trying on one stream, encoded. Tiny streams only get raw and rANS o0: the
 // order-1 tables alone would be larger than the stream.
-// Unpacked 4-bit streams skip the LZ codecs: their redundancy is in the symbol statistics, which
-// rANS captures better, and zstd at high levels is the slowest part of compression.
+// Every codec worth trying on one stream, encoded. Tiny streams skip order 1 (its tables would
+// outweigh the stream). Unpacked 4-bit streams skip the LZ codecs: their redundancy is in the
+// symbol statistics, which rANS captures. Elsewhere zstd level 1 probes for repeated content
+// first, and the slow high levels (and lz4) run only when the probe beats rANS: most weight
+// streams have none, and zstd -19 would otherwise dominate compression time.
 std::vector<Candidate> stream_candidates(std::span<const uint8_t> s, bool nibbles, const ChunkEncodeOptions& o) {
-  std::vector<CodecSpec> specs{{CodecId::raw, 0}};
-  if (!s.empty()) {
-    specs.push_back({CodecId::rans, 0});
-    specs.push_back({CodecId::rans, kRansX32});
-    if (s.size() >= 4096) {
-      specs.push_back({CodecId::rans, kRansOrder1});
-      specs.push_back({CodecId::rans, kRansOrder1 | kRansX32});
-    }
-    if (nibbles) {
-      specs.push_back({CodecId::rans, kRansPack});
-      specs.push_back({CodecId::rans, kRansPack | kRansX32});
-    } else {
-      specs.push_back({CodecId::zstd, static_cast<uint16_t>(std::clamp(o.zstd_level, 1, 22))});
-      specs.push_back({CodecId::lz4, 0});
-    }
-  }
   std::vector<Candidate> out;
-  for (auto spec : specs) {
+  auto add = [&](CodecSpec spec) -> const Candidate& {
     Candidate c;
     c.bytes = codec_encode(spec, s);
     c.spec = spec;
     c.seconds = double(s.size()) / codec_decode_speed(spec);
-    if (c.bytes.size() >= (1ull << 32)) continue;
     out.push_back(std::move(c));
+    return out.back();
+  };
+  add({CodecId::raw, 0});
+  if (s.empty()) return out;
+  size_t best_rans = add({CodecId::rans, 0}).bytes.size();
+  best_rans = std::min(best_rans, add({CodecId::rans, kRansX32}).bytes.size());
+  if (s.size() >= 4096) {
+    best_rans = std::min(best_rans, add({CodecId::rans, kRansOrder1}).bytes.size());
+    best_rans = std::min(best_rans, add({CodecId::rans, kRansOrder1 | kRansX32}).bytes.size());
+  }
+  if (nibbles) {
+    add({CodecId::rans, kRansPack});
+    add({CodecId::rans, kRansPack | kRansX32});
+    return out;
+  }
+  const int level = std::clamp(o.zstd_level, 1, 22);
+  const size_t probe = add({CodecId::zstd, 1}).bytes.size();
+  if (double(probe) < 0.99 * double(best_rans)) {
+    if (level > 1) add({CodecId::zstd, static_cast<uint16_t>(level)});
+    add({CodecId::lz4, 0});
   }
   return out;
 }
