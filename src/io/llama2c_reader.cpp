@@ -57,8 +57,14 @@ Layout layout_of(const Llama2cConfig& c, const std::string& source) {
 }
 
 bool is_byte_token(const std::string& t) {
-  // llama.cpp tests sscanf(text, "<0x%02hhX>") == 1: "<0x" then a hex digit.
-  return t.size() >= 4 && t.compare(0, 3, "<0x") == 0 && std::isxdigit(static_cast<unsigned char>(t[3]));
+  // llama.cpp tests sscanf(text, "<0x%02hhX>") == 1: "<0x", optional white space (not counted in
+  // the field width), then within a width of 2 an optional sign and at least one hex digit.
+  if (t.compare(0, 3, "<0x") != 0) return false;
+  size_t i = 3;
+  while (i < t.size() && std::isspace(static_cast<unsigned char>(t[i]))) ++i;
+  const size_t field = i;
+  if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+  return i < t.size() && i - field < 2 && std::isxdigit(static_cast<unsigned char>(t[i]));
 }
 
 std::string escape_spaces(const std::string& s) {

@@ -277,4 +277,23 @@ TEST(Llama2c, TokenTypesFollowLlamaCppRules) {
   EXPECT_EQ(toks[5].type, 1);
   EXPECT_EQ(toks[5].text, "\xe2\x96\x81" "a" "\xe2\x96\x81" "b");
   EXPECT_EQ(toks[5].score, -1.5f);
+  // Byte-token detection follows sscanf("<0x%02hhX>") exactly, odd spellings included.
+  auto type_of = [](const std::string& text) {
+    std::vector<uint8_t> t(4, 0);
+    for (const std::string& s : {std::string("a"), std::string("b"), std::string("c"), text}) {
+      const float score = 0;
+      const int32_t n = static_cast<int32_t>(s.size());
+      t.insert(t.end(), reinterpret_cast<const uint8_t*>(&score), reinterpret_cast<const uint8_t*>(&score) + 4);
+      t.insert(t.end(), reinterpret_cast<const uint8_t*>(&n), reinterpret_cast<const uint8_t*>(&n) + 4);
+      t.insert(t.end(), s.begin(), s.end());
+    }
+    return parse_llama2c_tokenizer(t, 4, "t.bin")[3].type;
+  };
+  EXPECT_EQ(type_of("<0xff>"), 6);
+  EXPECT_EQ(type_of("<0x7"), 6);
+  EXPECT_EQ(type_of("<0x +7>"), 6);
+  EXPECT_EQ(type_of("<0x-"), 1);
+  EXPECT_EQ(type_of("<0x+-1"), 1);
+  EXPECT_EQ(type_of("<0xZZ>"), 1);
+  EXPECT_EQ(type_of("<0"), 1);
 }
