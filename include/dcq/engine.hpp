@@ -57,7 +57,8 @@ class Engine {
 
  private:
   struct State;
-  void forward_layer(int layer, int n_tok);
+  // One transformer block over n_tok rows; with drop > 0 only rows drop.. leave it (last layer).
+  void forward_layer(int layer, int n_tok, int drop);
 
   WeightSource& w_;
   LlamaConfig cfg_;

@@ -5,6 +5,7 @@
 #include "dcq/engine.hpp"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -181,17 +182,18 @@ std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_lo
     w_.release("token_embd.weight");
   }
 
-  for (int l = 0; l < cfg_.n_layer; ++l) forward_layer(l, n);
-
-  // Final norm, then the classifier on the rows whose logits are wanted.
+  // Only the rows whose logits are wanted go past the last attention (as llama.cpp does).
   const int first = all_logits ? 0 : n - 1;
   const int n_out = n - first;
+  for (int l = 0; l < cfg_.n_layer; ++l) forward_layer(l, n, l == cfg_.n_layer - 1 ? first : 0);
+
+  // Final norm, then the classifier. s.x now holds the n_out rows.
   s.xb.resize(size_t(n_out) * dim);
   {
     Held norm(w_, "output_norm.weight");
     const float* nw = as_floats(*norm, s.norm);
     for (int t = 0; t < n_out; ++t)
-      kernels::rmsnorm(s.xb.data() + size_t(t) * dim, s.x.data() + size_t(first + t) * dim, nw, dim, cfg_.rms_eps);
+      kernels::rmsnorm(s.xb.data() + size_t(t) * dim, s.x.data() + size_t(t) * dim, nw, dim, cfg_.rms_eps);
   }
   s.logits.resize(size_t(n_out) * cfg_.n_vocab);
   {
@@ -202,7 +204,7 @@ std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_lo
   return s.logits;
 }
 
-void Engine::forward_layer(int l, int n) {
+void Engine::forward_layer(int l, int n, int drop) {
   State& s = *st_;
   const int dim = cfg_.n_embd, hd = cfg_.head_dim, n_ff = cfg_.n_ff;
   const int kv_dim = cfg_.n_head_kv * hd;
@@ -253,29 +255,36 @@ void Engine::forward_layer(int l, int n) {
                              n_past + int(t) + 1, hd, scale, &s.att[t * dim + size_t(h) * hd]);
     }
   });
+  // Rows before `drop` are not needed any more (their K/V are cached): keep the rest only.
+  if (drop > 0) {
+    std::copy(s.att.begin() + ptrdiff_t(drop) * dim, s.att.begin() + ptrdiff_t(n) * dim, s.att.begin());
+    std::copy(s.x.begin() + ptrdiff_t(drop) * dim, s.x.begin() + ptrdiff_t(n) * dim, s.x.begin());
+    n -= drop;
+  }
+  const size_t M = size_t(n);
   {
     Held wo(w_, blk(l, "attn_output"));
     kernels::matmul(wo.matrix(), s.att.data(), n, s.xb2.data(), &s.pool);
   }
-  for (size_t i = 0; i < N * dim; ++i) s.x[i] += s.xb2[i];
+  for (size_t i = 0; i < M * dim; ++i) s.x[i] += s.xb2[i];
 
   // ---- feed-forward block: down(silu(gate(x)) * up(x))
   {
     Held norm(w_, blk(l, "ffn_norm"));
     const float* nw = as_floats(*norm, s.norm);
-    for (size_t t = 0; t < N; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
+    for (size_t t = 0; t < M; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
   }
   {
     Held wg(w_, blk(l, "ffn_gate")), wu(w_, blk(l, "ffn_up"));
     kernels::matmul(wg.matrix(), s.xb.data(), n, s.hb.data(), &s.pool);
     kernels::matmul(wu.matrix(), s.xb.data(), n, s.hb2.data(), &s.pool);
   }
-  kernels::swiglu(s.hb.data(), s.hb.data(), s.hb2.data(), int64_t(N) * n_ff);
+  kernels::swiglu(s.hb.data(), s.hb.data(), s.hb2.data(), int64_t(M) * n_ff);
   {
     Held wd(w_, blk(l, "ffn_down"));
     kernels::matmul(wd.matrix(), s.hb.data(), n, s.xb2.data(), &s.pool);
   }
-  for (size_t i = 0; i < N * dim; ++i) s.x[i] += s.xb2[i];
+  for (size_t i = 0; i < M * dim; ++i) s.x[i] += s.xb2[i];
 }
 
 }  // namespace dcq
