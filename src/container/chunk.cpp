@@ -1,6 +1,7 @@
 // Chunk payloads: choosing transform + codec per stream, and decoding (docs/format.md,
 // "Chunk payload").
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -60,43 +61,39 @@ std::vector<Candidate> stream_candidates(std::span<const uint8_t> s, bool nibble
   return out;
 }
 
-// Picks one candidate per stream: smallest total size whose modelled decode time fits the
-// budget. Greedy: start from the smallest of each, then trade size for time where it costs the
-// fewest bytes per second saved, until the budget is met (or nothing faster remains).
+// Picks one candidate per stream: the smallest total size whose modelled decode time fits the
+// budget. Lagrangian relaxation: each stream independently minimises size + lambda x seconds,
+// and lambda is the smallest (found by bisection) that meets the budget; this trades bytes for
+// time where it costs least across all streams (a greedy per-stream swap does not).
 std::vector<size_t> choose(const std::vector<std::vector<Candidate>>& cands, double budget_seconds) {
-  std::vector<size_t> pick(cands.size());
-  double total = 0;
-  for (size_t i = 0; i < cands.size(); ++i) {
-    size_t best = 0;
-    for (size_t k = 1; k < cands[i].size(); ++k) {
-      const auto &a = cands[i][k], &b = cands[i][best];
-      if (a.bytes.size() < b.bytes.size() || (a.bytes.size() == b.bytes.size() && a.seconds < b.seconds)) best = k;
-    }
-    pick[i] = best;
-    total += cands[i][best].seconds;
-  }
-  while (total > budget_seconds) {
-    double best_rate = std::numeric_limits<double>::infinity();
-    size_t bi = 0, bk = 0;
+  auto pick_for = [&](double lambda, double* seconds) {
+    std::vector<size_t> pick(cands.size());
+    double total = 0;
     for (size_t i = 0; i < cands.size(); ++i) {
-      const auto& cur = cands[i][pick[i]];
-      for (size_t k = 0; k < cands[i].size(); ++k) {
-        const auto& c = cands[i][k];
-        if (c.seconds >= cur.seconds) continue;
-        const double grow = double(c.bytes.size()) - double(cur.bytes.size());
-        const double rate = grow / (cur.seconds - c.seconds);
-        if (rate < best_rate) {
-          best_rate = rate;
-          bi = i;
-          bk = k;
-        }
+      size_t best = 0;
+      auto cost = [&](const Candidate& c) { return double(c.bytes.size()) + lambda * c.seconds; };
+      for (size_t k = 1; k < cands[i].size(); ++k) {
+        const auto &a = cands[i][k], &b = cands[i][best];
+        if (cost(a) < cost(b) || (cost(a) == cost(b) && a.seconds < b.seconds)) best = k;
       }
+      pick[i] = best;
+      total += cands[i][best].seconds;
     }
-    if (best_rate == std::numeric_limits<double>::infinity()) break;
-    total += cands[bi][bk].seconds - cands[bi][pick[bi]].seconds;
-    pick[bi] = bk;
+    *seconds = total;
+    return pick;
+  };
+  double t = 0;
+  auto pick = pick_for(0, &t);
+  if (t <= budget_seconds) return pick;
+  double lo = 0, hi = 1e12;  // bytes per second: at 1e12 every stream takes its fastest codec
+  for (int it = 0; it < 60; ++it) {
+    const double mid = it < 30 ? std::sqrt(std::max(lo, 1.0) * hi) : 0.5 * (lo + hi);
+    double tm = 0;
+    pick_for(mid, &tm);
+    if (tm <= budget_seconds) hi = mid;
+    else lo = mid;
   }
-  return pick;
+  return pick_for(hi, &t);
 }
 
 void put_u16(std::vector<uint8_t>& v, uint16_t x) { v.push_back(uint8_t(x)); v.push_back(uint8_t(x >> 8)); }
