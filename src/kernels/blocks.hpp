@@ -46,6 +46,9 @@ int nearest_even(float x);
 
 using VecDotFn = float (*)(int64_t n, const void* w, const void* act);
 using QuantizeFn = void (*)(const float* x, void* dst, int64_t n);
+// Four independent dot products at once (w[i] with a[i]; pointers may repeat): each result is
+// computed exactly as VecDotFn would, the four chains only interleave to hide latency.
+using VecDot4Fn = void (*)(int64_t n, const void* const w[4], const void* const a[4], float out[4]);
 using AttentionFn = void (*)(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
                              int head_dim, float scale, float* out);
 
@@ -53,6 +56,7 @@ constexpr int kMaxType = 40;
 struct KernelTable {
   VecDotFn vec_dot[kMaxType] = {};      // by weight type
   QuantizeFn quantize[kMaxType] = {};   // by activation type
+  VecDot4Fn vec_dot4[kMaxType] = {};    // optional
   AttentionFn attention = nullptr;
 };
 

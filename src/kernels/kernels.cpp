@@ -1,6 +1,7 @@
 // Kernel dispatch: ISA detection, the active kernel table, matmul over a thread pool.
 #include "dcq/kernels.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -195,12 +196,39 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
   const auto qf = act.table.quantize[static_cast<int>(at)];
   for (int64_t t = 0; t < n_tok; ++t) qf(x + t * w.n_cols, abuf.data() + t * *a_stride, w.n_cols);
   const VecDotFn dot = act.table.vec_dot[static_cast<int>(w.type)];
+  const VecDot4Fn dot4 = act.table.vec_dot4[static_cast<int>(w.type)];
   const uint8_t* abase = abuf.data();
+  auto wrow = [&](int64_t r) { return static_cast<const void*>(w.data + size_t(r) * *w_stride); };
+  auto arow = [&](int64_t t) { return static_cast<const void*>(abase + size_t(t) * *a_stride); };
   auto rows = [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const uint8_t* wr = w.data + size_t(r) * *w_stride;
-      for (int64_t t = 0; t < n_tok; ++t)
-        y[t * w.n_rows + r] = dot(w.n_cols, wr, abase + size_t(t) * *a_stride);
+    int64_t r = r0;
+    if (dot4 && n_tok == 1) {
+      // One token: four rows at a time.
+      const void* a[4] = {arow(0), arow(0), arow(0), arow(0)};
+      for (; r + 4 <= r1; r += 4) {
+        const void* wr[4] = {wrow(r), wrow(r + 1), wrow(r + 2), wrow(r + 3)};
+        dot4(w.n_cols, wr, a, y + r);
+      }
+    }
+    // A batch: tiles of 16 rows x 4 tokens, so both stay in L1 while they are combined (rows
+    // outer, tokens inner would stream every token's activations once per row).
+    constexpr int64_t kRowTile = 16;
+    for (int64_t rt = r; rt < r1; rt += kRowTile) {
+      const int64_t re = std::min(rt + kRowTile, r1);
+      int64_t t = 0;
+      if (dot4) {
+        for (; t + 4 <= n_tok; t += 4) {
+          const void* a[4] = {arow(t), arow(t + 1), arow(t + 2), arow(t + 3)};
+          for (int64_t rr = rt; rr < re; ++rr) {
+            const void* wr[4] = {wrow(rr), wrow(rr), wrow(rr), wrow(rr)};
+            float out[4];
+            dot4(w.n_cols, wr, a, out);
+            for (int i = 0; i < 4; ++i) y[(t + i) * w.n_rows + rr] = out[i];
+          }
+        }
+      }
+      for (; t < n_tok; ++t)
+        for (int64_t rr = rt; rr < re; ++rr) y[t * w.n_rows + rr] = dot(w.n_cols, wrow(rr), arow(t));
     }
   };
   if (pool && pool->size() > 1 && w.n_rows * w.n_cols * n_tok >= 32768) pool->parallel_for(w.n_rows, rows);

@@ -234,6 +234,56 @@ float dot_iq4_nl(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
+// Four Q8_0-activation dots at once. Per lane exactly dot_q8_0/dot_q4_0's arithmetic:
+// sum_i += (dx * dy) * float(isum) in block order, unfused.
+inline __m128i hsum4_i32(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i ab = _mm256_hadd_epi32(a, b), cd = _mm256_hadd_epi32(c, d);
+  const __m256i abcd = _mm256_hadd_epi32(ab, cd);  // per 128-bit half: a, b, c, d partial sums
+  return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+}
+
+template <typename Block, typename Levels>
+void dot4_q8act(int64_t n, const void* const w[4], const void* const a[4], float out[4], Levels levels) {
+  const Block* x[4] = {static_cast<const Block*>(w[0]), static_cast<const Block*>(w[1]),
+                       static_cast<const Block*>(w[2]), static_cast<const Block*>(w[3])};
+  const BlockQ8_0* y[4] = {static_cast<const BlockQ8_0*>(a[0]), static_cast<const BlockQ8_0*>(a[1]),
+                           static_cast<const BlockQ8_0*>(a[2]), static_cast<const BlockQ8_0*>(a[3])};
+  __m128 sum = _mm_setzero_ps();
+  for (int64_t b = 0; b < n / QK; ++b) {
+    __m256i p[4];
+    float d[4];
+    for (int i = 0; i < 4; ++i) {
+      p[i] = dot_i8(levels(x[i][b]), load32(y[i][b].qs));
+      d[i] = f16(x[i][b].d) * f16(y[i][b].d);
+    }
+    const __m128 isum = _mm_cvtepi32_ps(hsum4_i32(p[0], p[1], p[2], p[3]));
+    sum = _mm_add_ps(sum, _mm_mul_ps(_mm_loadu_ps(d), isum));
+  }
+  _mm_storeu_ps(out, sum);
+}
+
+void dot4_q8_0(int64_t n, const void* const w[4], const void* const a[4], float out[4]) {
+  dot4_q8act<BlockQ8_0>(n, w, a, out, [](const BlockQ8_0& blk) { return load32(blk.qs); });
+}
+
+void dot4_q4_0(int64_t n, const void* const w[4], const void* const a[4], float out[4]) {
+  dot4_q8act<BlockQ4_0>(n, w, a, out,
+                        [](const BlockQ4_0& blk) { return _mm256_sub_epi8(nibbles(blk.qs), _mm256_set1_epi8(8)); });
+}
+
+void dot4_iq4_nl(int64_t n, const void* const w[4], const void* const a[4], float out[4]) {
+  const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
+  const __m256i lut = _mm256_set_m128i(table, table);
+  dot4_q8act<BlockIQ4NL>(n, w, a, out, [&](const BlockIQ4NL& blk) { return _mm256_shuffle_epi8(lut, nibbles(blk.qs)); });
+}
+
+void dot4_q5_0(int64_t n, const void* const w[4], const void* const a[4], float out[4]) {
+  dot4_q8act<BlockQ5_0>(n, w, a, out, [](const BlockQ5_0& blk) {
+    const __m256i hi = _mm256_andnot_si256(bits_to_bytes(blk.qh), _mm256_set1_epi8(static_cast<char>(0xF0)));
+    return _mm256_or_si256(nibbles(blk.qs), hi);
+  });
+}
+
 // ---------------------------------------------------------------- attention (F16 KV cache)
 
 // Same steps as attention_f16_scalar (q rounded to F16, online softmax, F16 accumulator rounded
@@ -301,6 +351,10 @@ void fill_avx2(KernelTable& t) {
   t.quantize[static_cast<int>(GgmlType::Q8_0)] = quantize_q8<BlockQ8_0, false>;
   t.quantize[static_cast<int>(GgmlType::Q8_1)] = quantize_q8<BlockQ8_1, true>;
   t.attention = attention;
+  t.vec_dot4[static_cast<int>(GgmlType::Q8_0)] = dot4_q8_0;
+  t.vec_dot4[static_cast<int>(GgmlType::Q4_0)] = dot4_q4_0;
+  t.vec_dot4[static_cast<int>(GgmlType::Q5_0)] = dot4_q5_0;
+  t.vec_dot4[static_cast<int>(GgmlType::IQ4_NL)] = dot4_iq4_nl;
 }
 
 }  // namespace dcq::kernels

@@ -43,7 +43,8 @@ TEST(Kernels, EverySimdPathMatchesScalarOnRealTensors) {
     const Tensor* t = m.find_tensor("blk.0.attn_q.weight");
     ASSERT_NE(t, nullptr);
     const k::Matrix w{t->type, t->ne[0], t->ne[1], t->data.data()};
-    const int n_tok = 3;
+    // 5 tokens: the 4-token batch kernels plus a remainder; the 1-token (4-row) case below.
+    const int n_tok = 5;
     const auto x = random_floats(size_t(w.n_cols) * n_tok, 7, 0.5f);
     k::set_isa(k::Isa::scalar);
     std::vector<float> ref(size_t(w.n_rows) * n_tok);
@@ -73,6 +74,10 @@ TEST(Kernels, EverySimdPathMatchesScalarOnRealTensors) {
       k::matmul(w, x.data(), n_tok, got.data(), nullptr);
       for (size_t i = 0; i < got.size(); ++i)
         ASSERT_NEAR(got[i], ref[i], 1e-5 * mag[i] + 1e-7) << type << " " << k::isa_name(isa) << " at " << i;
+      std::vector<float> one(size_t(w.n_rows));
+      k::matmul(w, x.data() + w.n_cols, 1, one.data(), nullptr);  // token 1 alone
+      for (int64_t r = 0; r < w.n_rows; ++r)
+        ASSERT_NEAR(one[size_t(r)], ref[size_t(w.n_rows + r)], 1e-5 * mag[size_t(w.n_rows + r)] + 1e-7) << type << " 1-token";
     }
   }
 }
