@@ -189,6 +189,54 @@ TEST(EnginePerplexity, First10ChunksMatchLlamaPerplexity) {
   }
 }
 
+// KL divergence against saved base log-probabilities. The README's llama.cpp figures (300 chunks:
+// Q8_0 0.000703, Q4_0 0.080144) bound what 10 chunks may show.
+TEST(EnginePerplexity, KlDivergenceAgainstSavedBase) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const auto bytes = test::slurp(test::data_dir() / "text/tinystories_val.txt");
+  const std::string text(bytes.begin(), bytes.begin() + 20000);
+  auto run = [&](const std::string& type, const fs::path& save, const BaseLogProbs* base) {
+    const Model m = load_model(test::model_path("stories260K/stories260K-" + type + ".gguf"));
+    const Tokenizer tok = Tokenizer::from_model(m);
+    ModelWeights w(m);
+    Engine e(w, {128, 1});
+    PerplexityOptions o;
+    o.n_ctx = 128;
+    o.max_chunks = 10;
+    o.bos = tok.bos();
+    o.save_logprobs = save;
+    o.kl_base = base;
+    return perplexity(e, tok.encode(text, true), o);
+  };
+  run("F32", dir / "f32.logp", nullptr);
+  const BaseLogProbs base = BaseLogProbs::open(dir / "f32.logp");
+  EXPECT_EQ(base.n_chunks(), 10);
+  const auto self = run("F32", {}, &base);
+  EXPECT_EQ(self.kld_mean, 0.0);
+  EXPECT_EQ(self.same_top, 1.0);
+  const auto q8 = run("Q8_0", {}, &base);
+  const auto q4 = run("Q4_0", {}, &base);
+  EXPECT_GT(q8.kld_mean, 0.0);
+  EXPECT_LT(q8.kld_mean, 0.003);
+  EXPECT_GT(q4.kld_mean, 0.02);
+  EXPECT_LT(q4.kld_mean, 0.2);
+  EXPECT_GT(q8.same_top, q4.same_top);
+  std::printf("10 chunks of 128: KLD Q8_0 %.6f (top %.2f %%), Q4_0 %.6f (top %.2f %%)\n", q8.kld_mean,
+              100 * q8.same_top, q4.kld_mean, 100 * q4.same_top);
+  // A damaged file is refused with a message naming it.
+  auto b = test::slurp(dir / "f32.logp");
+  b.resize(b.size() - 4);
+  test::spit(dir / "cut.logp", b);
+  try {
+    BaseLogProbs::open(dir / "cut.logp");
+    FAIL() << "truncated file accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::bad_input);
+    EXPECT_NE(std::string(e.what()).find("cut.logp"), std::string::npos);
+  }
+}
+
 TEST(EngineErrors, UnknownArchitectureAndOverflowAreBadInput) {
   DCQ_REQUIRE_DATA();
   Model m = load_model(test::model_path("stories260K/stories260K-F32.gguf"));

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include "cli.hpp"
 #include "dcq/engine.hpp"
@@ -18,6 +19,8 @@ struct PplOptions {
   std::filesystem::path text;
   int n_ctx = 512;
   int chunks = 0;
+  std::filesystem::path save_logits;
+  std::filesystem::path kl_base;
   LoadOptions load;
 };
 
@@ -39,6 +42,12 @@ void run(const PplOptions& opt, const Common& common) {
   po.n_ctx = opt.n_ctx;
   po.max_chunks = opt.chunks;
   po.bos = tok.bos();
+  po.save_logprobs = opt.save_logits;
+  std::optional<BaseLogProbs> base;
+  if (!opt.kl_base.empty()) {
+    base = BaseLogProbs::open(opt.kl_base);
+    po.kl_base = &*base;
+  }
   if (!common.json && !common.quiet)
     po.progress = [](int c, double ppl) { std::fprintf(stderr, "[%d]%.4f%s", c, ppl, c % 10 == 0 ? "\n" : ","); };
   const PerplexityResult r = perplexity(engine, ids, po);
@@ -54,12 +63,20 @@ void run(const PplOptions& opt, const Common& common) {
     j["ppl"] = r.ppl;
     j["ppl_err"] = r.ppl_err;
     j["mean_nll"] = r.mean_nll;
+    if (base) {
+      j["kld_mean"] = r.kld_mean;
+      j["kld_err"] = r.kld_err;
+      j["same_top_token"] = r.same_top;
+    }
     j["seconds"] = secs;
     print_json(j);
   } else {
     if (!common.quiet) std::fprintf(stderr, "\n");
     std::printf("Final estimate: PPL = %.4f +/- %.5f  (%d chunks of %d, %lld tokens scored, %.1f s)\n", r.ppl,
                 r.ppl_err, r.n_chunks, opt.n_ctx, static_cast<long long>(r.n_scored), secs);
+    if (base)
+      std::printf("KL divergence vs %s: mean %.6f +/- %.6f, same top token %.2f %%\n", opt.kl_base.string().c_str(),
+                  r.kld_mean, r.kld_err, 100.0 * r.same_top);
   }
 }
 
@@ -71,6 +88,8 @@ const bool registered = register_command("perplexity", [](CLI::App& app) {
   sub->add_option("-f,--file", opt->text, "Text file")->required();
   sub->add_option("-c,--ctx-size", opt->n_ctx, "Chunk length in tokens")->check(CLI::Range(8, 1 << 20));
   sub->add_option("--chunks", opt->chunks, "Only the first K chunks (0: all)")->check(CLI::Range(0, 1 << 30));
+  sub->add_option("--save-logits", opt->save_logits, "Write the log-probabilities of every scored position");
+  sub->add_option("--kl-base", opt->kl_base, "Compare with a --save-logits file of a base model (KL divergence)");
   sub->callback([common, opt] {
     common->apply();
     run(*opt, *common);
