@@ -284,6 +284,82 @@ void dot4_q5_0(int64_t n, const void* const w[4], const void* const a[4], float 
   });
 }
 
+// ---------------------------------------------------------------- k-quants
+// Same integers as the scalar twin (sub-block sums times integer scales, exact), same float
+// combination per super-block, so results are bit-identical with it.
+
+inline __m256i load32u(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+float dot_q4_k(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_K*>(w);
+  const auto* y = static_cast<const BlockQ8_K*>(a);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  float sum = 0;
+  for (int64_t b = 0; b < n / QK_K; ++b) {
+    int sc[8], mn[8];
+    for (int g = 0; g < 8; ++g) {
+      const uint8_t* q = x[b].scales;
+      if (g < 4) {
+        sc[g] = q[g] & 63;
+        mn[g] = q[g + 4] & 63;
+      } else {
+        sc[g] = (q[g + 4] & 0x0F) | ((q[g - 4] >> 6) << 4);
+        mn[g] = (q[g + 4] >> 4) | ((q[g] >> 6) << 4);
+      }
+    }
+    int summs = 0;
+    for (int g = 0; g < 8; ++g) summs += mn[g] * (y[b].bsums[2 * g] + y[b].bsums[2 * g + 1]);
+    __m256i acc = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = load32u(x[b].qs + 32 * c);
+      const __m256i lo = _mm256_and_si256(q, low4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+      const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[b].qs + 64 * c));
+      const __m256i phi = _mm256_maddubs_epi16(hi, load32(y[b].qs + 64 * c + 32));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c]))));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c + 1]))));
+    }
+    const float d = f16(x[b].d) * y[b].d;
+    const float dmin = f16(x[b].dmin) * y[b].d;
+    sum += d * static_cast<float>(hsum_i32(acc)) - dmin * static_cast<float>(summs);
+  }
+  return sum;
+}
+
+float dot_q6_k(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ6_K*>(w);
+  const auto* y = static_cast<const BlockQ8_K*>(a);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
+  float sum = 0;
+  for (int64_t b = 0; b < n / QK_K; ++b) {
+    // Levels are stored +32 (0..63): sum q*y = sum (q+32)*y - 32 * sum y, and sum y per group of
+    // 16 is in bsums.
+    __m256i acc = _mm256_setzero_si256();
+    int corr = 0;
+    for (int g = 0; g < 16; ++g) corr += int(x[b].scales[g]) * y[b].bsums[g];
+    for (int h = 0; h < 2; ++h) {
+      const __m256i ql0 = load32u(x[b].ql + 64 * h), ql1 = load32u(x[b].ql + 64 * h + 32);
+      const __m256i qh = load32u(x[b].qh + 32 * h);
+      const __m256i v[4] = {
+          _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4)),
+          _mm256_or_si256(_mm256_and_si256(ql1, low4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), low2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), low2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4))};
+      for (int k = 0; k < 4; ++k) {
+        const int g = 8 * h + 2 * k;  // groups g (bytes 0..15) and g + 1 (bytes 16..31)
+        const __m256i p = _mm256_maddubs_epi16(v[k], load32(y[b].qs + 128 * h + 32 * k));
+        const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(x[b].scales[g + 1]), _mm_set1_epi16(x[b].scales[g]));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, scale));
+      }
+    }
+    sum += f16(x[b].d) * y[b].d * static_cast<float>(hsum_i32(acc) - 32 * corr);
+  }
+  return sum;
+}
+
 // ---------------------------------------------------------------- attention (F16 KV cache)
 
 // Same steps as attention_f16_scalar (q rounded to F16, online softmax, F16 accumulator rounded
@@ -351,6 +427,8 @@ void fill_avx2(KernelTable& t) {
   t.quantize[static_cast<int>(GgmlType::Q8_0)] = quantize_q8<BlockQ8_0, false>;
   t.quantize[static_cast<int>(GgmlType::Q8_1)] = quantize_q8<BlockQ8_1, true>;
   t.attention = attention;
+  set(GgmlType::Q4_K, dot_q4_k);
+  set(GgmlType::Q6_K, dot_q6_k);
   t.vec_dot4[static_cast<int>(GgmlType::Q8_0)] = dot4_q8_0;
   t.vec_dot4[static_cast<int>(GgmlType::Q4_0)] = dot4_q4_0;
   t.vec_dot4[static_cast<int>(GgmlType::Q5_0)] = dot4_q5_0;
