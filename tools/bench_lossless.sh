@@ -38,7 +38,7 @@ echo "| file | bytes | xz -9e | zstd -19 | --min-decode-speed | dcq | decode GB/
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for t in Q8_0 Q4_0; do
   f=$work/synth-$t.gguf
-  [ -f "$f" ] || "$dcq" synth --dim 1024 --ffn 2816 --layers 2 --heads 8 --kv-heads 4 --vocab 4096 --type $t -o "$f" --force -q
+  [ -f "$f" ] || "$dcq" synth --dim 1024 --ffn 2816 --layers 2 --heads 8 --kv-heads 4 --vocab 4096 --type $t -o "$f" --force -q >/dev/null
   n=$(stat -c %s "$f")
   x=$(xz -9e -T1 -c "$f" | wc -c)
   z=$(zstd -q -19 -c "$f" | wc -c)
