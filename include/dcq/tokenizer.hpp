@@ -21,11 +21,20 @@ class Tokenizer {
   Tokenizer& operator=(Tokenizer&&) noexcept;
 
   // Token ids of `text`; with add_bos, the BOS id first when the vocabulary uses one.
+  // add_bos is llama.cpp's add_special: BOS (if the vocabulary asks for one, e.g.
+  // tokenizer.ggml.add_bos_token), EOS if tokenizer.ggml.add_eos_token, [CLS]/[SEP] for WordPiece.
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const;
+  // parse_special: control tokens written in the text ("<s>", "<|endoftext|>") become their ids;
+  // otherwise only user-defined tokens are matched and control tokens are plain text.
+  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const;
   // The text a token stands for, as it should be printed when streaming (byte tokens as bytes,
   // SentencePiece's U+2581 as a space).
   std::string decode(int32_t id) const;
+  // Whole-sequence text: control tokens omitted, and SentencePiece's leading space removed from
+  // the first text token (at the start or right after a leading BOS).
   std::string decode(const std::vector<int32_t>& ids) const;
+  // The vocabulary entry itself ("<s>", "\xe2\x96\x81Once", "<0x0A>"); empty if out of range.
+  std::string token_text(int32_t id) const;
 
   int32_t bos() const;  // -1 when none
   int32_t eos() const;  // -1 when none

@@ -1,0 +1,102 @@
+// CPU compute kernels of the inference engine: matrix-vector / matrix-matrix products over every
+// supported block format (with activations quantized the way ggml-cpu does, so results follow
+// llama.cpp), and the small element-wise ops of a llama forward pass. Each kernel has a scalar
+// reference; AVX2 and AVX-512 variants are chosen at run time from cpuid (or DCQ_ISA).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "dcq/ggml_type.hpp"
+
+namespace dcq::kernels {
+
+enum class Isa { scalar = 0, avx2 = 1, avx512 = 2 };
+std::string_view isa_name(Isa isa);
+// What this CPU can run (AVX2 needs FMA+F16C; AVX-512 needs F/BW/DQ/VL and OS support).
+bool cpu_supports(Isa isa);
+Isa best_isa();
+// The path in use: DCQ_ISA (scalar|avx2|avx512) when set, else best_isa(). Throws Error when
+// DCQ_ISA names a path this CPU cannot run or an unknown name.
+Isa active_isa();
+// Forces a path (tests use it to compare each path with its scalar twin); throws if unsupported.
+void set_isa(Isa isa);
+
+// A fixed pool of worker threads. parallel_for splits [0, n) into contiguous ranges, one per
+// thread, so which thread computes which row depends only on n and the thread count; every
+// output element is computed by exactly one thread, hence results do not depend on threading.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);  // n_threads >= 1 (the caller's thread is one of them)
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  int size() const { return n_threads_; }
+  void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
+
+ private:
+  void worker(int index);
+  int n_threads_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_work_, cv_done_;
+  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  int64_t job_n_ = 0;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+// Weight types the matmul kernels accept.
+bool supports_weight_type(GgmlType type);
+// The format activations are converted to before a dot product with a `weight` row (ggml-cpu's
+// vec_dot_type): F32 for F32, F16 for F16, BF16 for BF16, Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL, Q8_1
+// for Q4_1/Q5_1, Q8_K for the k-quants and IQ4_XS.
+GgmlType activation_type(GgmlType weight);
+// Converts n floats into `act_type` (a whole number of its blocks), as ggml-cpu's from_float.
+void quantize_activation(GgmlType act_type, const float* x, void* dst, int64_t n);
+void quantize_activation_reference(GgmlType act_type, const float* x, void* dst, int64_t n);  // scalar twin
+// Dot product of one weight row (n elements of `weight`) with an activation row already in
+// activation_type(weight).
+float vec_dot(GgmlType weight, int64_t n, const void* w_row, const void* act);
+// Scalar reference of vec_dot, whatever the active ISA (for tests).
+float vec_dot_reference(GgmlType weight, int64_t n, const void* w_row, const void* act);
+
+// A 2-D weight in ggml layout: n_rows rows of n_cols elements, each row row_bytes(type, n_cols).
+struct Matrix {
+  GgmlType type = GgmlType::F32;
+  int64_t n_cols = 0;
+  int64_t n_rows = 0;
+  const uint8_t* data = nullptr;
+};
+
+// y[t*n_rows + r] = dot(row r of w, x[t*n_cols ...]) for every row r and token t < n_tok. The
+// activations are quantized once per token; rows are split across the pool (nullptr: this thread).
+void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool* pool);
+
+// Dequantizes row `row` of w into n_cols floats (the embedding lookup, ggml's get_rows).
+void dequantize_row(const Matrix& w, int64_t row, float* out);
+
+// out = x / sqrt(mean(x^2) + eps) * weight  (ggml: rms_norm then mul; the sum in double).
+void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float eps);
+// In-place softmax (max-subtracted; sum in double as ggml does).
+void softmax(float* x, int64_t n);
+// x = silu(gate) * up, element-wise.
+void swiglu(float* out, const float* gate, const float* up, int64_t n);
+// llama.cpp's "normal" RoPE (adjacent pairs) on n_heads heads of head_dim at position pos,
+// rotating the first n_rot dims; thetas computed as ggml's rope cache does.
+void rope_normal(float* x, int n_heads, int head_dim, int n_rot, int pos, float freq_base,
+                 float freq_scale);
+
+// One query head against n_kv cached positions, as ggml-cpu's flash attention computes it with
+// an F16 KV cache: q rounded to F16, scores = q.k * scale, online softmax, the V accumulator kept
+// in F16. k and v point at position 0 of this KV head; rows are `stride` halves apart.
+void attention_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
+                   int head_dim, float scale, float* out);
+
+}  // namespace dcq::kernels

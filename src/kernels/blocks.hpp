@@ -1,0 +1,71 @@
+// Block layouts of ggml's formats (byte-exact with ggml-common.h) and the kernel table that each
+// ISA fills. Private to src/kernels.
+#pragma once
+
+#include <cstdint>
+
+#include "dcq/fp16.hpp"
+#include "dcq/ggml_type.hpp"
+
+namespace dcq::kernels {
+
+constexpr int QK = 32;    // legacy block size
+constexpr int QK_K = 256;  // k-quant super-block size
+
+struct BlockQ4_0 { uint16_t d; uint8_t qs[16]; };
+struct BlockQ4_1 { uint16_t d, m; uint8_t qs[16]; };
+struct BlockQ5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; };
+struct BlockQ5_1 { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; };
+struct BlockQ8_0 { uint16_t d; int8_t qs[32]; };
+struct BlockQ8_1 { uint16_t d, s; int8_t qs[32]; };  // s = d * sum(qs)
+struct BlockIQ4NL { uint16_t d; uint8_t qs[16]; };
+struct BlockQ2_K { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; };
+struct BlockQ3_K { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; };
+struct BlockQ4_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; };
+struct BlockQ5_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; };
+struct BlockQ6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };
+struct BlockIQ4XS { uint16_t d; uint16_t scales_h; uint8_t scales_l[4]; uint8_t qs[128]; };
+struct BlockQ8_K { float d; int8_t qs[256]; int16_t bsums[16]; };
+
+static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22 &&
+              sizeof(BlockQ5_1) == 24 && sizeof(BlockQ8_0) == 34 && sizeof(BlockQ8_1) == 36 &&
+              sizeof(BlockIQ4NL) == 18);
+static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 && sizeof(BlockQ4_K) == 144 &&
+              sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 && sizeof(BlockIQ4XS) == 136 &&
+              sizeof(BlockQ8_K) == 292);
+
+// The non-linear 4-bit grid of IQ4_NL / IQ4_XS.
+inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                            1,    13,   25,  38,  53,  69,  89,  113};
+
+inline float h2f(uint16_t h) { return fp16_to_float(h); }
+
+// Round to nearest, ties to even (what _mm256_round_ps(_MM_ROUND_NEAREST) and ggml's
+// nearest_int do for the magnitudes seen here).
+int nearest_even(float x);
+
+using VecDotFn = float (*)(int64_t n, const void* w, const void* act);
+using QuantizeFn = void (*)(const float* x, void* dst, int64_t n);
+using AttentionFn = void (*)(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
+                             int head_dim, float scale, float* out);
+
+constexpr int kMaxType = 40;
+struct KernelTable {
+  VecDotFn vec_dot[kMaxType] = {};      // by weight type
+  QuantizeFn quantize[kMaxType] = {};   // by activation type
+  AttentionFn attention = nullptr;
+};
+
+// Fills every entry with the scalar reference.
+void fill_scalar(KernelTable& t);
+// Override the entries they speed up (defined in *_avx2.cpp / *_avx512.cpp).
+void fill_avx2(KernelTable& t);
+void fill_avx512(KernelTable& t);
+
+void attention_f16_scalar(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
+                          int head_dim, float scale, float* out);
+
+// Dequantizes one row (a whole number of blocks) of a weight type into floats.
+void dequantize_row_scalar(GgmlType type, const void* src, float* dst, int64_t n);
+
+}  // namespace dcq::kernels

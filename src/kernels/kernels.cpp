@@ -1,0 +1,279 @@
+// Kernel dispatch: ISA detection, the active kernel table, matmul over a thread pool.
+#include "dcq/kernels.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include <cpuid.h>
+
+#include "dcq/error.hpp"
+#include "kernels/blocks.hpp"
+
+namespace dcq::kernels {
+
+std::string_view isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return "scalar";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+  }
+  return "?";
+}
+
+namespace {
+
+uint64_t xgetbv0() {
+  uint32_t lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (uint64_t(hi) << 32) | lo;
+}
+
+struct CpuFeatures {
+  bool avx2 = false, avx512 = false;
+};
+
+CpuFeatures detect() {
+  CpuFeatures f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = c & (1u << 27), fma = c & (1u << 12), f16c = c & (1u << 29), avx = c & (1u << 28);
+  if (!osxsave || !avx) return f;
+  const uint64_t xcr0 = xgetbv0();
+  const bool ymm_os = (xcr0 & 0x6) == 0x6;
+  const bool zmm_os = (xcr0 & 0xe6) == 0xe6;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  const bool avx2 = b & (1u << 5);
+  const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17), avx512bw = b & (1u << 30),
+             avx512vl = b & (1u << 31);
+  const bool vnni = c & (1u << 11);
+  f.avx2 = ymm_os && avx2 && fma && f16c;
+  // Our AVX-512 files are compiled with VNNI enabled, so require it.
+  f.avx512 = f.avx2 && zmm_os && avx512f && avx512dq && avx512bw && avx512vl && vnni;
+  return f;
+}
+
+const CpuFeatures& features() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+KernelTable make_table(Isa isa) {
+  KernelTable t;
+  fill_scalar(t);
+  if (isa == Isa::avx2 || isa == Isa::avx512) fill_avx2(t);
+  if (isa == Isa::avx512) fill_avx512(t);
+  return t;
+}
+
+const KernelTable& scalar_table() {
+  static const KernelTable t = make_table(Isa::scalar);
+  return t;
+}
+
+Isa isa_from_env() {
+  const char* env = std::getenv("DCQ_ISA");
+  if (!env || !*env) return best_isa();
+  const std::string s = env;
+  Isa isa;
+  if (s == "scalar") isa = Isa::scalar;
+  else if (s == "avx2") isa = Isa::avx2;
+  else if (s == "avx512") isa = Isa::avx512;
+  else fail_usage("DCQ_ISA=" + s + ": unknown instruction set (use scalar, avx2 or avx512)");
+  if (!cpu_supports(isa))
+    fail(ExitCode::resource, "DCQ_ISA=" + s + ": this CPU cannot run the " + s + " kernels");
+  return isa;
+}
+
+struct Active {
+  Isa isa;
+  KernelTable table;
+};
+
+Active*& active_slot() {
+  static Active* a = nullptr;
+  return a;
+}
+
+const Active& active() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const Isa isa = isa_from_env();
+    active_slot() = new Active{isa, make_table(isa)};
+  });
+  return *active_slot();
+}
+
+}  // namespace
+
+bool cpu_supports(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return true;
+    case Isa::avx2: return features().avx2;
+    case Isa::avx512: return features().avx512;
+  }
+  return false;
+}
+
+Isa best_isa() {
+  if (cpu_supports(Isa::avx512)) return Isa::avx512;
+  if (cpu_supports(Isa::avx2)) return Isa::avx2;
+  return Isa::scalar;
+}
+
+Isa active_isa() { return active().isa; }
+
+void set_isa(Isa isa) {
+  if (!cpu_supports(isa))
+    fail(ExitCode::resource, "this CPU cannot run the " + std::string(isa_name(isa)) + " kernels");
+  (void)active();
+  // Not thread-safe with running kernels: tests switch paths between computations only.
+  auto* next = new Active{isa, make_table(isa)};
+  Active* old = active_slot();
+  active_slot() = next;
+  delete old;
+}
+
+bool supports_weight_type(GgmlType type) {
+  const auto i = static_cast<uint32_t>(type);
+  return i < kMaxType && scalar_table().vec_dot[i] != nullptr;
+}
+
+GgmlType activation_type(GgmlType weight) {
+  switch (weight) {
+    case GgmlType::F32: return GgmlType::F32;
+    case GgmlType::F16: return GgmlType::F16;
+    case GgmlType::BF16: return GgmlType::BF16;
+    case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: case GgmlType::IQ4_NL:
+      return GgmlType::Q8_0;
+    case GgmlType::Q4_1: case GgmlType::Q5_1: return GgmlType::Q8_1;
+    case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K:
+    case GgmlType::Q6_K: case GgmlType::IQ4_XS:
+      return GgmlType::Q8_K;
+    default:
+      fail_input("no matmul kernel for weight type " + std::string(type_name(weight)));
+  }
+}
+
+void quantize_activation(GgmlType act_type, const float* x, void* dst, int64_t n) {
+  const auto f = active().table.quantize[static_cast<int>(act_type)];
+  DCQ_ASSERT(f != nullptr);
+  f(x, dst, n);
+}
+
+float vec_dot(GgmlType weight, int64_t n, const void* w_row, const void* act) {
+  return active().table.vec_dot[static_cast<int>(weight)](n, w_row, act);
+}
+
+float vec_dot_reference(GgmlType weight, int64_t n, const void* w_row, const void* act) {
+  return scalar_table().vec_dot[static_cast<int>(weight)](n, w_row, act);
+}
+
+void attention_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
+                   int head_dim, float scale, float* out) {
+  active().table.attention(q, k, v, stride, n_kv, head_dim, scale, out);
+}
+
+void quantize_activation_reference(GgmlType act_type, const float* x, void* dst, int64_t n) {
+  const auto f = scalar_table().quantize[static_cast<int>(act_type)];
+  DCQ_ASSERT(f != nullptr);
+  f(x, dst, n);
+}
+
+void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool* pool) {
+  const GgmlType at = activation_type(w.type);
+  const auto w_stride = row_bytes(w.type, w.n_cols);
+  const auto a_stride = row_bytes(at, w.n_cols);
+  if (!w_stride || !a_stride)
+    fail_input("matmul: row of " + std::to_string(w.n_cols) + " elements is not a whole number of " +
+               std::string(type_name(w.type)) + " blocks");
+  const Active& act = active();
+  // Activations converted once per token, shared read-only by all threads.
+  thread_local std::vector<uint8_t> abuf;
+  abuf.resize(*a_stride * size_t(n_tok));
+  const auto qf = act.table.quantize[static_cast<int>(at)];
+  for (int64_t t = 0; t < n_tok; ++t) qf(x + t * w.n_cols, abuf.data() + t * *a_stride, w.n_cols);
+  const VecDotFn dot = act.table.vec_dot[static_cast<int>(w.type)];
+  const uint8_t* abase = abuf.data();
+  auto rows = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* wr = w.data + size_t(r) * *w_stride;
+      for (int64_t t = 0; t < n_tok; ++t)
+        y[t * w.n_rows + r] = dot(w.n_cols, wr, abase + size_t(t) * *a_stride);
+    }
+  };
+  if (pool && pool->size() > 1 && w.n_rows * w.n_cols * n_tok >= 32768) pool->parallel_for(w.n_rows, rows);
+  else rows(0, w.n_rows);
+}
+
+void dequantize_row(const Matrix& w, int64_t row, float* out) {
+  const auto stride = row_bytes(w.type, w.n_cols);
+  DCQ_ASSERT(stride && row >= 0 && row < w.n_rows);
+  dequantize_row_scalar(w.type, w.data + size_t(row) * *stride, out, w.n_cols);
+}
+
+// ------------------------------------------------------------------ thread pool
+
+ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+  for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+  }
+  cv_work_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+static void range_of(int64_t n, int parts, int index, int64_t& b, int64_t& e) {
+  b = n * index / parts;
+  e = n * (index + 1) / parts;
+}
+
+void ThreadPool::worker(int index) {
+  uint64_t seen = 0;
+  for (;;) {
+    const std::function<void(int64_t, int64_t)>* job;
+    int64_t n;
+    {
+      std::unique_lock lk(mu_);
+      cv_work_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      job = job_;
+      n = job_n_;
+    }
+    int64_t b, e;
+    range_of(n, n_threads_, index, b, e);
+    if (b < e) (*job)(b, e);
+    {
+      std::lock_guard lk(mu_);
+      if (--pending_ == 0) cv_done_.notify_one();
+    }
+  }
+}
+
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n_threads_ == 1) {
+    fn(0, n);
+    return;
+  }
+  {
+    std::lock_guard lk(mu_);
+    job_ = &fn;
+    job_n_ = n;
+    pending_ = n_threads_ - 1;
+    ++generation_;
+  }
+  cv_work_.notify_all();
+  int64_t b, e;
+  range_of(n, n_threads_, 0, b, e);
+  if (b < e) fn(b, e);
+  std::unique_lock lk(mu_);
+  cv_done_.wait(lk, [&] { return pending_ == 0; });
+}
+
+}  // namespace dcq::kernels

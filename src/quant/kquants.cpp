@@ -1,0 +1,596 @@
+// K-quants: 256-element super-blocks of 16 or 32-element sub-blocks whose scales are themselves
+// quantized (Q2_K .. Q6_K), plus Q8_K for activations. The quantizers reproduce ggml's
+// quantize_row_*_ref (what llama-quantize runs without an importance matrix), including its
+// iterative scale searches (make_qx_quants, make_q3_quants, make_qkx2_quants).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "dcq/fp16.hpp"
+#include "dcq/quant_blocks.hpp"
+#include "quant/quant_internal.hpp"
+
+namespace dcq::quant_detail {
+
+using namespace dcq::blocks;
+
+namespace {
+
+// Below this a group counts as all zero (ggml's GROUP_MAX_EPS).
+constexpr float kGroupMaxEps = 1e-15f;
+
+// Symmetric quantization of n values to [-nmax, nmax-1] with the x^2-weighted (rmse_type 1)
+// least-squares scale search of ggml's make_qx_quants: tries 19 candidate inverse scales around
+// -nmax/max and keeps the one maximising sumlx^2/suml2. L receives levels offset by nmax.
+float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    std::fill(L, L + n, int8_t(0));
+    return 0.f;
+  }
+  float iscale = float(-nmax) / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
+    L[i] = int8_t(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * float(l);
+    suml2 += w * float(l) * float(l);
+  }
+  float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(float(nmax) + 0.1f * float(is)) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * float(l);
+      suml2 += w * float(l) * float(l);
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) {
+        const int l = nearest_int(iscale * x[i]);
+        L[i] = int8_t(nmax + std::max(-nmax, std::min(nmax - 1, l)));
+      }
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+// Q3_K's sub-block search (ggml's make_q3_quants with do_rmse): start from the max-based levels,
+// then up to 5 passes moving single levels whenever that improves the x^2-weighted fit.
+float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    std::fill(L, L + n, int8_t(0));
+    return 0.f;
+  }
+  const float iscale = float(-nmax) / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
+    L[i] = int8_t(l);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * float(l);
+    suml2 += w * float(l) * float(l);
+  }
+  for (int itry = 0; itry < 5; ++itry) {
+    int n_changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sumlx - w * x[i] * float(L[i]);
+      if (slx > 0) {
+        float sl2 = suml2 - w * float(L[i]) * float(L[i]);
+        int new_l = nearest_int(x[i] * sl2 / slx);
+        new_l = std::max(-nmax, std::min(nmax - 1, new_l));
+        if (new_l != L[i]) {
+          slx += w * x[i] * float(new_l);
+          sl2 += w * float(new_l) * float(new_l);
+          if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+            L[i] = int8_t(new_l);
+            sumlx = slx;
+            suml2 = sl2;
+            ++n_changed;
+          }
+        }
+      }
+    }
+    if (!n_changed) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = int8_t(L[i] + nmax);
+  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+// Asymmetric quantization x ~ scale * L + min with L in [0, nmax] (ggml's make_qkx2_quants):
+// weighted least squares over nstep+1 candidate inverse scales. Returns the scale and stores
+// -min (a non-negative offset) in the_min.
+float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
+                       uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad) {
+  float min = x[0], max = x[0];
+  float sum_w = weights[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    const float w = weights[i];
+    sum_w += w;
+    sum_x += w * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    std::fill(L, L + n, uint8_t(0));
+    *the_min = -min;
+    return 0.f;
+  }
+  float iscale = float(nmax) / (max - min);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = nearest_int(iscale * (x[i] - min));
+    L[i] = uint8_t(std::max(0, std::min(nmax, l)));
+    float diff = scale * float(L[i]) + min - x[i];
+    diff = use_mad ? std::fabs(diff) : diff * diff;
+    best_error += weights[i] * diff;
+  }
+  if (nstep < 1) {
+    *the_min = -min;
+    return scale;
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * float(is) + float(nmax)) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::max(0, std::min(nmax, nearest_int(iscale * (x[i] - min))));
+      Laux[i] = uint8_t(l);
+      const float w = weights[i];
+      sum_l += w * float(l);
+      sum_l2 += w * float(l) * float(l);
+      sum_xl += w * float(l) * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+      }
+      float cur_error = 0;
+      for (int i = 0; i < n; ++i) {
+        float diff = this_scale * float(Laux[i]) + this_min - x[i];
+        diff = use_mad ? std::fabs(diff) : diff * diff;
+        cur_error += weights[i] * diff;
+      }
+      if (cur_error < best_error) {
+        std::copy(Laux, Laux + n, L);
+        best_error = cur_error;
+        scale = this_scale;
+        min = this_min;
+      }
+    }
+  }
+  *the_min = -min;
+  return scale;
+}
+
+// Packs 256 2-bit values: byte l of each 32-byte group holds elements l, l+32, l+64, l+96.
+void pack_2bit(const uint8_t* L, uint8_t* qs) {
+  for (int j = 0; j < QK_K; j += 128)
+    for (int l = 0; l < 32; ++l)
+      qs[j / 4 + l] = uint8_t(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+
+// Q4_K / Q5_K share the first half: 8 asymmetric sub-blocks, then 6-bit scales and mins against
+// fp16 super-scales, then the levels recomputed against the rounded scales.
+void quantize_k_scales_mins(const float* x, int nmax, float rmin, float rdelta, int nstep, uint16_t& d_out,
+                            uint16_t& dmin_out, uint8_t* scales_out, uint8_t* L) {
+  uint8_t Laux[32];
+  float weights[32];
+  float mins[QK_K / 32], scales[QK_K / 32];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < QK_K / 32; ++j) {
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
+    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep, false);
+    if (scales[j] > max_scale) max_scale = scales[j];
+    if (mins[j] > max_min) max_min = mins[j];
+  }
+  const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+  const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  for (int j = 0; j < QK_K / 32; ++j) {
+    const uint8_t ls = std::min<uint8_t>(63, uint8_t(nearest_int(inv_scale * scales[j])));
+    const uint8_t lm = std::min<uint8_t>(63, uint8_t(nearest_int(inv_min * mins[j])));
+    if (j < 4) {
+      scales_out[j] = ls;
+      scales_out[j + 4] = lm;
+    } else {
+      scales_out[j + 4] = uint8_t((ls & 0xF) | ((lm & 0xF) << 4));
+      scales_out[j - 4] |= uint8_t((ls >> 4) << 6);
+      scales_out[j - 0] |= uint8_t((lm >> 4) << 6);
+    }
+  }
+  d_out = float_to_fp16(max_scale / 63.f);
+  dmin_out = float_to_fp16(max_min / 63.f);
+  const float d_all = fp16_to_float(d_out), dmin_all = fp16_to_float(dmin_out);
+  for (int j = 0; j < QK_K / 32; ++j) {
+    uint8_t sc, m;
+    get_scale_min_k4(j, scales_out, sc, m);
+    const float d = d_all * float(sc);
+    if (d == 0.0f) continue;
+    const float dm = dmin_all * float(m);
+    for (int ii = 0; ii < 32; ++ii) {
+      const int l = nearest_int((x[32 * j + ii] + dm) / d);
+      L[32 * j + ii] = uint8_t(std::max(0, std::min(nmax, l)));
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_q2_K(const float* x, void* y, int64_t nblocks) {
+  auto* out = static_cast<uint8_t*>(y);
+  uint8_t L[QK_K], Laux[16];
+  float weights[16], mins[QK_K / 16], scales[QK_K / 16];
+  const float q4scale = 15.f;
+  for (int64_t i = 0; i < nblocks; ++i, x += QK_K, out += sizeof(BlockQ2_K)) {
+    BlockQ2_K b;
+    float max_scale = 0, max_min = 0;  // the min is subtracted, so scales are never negative
+    for (int j = 0; j < QK_K / 16; ++j) {
+      for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
+      scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+      if (scales[j] > max_scale) max_scale = scales[j];
+      if (mins[j] > max_min) max_min = mins[j];
+    }
+    if (max_scale > 0) {
+      const float iscale = q4scale / max_scale;
+      for (int j = 0; j < QK_K / 16; ++j) b.scales[j] = uint8_t(nearest_int(iscale * scales[j]));
+      b.d = float_to_fp16(max_scale / q4scale);
+    } else {
+      std::memset(b.scales, 0, sizeof b.scales);
+      b.d = float_to_fp16(0.f);
+    }
+    if (max_min > 0) {
+      const float iscale = q4scale / max_min;
+      for (int j = 0; j < QK_K / 16; ++j) b.scales[j] |= uint8_t(nearest_int(iscale * mins[j]) << 4);
+      b.dmin = float_to_fp16(max_min / q4scale);
+    } else {
+      b.dmin = float_to_fp16(0.f);
+    }
+    const float d_all = fp16_to_float(b.d), dmin_all = fp16_to_float(b.dmin);
+    for (int j = 0; j < QK_K / 16; ++j) {
+      const float d = d_all * float(b.scales[j] & 0xF);
+      if (d == 0.0f) continue;
+      const float dm = dmin_all * float(b.scales[j] >> 4);
+      for (int ii = 0; ii < 16; ++ii) {
+        const int l = nearest_int((x[16 * j + ii] + dm) / d);
+        L[16 * j + ii] = uint8_t(std::max(0, std::min(3, l)));
+      }
+    }
+    pack_2bit(L, b.qs);
+    std::memcpy(out, &b, sizeof b);
+  }
+}
+
+void quantize_q3_K(const float* x, void* y, int64_t nblocks) {
+  auto* out = static_cast<uint8_t*>(y);
+  int8_t L[QK_K];
+  float scales[QK_K / 16];
+  for (int64_t i = 0; i < nblocks; ++i, x += QK_K, out += sizeof(BlockQ3_K)) {
+    BlockQ3_K b;
+    float max_scale = 0, amax = 0;
+    for (int j = 0; j < QK_K / 16; ++j) {
+      scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+      const float scale = std::fabs(scales[j]);
+      if (scale > amax) {
+        amax = scale;
+        max_scale = scales[j];
+      }
+    }
+    std::memset(b.scales, 0, sizeof b.scales);
+    if (max_scale != 0.0f) {
+      const float iscale = -32.f / max_scale;
+      for (int j = 0; j < QK_K / 16; ++j) {
+        // 6-bit scales: low 4 bits in bytes 0..7 (two per byte), high 2 bits in bytes 8..11.
+        int8_t l = int8_t(nearest_int(iscale * scales[j]));
+        l = int8_t(std::max<int>(-32, std::min<int>(31, l)) + 32);
+        if (j < 8) b.scales[j] = uint8_t(l & 0xF);
+        else b.scales[j - 8] |= uint8_t((l & 0xF) << 4);
+        l = int8_t(l >> 4);
+        b.scales[j % 4 + 8] |= uint8_t(l << (2 * (j / 4)));
+      }
+      b.d = float_to_fp16(1 / iscale);
+    } else {
+      b.d = float_to_fp16(0.f);
+    }
+    const float d_all = fp16_to_float(b.d);
+    for (int j = 0; j < QK_K / 16; ++j) {
+      int sc = j < 8 ? b.scales[j] & 0xF : b.scales[j - 8] >> 4;
+      sc = (sc | (((b.scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+      const float d = d_all * float(sc);
+      if (d == 0.0f) continue;
+      for (int ii = 0; ii < 16; ++ii) {
+        const int l = nearest_int(x[16 * j + ii] / d);
+        L[16 * j + ii] = int8_t(std::max(-4, std::min(3, l)) + 4);
+      }
+    }
+    // High bit of element j goes to bit (j / 32) of hmask[j % 32].
+    std::memset(b.hmask, 0, sizeof b.hmask);
+    uint8_t Lu[QK_K];
+    for (int j = 0; j < QK_K; ++j) {
+      int l = L[j];
+      if (l > 3) {
+        b.hmask[j % (QK_K / 8)] |= uint8_t(1 << (j / (QK_K / 8)));
+        l -= 4;
+      }
+      Lu[j] = uint8_t(l);
+    }
+    pack_2bit(Lu, b.qs);
+    std::memcpy(out, &b, sizeof b);
+  }
+}
+
+void quantize_q4_K(const float* x, void* y, int64_t nblocks) {
+  auto* out = static_cast<uint8_t*>(y);
+  uint8_t L[QK_K];
+  for (int64_t i = 0; i < nblocks; ++i, x += QK_K, out += sizeof(BlockQ4_K)) {
+    BlockQ4_K b;
+    quantize_k_scales_mins(x, 15, -1.f, 0.1f, 20, b.d, b.dmin, b.scales, L);
+    uint8_t* q = b.qs;
+    for (int j = 0; j < QK_K; j += 64, q += 32)
+      for (int l = 0; l < 32; ++l) q[l] = uint8_t(L[j + l] | (L[j + l + 32] << 4));
+    std::memcpy(out, &b, sizeof b);
+  }
+}
+
+void quantize_q5_K(const float* x, void* y, int64_t nblocks) {
+  auto* out = static_cast<uint8_t*>(y);
+  uint8_t L[QK_K];
+  for (int64_t i = 0; i < nblocks; ++i, x += QK_K, out += sizeof(BlockQ5_K)) {
+    BlockQ5_K b;
+    quantize_k_scales_mins(x, 31, -0.5f, 0.1f, 15, b.d, b.dmin, b.scales, L);
+    std::memset(b.qh, 0, sizeof b.qh);
+    uint8_t* ql = b.qs;
+    uint8_t m1 = 1, m2 = 2;
+    for (int n = 0; n < QK_K; n += 64, ql += 32) {
+      for (int j = 0; j < 32; ++j) {
+        int l1 = L[n + j], l2 = L[n + j + 32];
+        if (l1 > 15) {
+          l1 -= 16;
+          b.qh[j] |= m1;
+        }
+        if (l2 > 15) {
+          l2 -= 16;
+          b.qh[j] |= m2;
+        }
+        ql[j] = uint8_t(l1 | (l2 << 4));
+      }
+      m1 = uint8_t(m1 << 2);
+      m2 = uint8_t(m2 << 2);
+    }
+    std::memcpy(out, &b, sizeof b);
+  }
+}
+
+void quantize_q6_K(const float* x, void* y, int64_t nblocks) {
+  auto* out = static_cast<uint8_t*>(y);
+  int8_t L[QK_K];
+  float scales[QK_K / 16];
+  for (int64_t i = 0; i < nblocks; ++i, x += QK_K, out += sizeof(BlockQ6_K)) {
+    BlockQ6_K b;
+    float max_scale = 0, max_abs_scale = 0;
+    for (int ib = 0; ib < QK_K / 16; ++ib) {
+      scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+      const float abs_scale = std::fabs(scales[ib]);
+      if (abs_scale > max_abs_scale) {
+        max_abs_scale = abs_scale;
+        max_scale = scales[ib];
+      }
+    }
+    if (max_abs_scale < kGroupMaxEps) {
+      std::memset(&b, 0, sizeof b);  // an all-zero super-block
+      std::memcpy(out, &b, sizeof b);
+      continue;
+    }
+    const float iscale = -128.f / max_scale;
+    b.d = float_to_fp16(1 / iscale);
+    for (int ib = 0; ib < QK_K / 16; ++ib) b.scales[ib] = int8_t(std::min(127, nearest_int(iscale * scales[ib])));
+    const float d_all = fp16_to_float(b.d);
+    for (int j = 0; j < QK_K / 16; ++j) {
+      const float d = d_all * float(b.scales[j]);
+      if (d == 0.0f) continue;
+      for (int ii = 0; ii < 16; ++ii) {
+        const int l = nearest_int(x[16 * j + ii] / d);
+        L[16 * j + ii] = int8_t(std::max(-32, std::min(31, l)) + 32);
+      }
+    }
+    uint8_t* ql = b.ql;
+    uint8_t* qh = b.qh;
+    for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
+      for (int l = 0; l < 32; ++l) {
+        const int q1 = L[j + l + 0], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
+        ql[l + 0] = uint8_t((q1 & 0xF) | ((q3 & 0xF) << 4));
+        ql[l + 32] = uint8_t((q2 & 0xF) | ((q4 & 0xF) << 4));
+        qh[l] = uint8_t((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+      }
+    }
+    std::memcpy(out, &b, sizeof b);
+  }
+}
+
+void quantize_q8_K(const float* x, void* y, int64_t nblocks) {
+  auto* out = static_cast<uint8_t*>(y);
+  for (int64_t i = 0; i < nblocks; ++i, x += QK_K, out += sizeof(BlockQ8_K)) {
+    BlockQ8_K b;
+    float max = 0, amax = 0;
+    for (int j = 0; j < QK_K; ++j) {
+      const float ax = std::fabs(x[j]);
+      if (ax > amax) {
+        amax = ax;
+        max = x[j];
+      }
+    }
+    if (amax == 0.0f) {
+      // ggml leaves bsums untouched here; zero them so the output is deterministic.
+      std::memset(&b, 0, sizeof b);
+      std::memcpy(out, &b, sizeof b);
+      continue;
+    }
+    // -127 (not -128) keeps -qs representable, which the IQ dot products rely on.
+    const float iscale = -127.f / max;
+    for (int j = 0; j < QK_K; ++j) b.qs[j] = int8_t(std::min(127, nearest_int(iscale * x[j])));
+    for (int j = 0; j < QK_K / 16; ++j) {
+      int sum = 0;
+      for (int ii = 0; ii < 16; ++ii) sum += b.qs[j * 16 + ii];
+      b.bsums[j] = int16_t(sum);
+    }
+    b.d = 1 / iscale;
+    std::memcpy(out, &b, sizeof b);
+  }
+}
+
+void dequantize_q2_K(const void* x, float* y, int64_t nblocks) {
+  const auto* in = static_cast<const uint8_t*>(x);
+  for (int64_t i = 0; i < nblocks; ++i, in += sizeof(BlockQ2_K)) {
+    BlockQ2_K b;
+    std::memcpy(&b, in, sizeof b);
+    const float d = fp16_to_float(b.d), min = fp16_to_float(b.dmin);
+    const uint8_t* q = b.qs;
+    int is = 0;
+    for (int n = 0; n < QK_K; n += 128, q += 32) {
+      for (int shift = 0; shift < 8; shift += 2) {
+        for (int half = 0; half < 2; ++half) {
+          const uint8_t sc = b.scales[is++];
+          const float dl = d * float(sc & 0xF), ml = min * float(sc >> 4);
+          for (int l = 0; l < 16; ++l) *y++ = dl * float((q[l + 16 * half] >> shift) & 3) - ml;
+        }
+      }
+    }
+  }
+}
+
+void dequantize_q3_K(const void* x, float* y, int64_t nblocks) {
+  const auto* in = static_cast<const uint8_t*>(x);
+  for (int64_t i = 0; i < nblocks; ++i, in += sizeof(BlockQ3_K)) {
+    BlockQ3_K b;
+    std::memcpy(&b, in, sizeof b);
+    const float d_all = fp16_to_float(b.d);
+    // Unpack the sixteen 6-bit scales.
+    int scales[16];
+    for (int j = 0; j < 16; ++j) {
+      const int lo = j < 8 ? b.scales[j] & 0xF : b.scales[j - 8] >> 4;
+      scales[j] = (lo | (((b.scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+    }
+    const uint8_t* q = b.qs;
+    uint8_t m = 1;
+    int is = 0;
+    for (int n = 0; n < QK_K; n += 128, q += 32) {
+      for (int shift = 0; shift < 8; shift += 2, m = uint8_t(m << 1)) {
+        for (int half = 0; half < 2; ++half) {
+          const float dl = d_all * float(scales[is++]);
+          for (int l = 0; l < 16; ++l) {
+            const int k = l + 16 * half;
+            *y++ = dl * float(((q[k] >> shift) & 3) - ((b.hmask[k] & m) ? 0 : 4));
+          }
+        }
+      }
+    }
+  }
+}
+
+void dequantize_q4_K(const void* x, float* y, int64_t nblocks) {
+  const auto* in = static_cast<const uint8_t*>(x);
+  for (int64_t i = 0; i < nblocks; ++i, in += sizeof(BlockQ4_K)) {
+    BlockQ4_K b;
+    std::memcpy(&b, in, sizeof b);
+    const float d = fp16_to_float(b.d), min = fp16_to_float(b.dmin);
+    const uint8_t* q = b.qs;
+    for (int j = 0, is = 0; j < QK_K; j += 64, q += 32, is += 2) {
+      uint8_t sc, m;
+      get_scale_min_k4(is + 0, b.scales, sc, m);
+      const float d1 = d * float(sc), m1 = min * float(m);
+      get_scale_min_k4(is + 1, b.scales, sc, m);
+      const float d2 = d * float(sc), m2 = min * float(m);
+      for (int l = 0; l < 32; ++l) *y++ = d1 * float(q[l] & 0xF) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * float(q[l] >> 4) - m2;
+    }
+  }
+}
+
+void dequantize_q5_K(const void* x, float* y, int64_t nblocks) {
+  const auto* in = static_cast<const uint8_t*>(x);
+  for (int64_t i = 0; i < nblocks; ++i, in += sizeof(BlockQ5_K)) {
+    BlockQ5_K b;
+    std::memcpy(&b, in, sizeof b);
+    const float d = fp16_to_float(b.d), min = fp16_to_float(b.dmin);
+    const uint8_t* ql = b.qs;
+    uint8_t u1 = 1, u2 = 2;
+    for (int j = 0, is = 0; j < QK_K; j += 64, ql += 32, is += 2) {
+      uint8_t sc, m;
+      get_scale_min_k4(is + 0, b.scales, sc, m);
+      const float d1 = d * float(sc), m1 = min * float(m);
+      get_scale_min_k4(is + 1, b.scales, sc, m);
+      const float d2 = d * float(sc), m2 = min * float(m);
+      for (int l = 0; l < 32; ++l) *y++ = d1 * float((ql[l] & 0xF) + (b.qh[l] & u1 ? 16 : 0)) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * float((ql[l] >> 4) + (b.qh[l] & u2 ? 16 : 0)) - m2;
+      u1 = uint8_t(u1 << 2);
+      u2 = uint8_t(u2 << 2);
+    }
+  }
+}
+
+void dequantize_q6_K(const void* x, float* y, int64_t nblocks) {
+  const auto* in = static_cast<const uint8_t*>(x);
+  for (int64_t i = 0; i < nblocks; ++i, in += sizeof(BlockQ6_K)) {
+    BlockQ6_K b;
+    std::memcpy(&b, in, sizeof b);
+    const float d = fp16_to_float(b.d);
+    const uint8_t* ql = b.ql;
+    const uint8_t* qh = b.qh;
+    const int8_t* sc = b.scales;
+    for (int n = 0; n < QK_K; n += 128, y += 128, ql += 64, qh += 32, sc += 8) {
+      for (int l = 0; l < 32; ++l) {
+        const int is = l / 16;
+        const int q1 = ((ql[l + 0] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        const int q3 = ((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        // (d * scale) * q, in ggml's order.
+        y[l + 0] = d * float(sc[is + 0]) * float(q1);
+        y[l + 32] = d * float(sc[is + 2]) * float(q2);
+        y[l + 64] = d * float(sc[is + 4]) * float(q3);
+        y[l + 96] = d * float(sc[is + 6]) * float(q4);
+      }
+    }
+  }
+}
+
+void dequantize_q8_K(const void* x, float* y, int64_t nblocks) {
+  const auto* in = static_cast<const uint8_t*>(x);
+  for (int64_t i = 0; i < nblocks; ++i, in += sizeof(BlockQ8_K), y += QK_K) {
+    BlockQ8_K b;
+    std::memcpy(&b, in, sizeof b);
+    for (int j = 0; j < QK_K; ++j) y[j] = b.d * float(b.qs[j]);
+  }
+}
+
+}  // namespace dcq::quant_detail

@@ -1,0 +1,57 @@
+// Internal interface of src/quant: one (de)quantizer per block type, each working on a whole
+// number of blocks. The dispatch in quant.cpp checks sizes before calling these.
+//
+// Byte identity with ggml depends on doing the same float operations in the same order: these
+// files are compiled for plain x86-64 (no FMA), so `a*b + c` is two rounded operations exactly as
+// in ggml's own build of ggml-quants.c. Keep each expression's shape as in ggml when editing.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace dcq::quant_detail {
+
+// ggml's nearest_int: round to nearest, ties to even, for |f| <= 2^22, by adding 1.5 * 2^23 and
+// reading the mantissa. Kept bit-for-bit because the tie rule decides bytes.
+inline int nearest_int(float f) {
+  const float v = f + 12582912.f;
+  int32_t i;
+  std::memcpy(&i, &v, sizeof i);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+// Legacy 32-element blocks (legacy.cpp).
+void quantize_q4_0(const float* x, void* y, int64_t nblocks);
+void quantize_q4_1(const float* x, void* y, int64_t nblocks);
+void quantize_q5_0(const float* x, void* y, int64_t nblocks);
+void quantize_q5_1(const float* x, void* y, int64_t nblocks);
+void quantize_q8_0(const float* x, void* y, int64_t nblocks);
+void quantize_q8_1(const float* x, void* y, int64_t nblocks);
+void dequantize_q4_0(const void* x, float* y, int64_t nblocks);
+void dequantize_q4_1(const void* x, float* y, int64_t nblocks);
+void dequantize_q5_0(const void* x, float* y, int64_t nblocks);
+void dequantize_q5_1(const void* x, float* y, int64_t nblocks);
+void dequantize_q8_0(const void* x, float* y, int64_t nblocks);
+void dequantize_q8_1(const void* x, float* y, int64_t nblocks);
+
+// K-quants, 256-element super-blocks (kquants.cpp).
+void quantize_q2_K(const float* x, void* y, int64_t nblocks);
+void quantize_q3_K(const float* x, void* y, int64_t nblocks);
+void quantize_q4_K(const float* x, void* y, int64_t nblocks);
+void quantize_q5_K(const float* x, void* y, int64_t nblocks);
+void quantize_q6_K(const float* x, void* y, int64_t nblocks);
+void quantize_q8_K(const float* x, void* y, int64_t nblocks);
+void dequantize_q2_K(const void* x, float* y, int64_t nblocks);
+void dequantize_q3_K(const void* x, float* y, int64_t nblocks);
+void dequantize_q4_K(const void* x, float* y, int64_t nblocks);
+void dequantize_q5_K(const void* x, float* y, int64_t nblocks);
+void dequantize_q6_K(const void* x, float* y, int64_t nblocks);
+void dequantize_q8_K(const void* x, float* y, int64_t nblocks);
+
+// Non-linear 4-bit types (iquants.cpp).
+void quantize_iq4_nl(const float* x, void* y, int64_t nblocks);
+void quantize_iq4_xs(const float* x, void* y, int64_t nblocks);
+void dequantize_iq4_nl(const void* x, float* y, int64_t nblocks);
+void dequantize_iq4_xs(const void* x, float* y, int64_t nblocks);
+
+}  // namespace dcq::quant_detail

@@ -1,0 +1,281 @@
+// The llama forward pass. It reads like the math (llama2.c's run.c is the model): embed, then per
+// layer RMSNorm -> Q/K/V -> RoPE -> causal attention over the KV cache -> output projection ->
+// residual, RMSNorm -> SwiGLU FFN -> residual; final RMSNorm and the classifier. Speed lives in
+// dcq::kernels; this file only says what is computed.
+#include "dcq/engine.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "dcq/error.hpp"
+#include "dcq/fp16.hpp"
+#include "dcq/kernels.hpp"
+
+namespace dcq {
+
+namespace {
+
+int64_t get_int(const WeightSource& w, const std::string& key, int64_t fallback, bool required) {
+  const GgufValue* v = w.find_kv(key);
+  if (!v) {
+    if (required) fail_input(w.describe() + ": metadata key " + key + " is missing");
+    return fallback;
+  }
+  return v->as_int(key);
+}
+
+double get_float(const WeightSource& w, const std::string& key, double fallback) {
+  const GgufValue* v = w.find_kv(key);
+  return v ? v->as_float(key) : fallback;
+}
+
+std::string blk(int layer, const char* name) { return "blk." + std::to_string(layer) + "." + name + ".weight"; }
+
+}  // namespace
+
+LlamaConfig LlamaConfig::from(const WeightSource& w) {
+  const GgufValue* arch = w.find_kv("general.architecture");
+  if (!arch) fail_input(w.describe() + ": no general.architecture in metadata");
+  const std::string& a = arch->as_string("general.architecture");
+  if (a != "llama") fail_input(w.describe() + ": unsupported architecture '" + a + "' (only llama runs)");
+  LlamaConfig c;
+  auto bounded = [&](const std::string& key, int64_t v, int64_t lo, int64_t hi) {
+    if (v < lo || v > hi) fail_input(w.describe() + ": " + key + " = " + std::to_string(v) + " is out of range");
+    return static_cast<int>(v);
+  };
+  c.n_embd = bounded("llama.embedding_length", get_int(w, "llama.embedding_length", 0, true), 1, 1 << 16);
+  c.n_layer = bounded("llama.block_count", get_int(w, "llama.block_count", 0, true), 1, 1024);
+  c.n_head = bounded("llama.attention.head_count", get_int(w, "llama.attention.head_count", 0, true), 1, 1024);
+  c.n_head_kv = bounded("llama.attention.head_count_kv",
+                        get_int(w, "llama.attention.head_count_kv", c.n_head, false), 1, c.n_head);
+  c.n_ff = bounded("llama.feed_forward_length", get_int(w, "llama.feed_forward_length", 0, true), 1, 1 << 20);
+  c.n_ctx_train = bounded("llama.context_length", get_int(w, "llama.context_length", 0, false), 0, 1 << 24);
+  if (c.n_embd % c.n_head != 0 || c.n_head % c.n_head_kv != 0)
+    fail_input(w.describe() + ": head counts do not divide the embedding width");
+  c.head_dim = c.n_embd / c.n_head;
+  c.n_rot = bounded("llama.rope.dimension_count", get_int(w, "llama.rope.dimension_count", c.head_dim, false), 2,
+                    c.head_dim);
+  if (c.n_rot % 2) fail_input(w.describe() + ": odd llama.rope.dimension_count");
+  c.rms_eps = static_cast<float>(get_float(w, "llama.attention.layer_norm_rms_epsilon", 1e-5));
+  c.rope_freq_base = static_cast<float>(get_float(w, "llama.rope.freq_base", 10000.0));
+  if (const GgufValue* t = w.find_kv("llama.rope.scaling.type")) {
+    const std::string& type = t->as_string("llama.rope.scaling.type");
+    if (type == "linear") {
+      const double f = get_float(w, "llama.rope.scaling.factor", 1.0);
+      if (!(f > 0)) fail_input(w.describe() + ": bad llama.rope.scaling.factor");
+      c.rope_freq_scale = static_cast<float>(1.0 / f);
+    } else if (type != "none") {
+      fail_input(w.describe() + ": unsupported rope scaling '" + type + "'");
+    }
+  } else if (const GgufValue* f = w.find_kv("llama.rope.scale_linear")) {
+    c.rope_freq_scale = static_cast<float>(1.0 / f->as_float("llama.rope.scale_linear"));
+  }
+  const auto emb = w.info("token_embd.weight");
+  if (!emb) fail_input(w.describe() + ": tensor token_embd.weight is missing");
+  if (emb->ne.size() != 2 || emb->ne[0] != c.n_embd || emb->ne[1] < 1 || emb->ne[1] > (1 << 24))
+    fail_input(w.describe() + ": token_embd.weight does not have shape [n_embd, n_vocab]");
+  c.n_vocab = static_cast<int>(emb->ne[1]);
+  c.tied_output = !w.info("output.weight").has_value();
+  return c;
+}
+
+// Scratch buffers and the KV cache; activations are [n_tok][width] row-major.
+struct Engine::State {
+  kernels::ThreadPool pool;
+  std::vector<uint16_t> k_cache, v_cache;  // [layer][pos][n_head_kv * head_dim], F16 like llama.cpp
+  std::vector<float> x, xb, xb2, q, k, v, att, hb, hb2, logits, norm;
+  explicit State(int threads) : pool(threads) {}
+};
+
+Engine::Engine(WeightSource& weights, const EngineOptions& options) : w_(weights), cfg_(LlamaConfig::from(weights)) {
+  n_ctx_ = options.n_ctx > 0 ? options.n_ctx : cfg_.n_ctx_train;
+  if (n_ctx_ <= 0) fail_input(w_.describe() + ": no context_length in metadata; give a context size");
+  if (n_ctx_ > (1 << 20)) fail_usage("context size " + std::to_string(n_ctx_) + " is too large");
+
+  // Every tensor the forward pass will use, checked once up front (shape and a kernel for its type).
+  const int64_t kv_dim = int64_t(cfg_.n_head_kv) * cfg_.head_dim;
+  auto expect = [&](const std::string& name, int64_t cols, int64_t rows, bool matrix) {
+    const auto t = w_.info(name);
+    if (!t) fail_input(w_.describe() + ": tensor " + name + " is missing");
+    const bool ok = matrix ? (t->ne.size() == 2 && t->ne[0] == cols && t->ne[1] == rows)
+                           : (t->ne.size() == 1 && t->ne[0] == cols);
+    if (!ok) fail_input(w_.describe() + ": tensor " + name + " has an unexpected shape");
+    if (matrix && !kernels::supports_weight_type(t->type))
+      fail_input(w_.describe() + ": tensor " + name + " has type " + std::string(type_name(t->type)) +
+                 ", which the engine cannot multiply");
+    if (!matrix && !row_bytes(t->type, cols)) fail_input(w_.describe() + ": tensor " + name + " has a bad type");
+  };
+  expect("output_norm.weight", cfg_.n_embd, 1, false);
+  if (!cfg_.tied_output) expect("output.weight", cfg_.n_embd, cfg_.n_vocab, true);
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    expect(blk(l, "attn_norm"), cfg_.n_embd, 1, false);
+    expect(blk(l, "attn_q"), cfg_.n_embd, cfg_.n_embd, true);
+    expect(blk(l, "attn_k"), cfg_.n_embd, kv_dim, true);
+    expect(blk(l, "attn_v"), cfg_.n_embd, kv_dim, true);
+    expect(blk(l, "attn_output"), cfg_.n_embd, cfg_.n_embd, true);
+    expect(blk(l, "ffn_norm"), cfg_.n_embd, 1, false);
+    expect(blk(l, "ffn_gate"), cfg_.n_embd, cfg_.n_ff, true);
+    expect(blk(l, "ffn_up"), cfg_.n_embd, cfg_.n_ff, true);
+    expect(blk(l, "ffn_down"), cfg_.n_ff, cfg_.n_embd, true);
+  }
+
+  st_ = std::make_unique<State>(options.n_threads);
+  const size_t cache = size_t(cfg_.n_layer) * size_t(n_ctx_) * size_t(kv_dim);
+  st_->k_cache.assign(cache, 0);
+  st_->v_cache.assign(cache, 0);
+}
+
+Engine::~Engine() = default;
+
+namespace {
+
+kernels::Matrix as_matrix(const WeightBlocks& b) {
+  return {b.info.type, b.info.row_width(), b.n_rows, b.data.data()};
+}
+
+// A 1-D weight (a norm) as floats, whatever its stored type.
+const float* as_floats(const WeightBlocks& b, std::vector<float>& scratch) {
+  if (b.info.type == GgmlType::F32) return reinterpret_cast<const float*>(b.data.data());
+  scratch.resize(size_t(b.info.row_width()));
+  kernels::dequantize_row(as_matrix(b), 0, scratch.data());
+  return scratch.data();
+}
+
+// Holds a tensor for one scope: acquire on entry, release on exit.
+class Held {
+ public:
+  Held(WeightSource& w, std::string name) : w_(w), name_(std::move(name)), b_(w.acquire(name_)) {}
+  ~Held() { w_.release(name_); }
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+  const WeightBlocks& operator*() const { return b_; }
+  kernels::Matrix matrix() const { return as_matrix(b_); }
+
+ private:
+  WeightSource& w_;
+  std::string name_;
+  WeightBlocks b_;
+};
+
+}  // namespace
+
+std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_logits) {
+  const int n = static_cast<int>(tokens.size());
+  if (n == 0) fail_input("eval: no tokens");
+  if (n_past_ + n > n_ctx_)
+    fail_input("context full: " + std::to_string(n_past_ + n) + " tokens do not fit in a context of " +
+               std::to_string(n_ctx_));
+  const int dim = cfg_.n_embd;
+  State& s = *st_;
+  s.x.resize(size_t(n) * dim);
+
+  // Token embeddings (one row each, so a partial source need not load the table).
+  for (int t = 0; t < n; ++t) {
+    const int32_t id = tokens[size_t(t)];
+    if (id < 0 || id >= cfg_.n_vocab)
+      fail_input("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(cfg_.n_vocab));
+    WeightBlocks row = w_.acquire_rows("token_embd.weight", id, id + 1);
+    kernels::Matrix m = as_matrix(row);
+    kernels::dequantize_row(m, 0, s.x.data() + size_t(t) * dim);
+    w_.release("token_embd.weight");
+  }
+
+  for (int l = 0; l < cfg_.n_layer; ++l) forward_layer(l, n);
+
+  // Final norm, then the classifier on the rows whose logits are wanted.
+  const int first = all_logits ? 0 : n - 1;
+  const int n_out = n - first;
+  s.xb.resize(size_t(n_out) * dim);
+  {
+    Held norm(w_, "output_norm.weight");
+    const float* nw = as_floats(*norm, s.norm);
+    for (int t = 0; t < n_out; ++t)
+      kernels::rmsnorm(s.xb.data() + size_t(t) * dim, s.x.data() + size_t(first + t) * dim, nw, dim, cfg_.rms_eps);
+  }
+  s.logits.resize(size_t(n_out) * cfg_.n_vocab);
+  {
+    Held out(w_, cfg_.tied_output ? "token_embd.weight" : "output.weight");
+    kernels::matmul(out.matrix(), s.xb.data(), n_out, s.logits.data(), &s.pool);
+  }
+  n_past_ += n;
+  return s.logits;
+}
+
+void Engine::forward_layer(int l, int n) {
+  State& s = *st_;
+  const int dim = cfg_.n_embd, hd = cfg_.head_dim, n_ff = cfg_.n_ff;
+  const int kv_dim = cfg_.n_head_kv * hd;
+  const int group = cfg_.n_head / cfg_.n_head_kv;  // query heads per KV head
+  const size_t N = size_t(n);
+  s.xb.resize(N * dim);
+  s.xb2.resize(N * dim);
+  s.q.resize(N * dim);
+  s.k.resize(N * kv_dim);
+  s.v.resize(N * kv_dim);
+  s.att.resize(N * dim);
+  s.hb.resize(N * n_ff);
+  s.hb2.resize(N * n_ff);
+
+  // ---- attention block
+  {
+    Held norm(w_, blk(l, "attn_norm"));
+    const float* nw = as_floats(*norm, s.norm);
+    for (size_t t = 0; t < N; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
+  }
+  {
+    Held wq(w_, blk(l, "attn_q")), wk(w_, blk(l, "attn_k")), wv(w_, blk(l, "attn_v"));
+    kernels::matmul(wq.matrix(), s.xb.data(), n, s.q.data(), &s.pool);
+    kernels::matmul(wk.matrix(), s.xb.data(), n, s.k.data(), &s.pool);
+    kernels::matmul(wv.matrix(), s.xb.data(), n, s.v.data(), &s.pool);
+  }
+  uint16_t* kc = s.k_cache.data() + size_t(l) * n_ctx_ * kv_dim;
+  uint16_t* vc = s.v_cache.data() + size_t(l) * n_ctx_ * kv_dim;
+  for (size_t t = 0; t < N; ++t) {
+    const int pos = n_past_ + int(t);
+    kernels::rope_normal(&s.q[t * dim], cfg_.n_head, hd, cfg_.n_rot, pos, cfg_.rope_freq_base, cfg_.rope_freq_scale);
+    kernels::rope_normal(&s.k[t * kv_dim], cfg_.n_head_kv, hd, cfg_.n_rot, pos, cfg_.rope_freq_base,
+                         cfg_.rope_freq_scale);
+    // The cache holds F16 (llama.cpp's default cache type), so rounding matches its numbers.
+    for (int i = 0; i < kv_dim; ++i) {
+      kc[size_t(pos) * kv_dim + i] = float_to_fp16(s.k[t * kv_dim + i]);
+      vc[size_t(pos) * kv_dim + i] = float_to_fp16(s.v[t * kv_dim + i]);
+    }
+  }
+  // Causal attention: token t sees positions 0..n_past+t. One (token, head) pair per work item.
+  const float scale = 1.0f / std::sqrt(float(hd));
+  const int n_past = n_past_;
+  s.pool.parallel_for(int64_t(n) * cfg_.n_head, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const size_t t = size_t(i / cfg_.n_head);
+      const int h = int(i % cfg_.n_head), kvh = h / group;
+      kernels::attention_f16(&s.q[t * dim + size_t(h) * hd], kc + size_t(kvh) * hd, vc + size_t(kvh) * hd, kv_dim,
+                             n_past + int(t) + 1, hd, scale, &s.att[t * dim + size_t(h) * hd]);
+    }
+  });
+  {
+    Held wo(w_, blk(l, "attn_output"));
+    kernels::matmul(wo.matrix(), s.att.data(), n, s.xb2.data(), &s.pool);
+  }
+  for (size_t i = 0; i < N * dim; ++i) s.x[i] += s.xb2[i];
+
+  // ---- feed-forward block: down(silu(gate(x)) * up(x))
+  {
+    Held norm(w_, blk(l, "ffn_norm"));
+    const float* nw = as_floats(*norm, s.norm);
+    for (size_t t = 0; t < N; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
+  }
+  {
+    Held wg(w_, blk(l, "ffn_gate")), wu(w_, blk(l, "ffn_up"));
+    kernels::matmul(wg.matrix(), s.xb.data(), n, s.hb.data(), &s.pool);
+    kernels::matmul(wu.matrix(), s.xb.data(), n, s.hb2.data(), &s.pool);
+  }
+  kernels::swiglu(s.hb.data(), s.hb.data(), s.hb2.data(), int64_t(N) * n_ff);
+  {
+    Held wd(w_, blk(l, "ffn_down"));
+    kernels::matmul(wd.matrix(), s.hb.data(), n, s.xb2.data(), &s.pool);
+  }
+  for (size_t i = 0; i < N * dim; ++i) s.x[i] += s.xb2[i];
+}
+
+}  // namespace dcq

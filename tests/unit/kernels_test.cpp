@@ -1,0 +1,246 @@
+// Kernels: every SIMD path against its scalar twin (named error budgets), the scalar path against
+// plain float arithmetic on dequantized weights, activation quantizers, ops and threading.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "dcq/error.hpp"
+#include "dcq/fp16.hpp"
+#include "dcq/io.hpp"
+#include "dcq/kernels.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+using namespace dcq;
+namespace k = dcq::kernels;
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+// Restores the ISA chosen at start-up when a test switches paths.
+struct IsaGuard {
+  k::Isa saved = k::active_isa();
+  ~IsaGuard() { k::set_isa(saved); }
+};
+
+const char* kTypes[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL",
+                        "Q2_K", "Q3_K_S", "Q4_K_S", "Q5_K_S", "Q6_K", "IQ4_XS"};
+
+// Each SIMD path computes the same integer block sums as the scalar path; only the order of the
+// float accumulation differs. Budget: 1e-5 of sum |w_i * x_i| per row.
+TEST(Kernels, EverySimdPathMatchesScalarOnRealTensors) {
+  DCQ_REQUIRE_DATA();
+  IsaGuard guard;
+  for (const char* type : kTypes) {
+    const Model m = load_model(test::model_path(std::string("synth256/synth256-") + type + ".gguf"));
+    const Tensor* t = m.find_tensor("blk.0.attn_q.weight");
+    ASSERT_NE(t, nullptr);
+    const k::Matrix w{t->type, t->ne[0], t->ne[1], t->data.data()};
+    const int n_tok = 3;
+    const auto x = random_floats(size_t(w.n_cols) * n_tok, 7, 0.5f);
+    k::set_isa(k::Isa::scalar);
+    std::vector<float> ref(size_t(w.n_rows) * n_tok);
+    k::matmul(w, x.data(), n_tok, ref.data(), nullptr);
+    // Scale of each output: sum |w| |x| from the dequantized row.
+    std::vector<float> row(size_t(w.n_cols));
+    std::vector<double> mag(ref.size());
+    for (int64_t r = 0; r < w.n_rows; ++r) {
+      k::dequantize_row(w, r, row.data());
+      for (int tt = 0; tt < n_tok; ++tt) {
+        double s = 0, a = 0;
+        for (int64_t c = 0; c < w.n_cols; ++c) {
+          s += double(row[c]) * x[size_t(tt) * w.n_cols + c];
+          a += std::fabs(double(row[c]) * x[size_t(tt) * w.n_cols + c]);
+        }
+        mag[size_t(tt) * w.n_rows + r] = a;
+        // Scalar kernel vs float math on dequantized weights: only activation rounding differs
+        // (8-bit: well under 2 % of the magnitude; F32 exact to float rounding).
+        const double budget = t->type == GgmlType::F32 ? 1e-6 * a : 0.02 * a;
+        ASSERT_NEAR(ref[size_t(tt) * w.n_rows + r], s, budget) << type << " row " << r;
+      }
+    }
+    for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+      if (!k::cpu_supports(isa)) continue;
+      k::set_isa(isa);
+      std::vector<float> got(ref.size());
+      k::matmul(w, x.data(), n_tok, got.data(), nullptr);
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_NEAR(got[i], ref[i], 1e-5 * mag[i] + 1e-7) << type << " " << k::isa_name(isa) << " at " << i;
+    }
+  }
+}
+
+// Activation quantization must be bit-identical on every path: it decides which integers the
+// block sums see, and llama.cpp's numbers depend on them.
+TEST(Kernels, ActivationQuantizersAreBitIdenticalOnEveryPath) {
+  IsaGuard guard;
+  auto x = random_floats(4096, 11, 2.f);
+  for (size_t i = 0; i < 64; ++i) x[i] = float(int(i) - 32) * 0.5f;  // exact ties
+  for (GgmlType at : {GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K}) {
+    const size_t bytes = *row_bytes(at, 4096);
+    std::vector<uint8_t> ref(bytes), got(bytes);
+    k::quantize_activation_reference(at, x.data(), ref.data(), 4096);
+    for (k::Isa isa : {k::Isa::scalar, k::Isa::avx2, k::Isa::avx512}) {
+      if (!k::cpu_supports(isa)) continue;
+      k::set_isa(isa);
+      k::quantize_activation(at, x.data(), got.data(), 4096);
+      EXPECT_EQ(got, ref) << type_name(at) << " " << k::isa_name(isa);
+    }
+  }
+}
+
+TEST(Kernels, AttentionPathsAgree) {
+  IsaGuard guard;
+  for (int hd : {8, 32, 64, 128}) {
+    const int n = 37, stride = 3 * hd;
+    const auto q = random_floats(size_t(hd), 21), kv = random_floats(size_t(stride) * n * 2, 22);
+    std::vector<uint16_t> kh(size_t(stride) * n), vh(kh.size());
+    for (size_t i = 0; i < kh.size(); ++i) { kh[i] = float_to_fp16(kv[i]); vh[i] = float_to_fp16(kv[kh.size() + i]); }
+    k::set_isa(k::Isa::scalar);
+    std::vector<float> ref(static_cast<size_t>(hd)), got(static_cast<size_t>(hd));
+    k::attention_f16(q.data(), kh.data() + hd, vh.data() + hd, stride, n, hd, 0.125f, ref.data());
+    for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+      if (!k::cpu_supports(isa)) continue;
+      k::set_isa(isa);
+      k::attention_f16(q.data(), kh.data() + hd, vh.data() + hd, stride, n, hd, 0.125f, got.data());
+      // Score sums differ in float order only; the F16 accumulator may then round one ulp apart.
+      for (int d = 0; d < hd; ++d) EXPECT_NEAR(got[d], ref[d], 2e-3f * (1 + std::fabs(ref[d]))) << hd << " " << d;
+    }
+  }
+}
+
+TEST(Kernels, Q8_0ActivationsFollowGgml) {
+  // amax 127 -> d = 1, values round half to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -3.5 -> -4.
+  std::vector<float> x(32, 0.f);
+  x[0] = 127.f; x[1] = 0.5f; x[2] = 1.5f; x[3] = 2.5f; x[4] = -3.5f; x[5] = -127.f;
+  std::vector<uint8_t> q(34);
+  k::quantize_activation(GgmlType::Q8_0, x.data(), q.data(), 32);
+  EXPECT_EQ(q[0] | (q[1] << 8), 0x3C00);  // d = 1.0 in F16
+  const auto* qs = reinterpret_cast<const int8_t*>(q.data() + 2);
+  EXPECT_EQ(qs[0], 127);
+  EXPECT_EQ(qs[1], 0);
+  EXPECT_EQ(qs[2], 2);
+  EXPECT_EQ(qs[3], 2);
+  EXPECT_EQ(qs[4], -4);
+  EXPECT_EQ(qs[5], -127);
+  // All-zero block: scale 0, no NaN.
+  std::vector<float> z(32, 0.f);
+  k::quantize_activation(GgmlType::Q8_0, z.data(), q.data(), 32);
+  for (uint8_t b : q) EXPECT_EQ(b, 0);
+}
+
+TEST(Kernels, ActivationTypesAreGgmlVecDotTypes) {
+  EXPECT_EQ(k::activation_type(GgmlType::F32), GgmlType::F32);
+  EXPECT_EQ(k::activation_type(GgmlType::F16), GgmlType::F16);
+  EXPECT_EQ(k::activation_type(GgmlType::BF16), GgmlType::BF16);
+  EXPECT_EQ(k::activation_type(GgmlType::Q4_0), GgmlType::Q8_0);
+  EXPECT_EQ(k::activation_type(GgmlType::IQ4_NL), GgmlType::Q8_0);
+  EXPECT_EQ(k::activation_type(GgmlType::Q5_1), GgmlType::Q8_1);
+  EXPECT_EQ(k::activation_type(GgmlType::Q4_K), GgmlType::Q8_K);
+  EXPECT_EQ(k::activation_type(GgmlType::IQ4_XS), GgmlType::Q8_K);
+  EXPECT_THROW(k::activation_type(GgmlType::IQ2_XXS), Error);
+  EXPECT_FALSE(k::supports_weight_type(GgmlType::IQ2_XXS));
+}
+
+TEST(Kernels, OpsBehave) {
+  // RoPE at position 0 is the identity; at any position it keeps each pair's length.
+  auto x = random_floats(64, 3);
+  auto y = x;
+  k::rope_normal(y.data(), 8, 8, 8, 0, 10000.f, 1.f);
+  EXPECT_EQ(x, y);
+  k::rope_normal(y.data(), 8, 8, 8, 17, 10000.f, 1.f);
+  for (size_t i = 0; i < 64; i += 2)
+    EXPECT_NEAR(std::hypot(x[i], x[i + 1]), std::hypot(y[i], y[i + 1]), 1e-5);
+  EXPECT_NE(x, y);
+  // The first pair rotates by exactly pos radians.
+  std::vector<float> e = {1, 0};
+  k::rope_normal(e.data(), 1, 2, 2, 1, 10000.f, 1.f);
+  EXPECT_NEAR(e[0], std::cos(1.f), 1e-6);
+  EXPECT_NEAR(e[1], std::sin(1.f), 1e-6);
+
+  auto s = random_floats(100, 4, 3.f);
+  k::softmax(s.data(), 100);
+  double sum = 0;
+  for (float v : s) { EXPECT_GE(v, 0.f); sum += v; }
+  EXPECT_NEAR(sum, 1.0, 1e-6);
+
+  std::vector<float> v = {3.f, 4.f}, w = {1.f, 2.f}, out(2);
+  k::rmsnorm(out.data(), v.data(), w.data(), 2, 0.f);  // rms = sqrt(12.5)
+  EXPECT_NEAR(out[0], 3.f / std::sqrt(12.5f), 1e-6);
+  EXPECT_NEAR(out[1], 2 * 4.f / std::sqrt(12.5f), 1e-6);
+
+  std::vector<float> g = {0.f, 2.f}, u = {5.f, 3.f}, o(2);
+  k::swiglu(o.data(), g.data(), u.data(), 2);
+  EXPECT_EQ(o[0], 0.f);
+  EXPECT_NEAR(o[1], 2.f / (1.f + std::exp(-2.f)) * 3.f, 1e-6);
+}
+
+TEST(Kernels, AttentionIsSoftmaxWeightedValues) {
+  // 3 positions, head_dim 4: compare with the textbook formula (F16 rounding budget).
+  const int hd = 4, n = 3;
+  const auto q = random_floats(hd, 1), kf = random_floats(hd * n, 2), vf = random_floats(hd * n, 3);
+  std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+  for (size_t i = 0; i < kf.size(); ++i) { kh[i] = float_to_fp16(kf[i]); vh[i] = float_to_fp16(vf[i]); }
+  std::vector<float> out(hd);
+  k::attention_f16(q.data(), kh.data(), vh.data(), hd, n, hd, 0.5f, out.data());
+  std::vector<float> sc(n);
+  for (int p = 0; p < n; ++p) {
+    float s = 0;
+    for (int d = 0; d < hd; ++d) s += q[d] * fp16_to_float(kh[p * hd + d]);
+    sc[p] = s * 0.5f;
+  }
+  k::softmax(sc.data(), n);
+  for (int d = 0; d < hd; ++d) {
+    float want = 0;
+    for (int p = 0; p < n; ++p) want += sc[p] * fp16_to_float(vh[p * hd + d]);
+    EXPECT_NEAR(out[d], want, 5e-3) << d;
+  }
+}
+
+TEST(Kernels, ThreadCountDoesNotChangeResults) {
+  const int64_t rows = 301, cols = 256;
+  const auto wf = random_floats(size_t(rows * cols), 9, 0.1f);
+  const auto x = random_floats(size_t(cols) * 4, 10);
+  const k::Matrix w{GgmlType::F32, cols, rows, reinterpret_cast<const uint8_t*>(wf.data())};
+  std::vector<float> y1(size_t(rows) * 4), y3(y1.size());
+  k::matmul(w, x.data(), 4, y1.data(), nullptr);
+  k::ThreadPool pool(3);
+  k::matmul(w, x.data(), 4, y3.data(), &pool);
+  EXPECT_EQ(y1, y3);
+  // The pool covers every index exactly once.
+  std::vector<int> hits(1000, 0);
+  pool.parallel_for(1000, [&](int64_t b, int64_t e) { for (int64_t i = b; i < e; ++i) ++hits[size_t(i)]; });
+  for (int h : hits) ASSERT_EQ(h, 1);
+}
+
+TEST(Kernels, IsaSelection) {
+  EXPECT_TRUE(k::cpu_supports(k::Isa::scalar));
+  EXPECT_TRUE(k::cpu_supports(k::best_isa()));
+  IsaGuard guard;
+  for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+    if (k::cpu_supports(isa)) {
+      k::set_isa(isa);
+      EXPECT_EQ(k::active_isa(), isa);
+    } else {
+      EXPECT_THROW(k::set_isa(isa), Error);
+    }
+  }
+  // DCQ_ISA through the CLI: an unknown name is a usage error.
+  DCQ_REQUIRE_DATA();
+  const auto model = test::model_path("stories260K/stories260K-Q4_0.gguf").string();
+  auto r = test::run_dcq("run " + model + " -p hi -n 1 --temp 0");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = test::CliResult{};
+  const std::string cmd = "DCQ_ISA=sse9 " + std::string(DCQ_BINARY) + " run " + model + " -p hi -n 1 >/dev/null 2>&1";
+  const int rc = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 2);
+}
+
+}  // namespace
