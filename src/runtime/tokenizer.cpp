@@ -77,6 +77,7 @@ constexpr PreInfo kPreTypes[] = {
     {"glm4", tok::PreType::llama3},
     {"chatglm-bpe", tok::PreType::llama3},
     {"deepseek-coder", tok::PreType::deepseek_coder, false, false, false},
+    {"deepseek-llm", tok::PreType::deepseek_llm, false, false, false},
     {"falcon", tok::PreType::falcon},
     {"mpt", tok::PreType::gpt2},
     {"gpt-2", tok::PreType::gpt2},
@@ -223,6 +224,7 @@ void Tokenizer::Impl::load(const Model& model) {
     vocab.max_len = std::max(vocab.max_len, t.text.size());
   }
 
+  if (kind == Kind::spm) vocab.spm_words_independent = tok::spm_words_are_independent(vocab);
   if (kind == Kind::bpe) {
     const GgufValue* v = kv("tokenizer.ggml.merges");
     if (!v || v->type() != GgufType::ARRAY || std::get<GgufArray>(v->v).elem != GgufType::STRING)

@@ -206,6 +206,37 @@ bool poro_word(uint32_t c) {
   }
 }
 
+// DeepSeek LLM's letter class [A-Za-zµÀ-ÖØ-öø-ƺ...𞤀-𞥃] (cased letters), from its tokenizer.json
+// as llama.cpp lists it; inclusive ranges.
+constexpr uint32_t kDeepseekLetters[][2] = {
+    {0x41, 0x5A}, {0x61, 0x7A}, {0xB5, 0xB5}, {0xC0, 0xD6}, {0xD8, 0xF6}, {0xF8, 0x1BA}, {0x1BC, 0x1BF},
+    {0x1C4, 0x293}, {0x295, 0x2AF}, {0x370, 0x373}, {0x376, 0x377}, {0x37B, 0x37D}, {0x37F, 0x37F},
+    {0x386, 0x386}, {0x388, 0x38A}, {0x38C, 0x38C}, {0x38E, 0x3A1}, {0x3A3, 0x3F5}, {0x3F7, 0x481},
+    {0x48A, 0x52F}, {0x531, 0x556}, {0x10A0, 0x10C5}, {0x13A0, 0x13F5}, {0x13F8, 0x13FD}, {0x1C90, 0x1CBA},
+    {0x1CBD, 0x1CBF}, {0x1D00, 0x1D2B}, {0x1D6B, 0x1D77}, {0x1D79, 0x1D9A}, {0x1E00, 0x1F15}, {0x1F18, 0x1F1D},
+    {0x1F20, 0x1F45}, {0x1F48, 0x1F4D}, {0x1F50, 0x1F57}, {0x1F59, 0x1F59}, {0x1F5B, 0x1F5B}, {0x1F5D, 0x1F5D},
+    {0x1F5F, 0x1F7D}, {0x1F80, 0x1FB4}, {0x1FB6, 0x1FBC}, {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4}, {0x1FC6, 0x1FCC},
+    {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB}, {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4}, {0x1FF6, 0x1FFC}, {0x2102, 0x2102},
+    {0x2107, 0x2107}, {0x210A, 0x2113}, {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124}, {0x2126, 0x2126},
+    {0x2128, 0x2128}, {0x212A, 0x212D}, {0x212F, 0x2134}, {0x2139, 0x2139}, {0x213C, 0x213F}, {0x2145, 0x2149},
+    {0x214E, 0x214E}, {0x2183, 0x2184}, {0x2C00, 0x2C7B}, {0x2C7E, 0x2CE4}, {0x2CEB, 0x2CEE}, {0x2CF2, 0x2CF3},
+    {0xA640, 0xA66D}, {0xA680, 0xA69B}, {0xA722, 0xA76F}, {0xA771, 0xA787}, {0xA78B, 0xA78E}, {0xAB70, 0xABBF},
+    {0xFB00, 0xFB06}, {0xFB13, 0xFB17}, {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0x10400, 0x1044F}, {0x104B0, 0x104D3},
+    {0x104D8, 0x104FB}, {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF}, {0x1E900, 0x1E943},
+};
+bool deepseek_letter(uint32_t c) {
+  for (const auto& r : kDeepseekLetters) {
+    if (c < r[0]) return false;  // sorted
+    if (c <= r[1]) return true;
+  }
+  return false;
+}
+// [!-/:-~！-／：-～‘-‟　-。] (U+3000 is whitespace, which llama.cpp hides from this class)
+bool deepseek_punct(uint32_t c) {
+  return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x7E) || (c >= 0xFF01 && c <= 0xFF0F) ||
+         (c >= 0xFF1A && c <= 0xFF5E) || (c >= 0x2018 && c <= 0x201F) || (c >= 0x3001 && c <= 0x3002);
+}
+
 // One split pass: every current piece is replaced by its matches and the gaps between them.
 template <typename Split>
 std::vector<size_t> apply(const std::vector<uint32_t>& cpts, const std::vector<size_t>& pieces, Split split) {
@@ -237,6 +268,14 @@ std::vector<size_t> apply_matcher(const std::vector<uint32_t>& cpts, const std::
   });
 }
 
+// \s+$: the whitespace at the very end of a piece becomes a piece of its own.
+void split_trailing_ws(const Piece& p, std::vector<size_t>& out) {
+  size_t start = p.end;
+  while (start > p.begin && re_ws(p.cpts[start - 1])) --start;
+  if (start > p.begin) out.push_back(start - p.begin);
+  if (p.end > start) out.push_back(p.end - start);
+}
+
 // The pieces (code point lengths) of `cpts` for one pre-tokenizer family.
 std::vector<size_t> pre_tokenize(PreType pre, const std::vector<uint32_t>& cpts) {
   std::vector<size_t> pieces{cpts.size()};
@@ -258,6 +297,14 @@ std::vector<size_t> pre_tokenize(PreType pre, const std::vector<uint32_t>& cpts)
       pass(match_ws_opt_run<re_punct>);
       pass(match_run<cjk_hangul>);
       pass(match_one<re_number>);
+      break;
+    case PreType::deepseek_llm:
+      pass(match_one<newline_char>);
+      pass(match_ws_opt_run<deepseek_letter>);
+      pass(match_ws_opt_run<deepseek_punct>);
+      pieces = apply(cpts, pieces, split_trailing_ws);
+      pass(match_run<cjk_hangul>);
+      pass(match_run<re_number>);
       break;
     case PreType::falcon:
       pass(match_run<punct_falcon>);
@@ -354,6 +401,18 @@ void bpe_word(const Vocab& vocab, const BpeRanks& ranks, bool ignore_merges, con
 }
 
 }  // namespace
+
+std::vector<std::string> bpe_pre_tokenize(PreType pre, std::string_view text) {
+  const std::vector<uint32_t> cpts = U::decode_utf8(text);
+  std::vector<std::string> words;
+  size_t begin = 0;
+  for (size_t len : pre_tokenize(pre, cpts)) {
+    words.emplace_back();
+    for (size_t i = begin; i < begin + len; ++i) U::append_utf8(words.back(), cpts[i]);
+    begin += len;
+  }
+  return words;
+}
 
 void bpe_tokenize(const Vocab& vocab, const BpeRanks& ranks, const BpeOptions& opt, std::string_view text,
                   std::vector<int32_t>& out) {

@@ -42,6 +42,7 @@ struct Vocab {
   std::vector<TokenData> tokens;
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> index;
   size_t max_len = 0;  // longest token text in bytes (bounds WordPiece's longest-match search)
+  bool spm_words_independent = false;  // see spm_words_are_independent()
 
   int32_t find(std::string_view text) const {
     auto it = index.find(text);
@@ -67,6 +68,10 @@ struct BpeRanks {
 // itself as a one-character token, else -1.
 int32_t spm_byte_token(const Vocab& vocab, uint8_t byte);
 
+// True when no token holds a non-"▁" character directly followed by "▁" (and every token is
+// made of whole UTF-8 characters): then no SentencePiece merge can span the start of a word.
+bool spm_words_are_independent(const Vocab& vocab);
+
 // SentencePiece-style bigram merging by score over one already-escaped fragment (spaces are
 // U+2581 here); appends ids to `out`.
 void spm_tokenize(const Vocab& vocab, std::string_view text, int32_t unk, std::vector<int32_t>& out);
@@ -79,6 +84,7 @@ enum class PreType {
   llama3,          // llama-bpe, dbrx, smaug, chatglm4, ...
   qwen2,           // qwen2, stablelm2, ...: like llama3 with single digits
   deepseek_coder,  // deepseek-coder
+  deepseek_llm,    // deepseek-llm
   falcon,          // falcon
   starcoder,       // starcoder, refact, command-r, smollm, codeshell, exaone, minerva
   poro,            // poro-chat, bloom, gpt3-finnish
@@ -94,6 +100,9 @@ struct BpeOptions {
 // rank. Appends ids to `out`.
 void bpe_tokenize(const Vocab& vocab, const BpeRanks& ranks, const BpeOptions& opt, std::string_view text,
                   std::vector<int32_t>& out);
+
+// The pre-tokenizer alone: the pieces (UTF-8, before byte mapping) BPE would merge within.
+std::vector<std::string> bpe_pre_tokenize(PreType pre, std::string_view text);
 
 // WordPiece (BERT) of one fragment: normalisation (lowercase, accent stripping), split on
 // whitespace/punctuation/CJK, greedy longest-match with "▁"-prefixed word starts as llama.cpp

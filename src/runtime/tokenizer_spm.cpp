@@ -49,16 +49,38 @@ int32_t spm_byte_token(const Vocab& vocab, uint8_t byte) {
   return vocab.find(std::string_view(&raw, 1));
 }
 
+bool spm_words_are_independent(const Vocab& vocab) {
+  constexpr std::string_view kSpace = "\xe2\x96\x81";
+  for (const auto& t : vocab.tokens) {
+    const std::string_view w = t.text;
+    std::string_view prev;
+    for (size_t off = 0; off < w.size();) {
+      const auto lead = static_cast<uint8_t>(w[off]);
+      const size_t n = utf8_len(lead);
+      if ((lead & 0xC0) == 0x80 || off + n > w.size()) return false;  // not whole characters
+      for (size_t k = 1; k < n; ++k)
+        if ((static_cast<uint8_t>(w[off + k]) & 0xC0) != 0x80) return false;
+      const std::string_view ch = w.substr(off, n);
+      if (ch == kSpace && off > 0 && prev != kSpace) return false;  // "x▁" inside a token
+      prev = ch;
+      off += n;
+    }
+  }
+  return true;
+}
+
 void spm_tokenize(const Vocab& vocab, std::string_view text, int32_t unk, std::vector<int32_t>& out) {
+  constexpr std::string_view kSpace = "\xe2\x96\x81";
   std::vector<Symbol> symbols;
   symbols.reserve(text.size());
   for (size_t off = 0; off < text.size();) {
     const size_t n = std::min(utf8_len(static_cast<uint8_t>(text[off])), text.size() - off);
     const int index = static_cast<int>(symbols.size());
-    symbols.push_back({index - 1, off + n == text.size() ? -1 : index + 1, off, n});
+    symbols.push_back({index - 1, index + 1, off, n});
     off += n;
   }
   if (symbols.empty()) return;
+  const int n_symbols = static_cast<int>(symbols.size());
 
   std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
   auto try_add = [&](int left, int right) {
@@ -68,35 +90,50 @@ void spm_tokenize(const Vocab& vocab, std::string_view text, int32_t unk, std::v
     if (id < 0) return;
     queue.push({left, right, vocab.tokens[id].score, merged.size()});
   };
-  for (int i = 1; i < static_cast<int>(symbols.size()); ++i) try_add(i - 1, i);
+  auto symbol_text = [&](int i) { return text.substr(symbols[i].offset, symbols[i].n); };
 
-  while (!queue.empty()) {
-    const Bigram b = queue.top();
-    queue.pop();
-    Symbol& left = symbols[b.left];
-    Symbol& right = symbols[b.right];
-    if (left.n == 0 || right.n == 0 || left.n + right.n != b.size) continue;  // stale
-    left.n += right.n;
-    right.n = 0;
-    left.next = right.next;
-    if (right.next >= 0) symbols[right.next].prev = b.left;
-    try_add(left.prev, b.left);
-    try_add(b.left, left.next);
-  }
+  // Merging is local: when no token contains a non-space character followed by "▁", no merge
+  // can reach across the start of a word, so each word is merged on its own (same result as
+  // one pass over the whole text, but with a small, cache-friendly queue).
+  for (int begin = 0; begin < n_symbols;) {
+    int end = begin + 1;
+    if (vocab.spm_words_independent)
+      while (end < n_symbols && !(symbol_text(end) == kSpace && symbol_text(end - 1) != kSpace)) ++end;
+    else
+      end = n_symbols;
+    symbols[begin].prev = -1;
+    symbols[end - 1].next = -1;
 
-  // Every merged piece is a vocabulary entry by construction; only unmerged single characters
-  // can be missing, and those become byte tokens.
-  for (int i = 0; i != -1; i = symbols[i].next) {
-    const std::string_view piece = text.substr(symbols[i].offset, symbols[i].n);
-    if (int32_t id = vocab.find(piece); id >= 0) {
-      out.push_back(id);
-      continue;
+    for (int i = begin + 1; i < end; ++i) try_add(i - 1, i);
+    while (!queue.empty()) {
+      const Bigram b = queue.top();
+      queue.pop();
+      Symbol& left = symbols[b.left];
+      Symbol& right = symbols[b.right];
+      if (left.n == 0 || right.n == 0 || left.n + right.n != b.size) continue;  // stale
+      left.n += right.n;
+      right.n = 0;
+      left.next = right.next;
+      if (right.next >= 0) symbols[right.next].prev = b.left;
+      try_add(left.prev, b.left);
+      try_add(b.left, left.next);
     }
-    for (char c : piece) {
-      const int32_t id = spm_byte_token(vocab, static_cast<uint8_t>(c));
-      if (id >= 0) out.push_back(id);
-      else if (unk >= 0) out.push_back(unk);
+
+    // Every merged piece is a vocabulary entry by construction; only unmerged single
+    // characters can be missing, and those become byte tokens.
+    for (int i = begin; i != -1; i = symbols[i].next) {
+      const std::string_view piece = symbol_text(i);
+      if (int32_t id = vocab.find(piece); id >= 0) {
+        out.push_back(id);
+        continue;
+      }
+      for (char c : piece) {
+        const int32_t id = spm_byte_token(vocab, static_cast<uint8_t>(c));
+        if (id >= 0) out.push_back(id);
+        else if (unk >= 0) out.push_back(unk);
+      }
     }
+    begin = end;
   }
 }
 

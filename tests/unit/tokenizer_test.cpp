@@ -13,6 +13,7 @@
 #include "dcq/error.hpp"
 #include "dcq/gguf.hpp"
 #include "dcq/io.hpp"
+#include "runtime/tokenizer_impl.hpp"
 #include "runtime/unicode.hpp"
 #include "test_support.hpp"
 
@@ -112,6 +113,34 @@ TEST(TokenizerSpm, WholeTinyStoriesMatchesLlamaPerplexityCount) {
   const auto ids = tok.encode(text, true);
   EXPECT_EQ(ids.size(), 393019u);
   EXPECT_EQ(tok.decode(ids), text);
+}
+
+// The word-by-word merge shortcut must give exactly what one merge pass over the whole text gives.
+TEST(TokenizerSpm, WordByWordMergingEqualsWholeText) {
+  DCQ_REQUIRE_DATA();
+  const Model m = load_model(data_dir() / "vocab/ggml-vocab-llama-spm.gguf");
+  tok::Vocab v;
+  const auto& toks = m.find_kv("tokenizer.ggml.tokens")->as_array("tokens").items;
+  const auto& scores = m.find_kv("tokenizer.ggml.scores")->as_array("scores").items;
+  for (size_t i = 0; i < toks.size(); ++i) {
+    v.tokens.push_back({toks[i].as_string("t"), static_cast<float>(scores[i].as_float("s")), tok::kNormal});
+    v.index[v.tokens.back().text] = static_cast<int32_t>(i);
+  }
+  ASSERT_TRUE(tok::spm_words_are_independent(v));
+  std::string text = read_text(data_dir() / "text/wikitext2-test.txt").substr(0, 60000);
+  text += "\xff\xe2\x96 x\xf0\xe2\x96\x81y  \xe5\xa5\xbd\xe5";  // malformed bytes next to spaces
+  std::string escaped;
+  for (char c : text) escaped += c == ' ' ? std::string("\xe2\x96\x81") : std::string(1, c);
+  std::vector<int32_t> by_word, whole;
+  v.spm_words_independent = true;
+  tok::spm_tokenize(v, escaped, 0, by_word);
+  v.spm_words_independent = false;
+  tok::spm_tokenize(v, escaped, 0, whole);
+  EXPECT_GT(whole.size(), 10000u);
+  EXPECT_EQ(by_word, whole);
+  // A vocabulary with a token that spans a word start must not take the shortcut.
+  v.tokens.push_back({"a\xe2\x96\x81" "b", 0.0f, tok::kNormal});
+  EXPECT_FALSE(tok::spm_words_are_independent(v));
 }
 
 TEST(TokenizerBpe, SpecialTokensAndDecode) {
@@ -297,6 +326,26 @@ TEST(TokenizeCli, IdsListAndPieces) {
   EXPECT_EQ(j["ids"], nlohmann::json::array({1, 403}));
 }
 
+TEST(TokenizeCli, PromptFileAndSpecialTokens) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const auto prompt = dir / "prompt.txt";
+  {
+    std::ofstream(prompt, std::ios::binary) << "Hello world<|endoftext|>";
+  }
+  const std::string vocab = (data_dir() / "vocab/ggml-vocab-gpt-2.gguf").string();
+  auto r = test::run_dcq("tokenize " + vocab + " -f " + prompt.string() + " --ids --special");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "[15496, 995, 50256]\n");
+  r = test::run_dcq("tokenize " + vocab + " -f " + prompt.string() + " --ids");
+  EXPECT_EQ(r.out, "[15496, 995, 27, 91, 437, 1659, 5239, 91, 29]\n");
+  r = test::run_dcq("tokenize " + vocab + " -f " + (dir / "missing.txt").string());
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("missing.txt"), std::string::npos) << r.err;
+  r = test::run_dcq("tokenize " + vocab);  // no text given
+  EXPECT_EQ(r.exit_code, 2);
+}
+
 TEST(TokenizeCli, ModelWithoutTokenizerIsBadInput) {
   DCQ_REQUIRE_DATA();
   const std::string folder = model_path("stories260K-hf-f32").string();
@@ -304,6 +353,222 @@ TEST(TokenizeCli, ModelWithoutTokenizerIsBadInput) {
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.err.find("stories260K-hf-f32"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("tokenizer"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace dcq
+
+namespace dcq {
+namespace {
+
+// Pre-tokenizers against the original Hugging Face regexes, evaluated by Python's `regex` module
+// (the conformance inputs plus edge cases: CRLF runs, trailing spaces, upper-case contractions,
+// non-ASCII digits and spaces). This covers the llama3 and qwen2 splitters, whose vocabularies
+// are not among the shared conformance files.
+struct SplitCase {
+  tok::PreType pre;
+  const char* text;
+  std::vector<std::string> pieces;
+};
+
+TEST(BpePreTokenizer, MatchesReferenceRegex) {
+  using tok::PreType;
+  const std::vector<SplitCase> cases = {
+    {PreType::llama3, "ied 4 \xC2""\xBD"" months", {"ied", " ", "4", " ", "\xC2""\xBD", " months"}},
+    {PreType::llama3, "\xC3""\x84""pfel", {"\xC3""\x84""pfel"}},
+    {PreType::llama3, " ", {" "}},
+    {PreType::llama3, "  ", {"  "}},
+    {PreType::llama3, "   ", {"   "}},
+    {PreType::llama3, "\x09", {"\x09"}},
+    {PreType::llama3, "\x0A", {"\x0A"}},
+    {PreType::llama3, "\x0A""\x0A", {"\x0A""\x0A"}},
+    {PreType::llama3, "\x0A""\x0A""\x0A", {"\x0A""\x0A""\x0A"}},
+    {PreType::llama3, "\x09""\x0A", {"\x09""\x0A"}},
+    {PreType::llama3, "Hello world", {"Hello", " world"}},
+    {PreType::llama3, " Hello world", {" Hello", " world"}},
+    {PreType::llama3, "Hello World", {"Hello", " World"}},
+    {PreType::llama3, " Hello World", {" Hello", " World"}},
+    {PreType::llama3, " Hello World!", {" Hello", " World", "!"}},
+    {PreType::llama3, "Hello, world!", {"Hello", ",", " world", "!"}},
+    {PreType::llama3, " Hello, world!", {" Hello", ",", " world", "!"}},
+    {PreType::llama3, " this is \xF0""\x9F""\xA6""\x99"".cpp", {" this", " is", " \xF0""\x9F""\xA6""\x99"".", "cpp"}},
+    {PreType::llama3, "w048 7tuijk dsdfhu", {"w", "048", " ", "7", "tuijk", " dsdfhu"}},
+    {PreType::llama3, "\xD0""\xBD""\xD0""\xB5""\xD1""\x89""\xD0""\xBE"" \xD0""\xBD""\xD0""\xB0"" \xD0""\x91""\xD1""\x8A""\xD0""\xBB""\xD0""\xB3""\xD0""\xB0""\xD1""\x80""\xD1""\x81""\xD0""\xBA""\xD0""\xB8", {"\xD0""\xBD""\xD0""\xB5""\xD1""\x89""\xD0""\xBE", " \xD0""\xBD""\xD0""\xB0", " \xD0""\x91""\xD1""\x8A""\xD0""\xBB""\xD0""\xB3""\xD0""\xB0""\xD1""\x80""\xD1""\x81""\xD0""\xBA""\xD0""\xB8"}},
+    {PreType::llama3, "\xE1""\x9E""\x80""\xE1""\x9E""\xB6""\xE1""\x9E""\x93""\xE1""\x9F""\x8B""\xE1""\x9E""\x8F""\xE1""\x9F""\x82""\xE1""\x9E""\x96""\xE1""\x9E""\xB7""\xE1""\x9E""\x9F""\xE1""\x9F""\x81""\xE1""\x9E""\x9F""\xE1""\x9E""\xA2""\xE1""\x9E""\xB6""\xE1""\x9E""\x85""\xE1""\x9E""\x81""\xE1""\x9E""\x9B""\xE1""\x9E""\x85""\xE1""\x9F""\x81""\xE1""\x9E""\x89", {"\xE1""\x9E""\x80", "\xE1""\x9E""\xB6""\xE1""\x9E""\x93", "\xE1""\x9F""\x8B""\xE1""\x9E""\x8F", "\xE1""\x9F""\x82""\xE1""\x9E""\x96", "\xE1""\x9E""\xB7""\xE1""\x9E""\x9F", "\xE1""\x9F""\x81""\xE1""\x9E""\x9F""\xE1""\x9E""\xA2", "\xE1""\x9E""\xB6""\xE1""\x9E""\x85""\xE1""\x9E""\x81""\xE1""\x9E""\x9B""\xE1""\x9E""\x85", "\xE1""\x9F""\x81""\xE1""\x9E""\x89"}},
+    {PreType::llama3, "\xF0""\x9F""\x9A""\x80"" (normal) \xF0""\x9F""\x98""\xB6""\xE2""\x80""\x8D""\xF0""\x9F""\x8C""\xAB""\xEF""\xB8""\x8F"" (multiple emojis concatenated) \xE2""\x9C""\x85"" (only emoji that has its own token)", {"\xF0""\x9F""\x9A""\x80", " (", "normal", ")", " \xF0""\x9F""\x98""\xB6""\xE2""\x80""\x8D""\xF0""\x9F""\x8C""\xAB""\xEF""\xB8""\x8F", " (", "multiple", " emojis", " concatenated", ")", " \xE2""\x9C""\x85", " (", "only", " emoji", " that", " has", " its", " own", " token", ")"}},
+    {PreType::llama3, "Hello", {"Hello"}},
+    {PreType::llama3, " Hello", {" Hello"}},
+    {PreType::llama3, "  Hello", {" ", " Hello"}},
+    {PreType::llama3, "   Hello", {"  ", " Hello"}},
+    {PreType::llama3, "    Hello", {"   ", " Hello"}},
+    {PreType::llama3, "    Hello\x0A""    Hello", {"   ", " Hello", "\x0A", "   ", " Hello"}},
+    {PreType::llama3, " (", {" ("}},
+    {PreType::llama3, "\x0A"" =", {"\x0A", " ="}},
+    {PreType::llama3, "' era", {"'", " era"}},
+    {PreType::llama3, "Hello, y'all! How are you \xF0""\x9F""\x98""\x81"" ?\xE6""\x88""\x91""\xE6""\x83""\xB3""\xE5""\x9C""\xA8""apple\xE5""\xB7""\xA5""\xE4""\xBD""\x9C""1314151\xE5""\xA4""\xA9""\xEF""\xBD""\x9E", {"Hello", ",", " y", "'all", "!", " How", " are", " you", " \xF0""\x9F""\x98""\x81", " ?", "\xE6""\x88""\x91""\xE6""\x83""\xB3""\xE5""\x9C""\xA8""apple\xE5""\xB7""\xA5""\xE4""\xBD""\x9C", "131", "415", "1", "\xE5""\xA4""\xA9", "\xEF""\xBD""\x9E"}},
+    {PreType::llama3, "!!!!!!", {"!!!!!!"}},
+    {PreType::llama3, "3", {"3"}},
+    {PreType::llama3, "33", {"33"}},
+    {PreType::llama3, "333", {"333"}},
+    {PreType::llama3, "3333", {"333", "3"}},
+    {PreType::llama3, "33333", {"333", "33"}},
+    {PreType::llama3, "333333", {"333", "333"}},
+    {PreType::llama3, "3333333", {"333", "333", "3"}},
+    {PreType::llama3, "33333333", {"333", "333", "33"}},
+    {PreType::llama3, "333333333", {"333", "333", "333"}},
+    {PreType::llama3, "C\xE1""\xBB""\xAD""a Vi\xE1""\xBB""\x87""t", {"C\xE1""\xBB""\xAD""a", " Vi\xE1""\xBB""\x87""t"}},
+    {PreType::llama3, " discards", {" discards"}},
+    {PreType::llama3, "\x0A"" \x0A""\x0A"" \x0A""\x0A""\x0A"" \x09"" \x09""\x09"" \x09""\x0A""  \x0A""   \x0A""    \x0A""     \x0A""\xF0""\x9F""\x9A""\x80"" (normal) \xF0""\x9F""\x98""\xB6""\xE2""\x80""\x8D""\xF0""\x9F""\x8C""\xAB""\xEF""\xB8""\x8F"" (multiple emojis concatenated) \xE2""\x9C""\x85"" \xF0""\x9F""\xA6""\x99""\xF0""\x9F""\xA6""\x99"" 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 \xE1""\x9E""\x80""\xE1""\x9E""\xB6""\xE1""\x9E""\x93""\xE1""\x9F""\x8B""\xE1""\x9E""\x8F""\xE1""\x9F""\x82""\xE1""\x9E""\x96""\xE1""\x9E""\xB7""\xE1""\x9E""\x9F""\xE1""\x9F""\x81""\xE1""\x9E""\x9F""\xE1""\x9E""\xA2""\xE1""\x9E""\xB6""\xE1""\x9E""\x85""\xF0""\x9F""\x98""\x81"" ?\xE6""\x88""\x91""\xE6""\x83""\xB3""\xE5""\x9C""\xA8""apple\xE5""\xB7""\xA5""\xE4""\xBD""\x9C""1314151\xE5""\xA4""\xA9""\xEF""\xBD""\x9E"" ------======= \xD0""\xBD""\xD0""\xB5""\xD1""\x89""\xD0""\xBE"" \xD0""\xBD""\xD0""\xB0"" \xD0""\x91""\xD1""\x8A""\xD0""\xBB""\xD0""\xB3""\xD0""\xB0""\xD1""\x80""\xD1""\x81""\xD0""\xBA""\xD0""\xB8"" ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL", {"\x0A"" \x0A""\x0A"" \x0A""\x0A""\x0A"" \x09"" \x09""\x09"" \x09""\x0A""  \x0A""   \x0A""    \x0A""     \x0A", "\xF0""\x9F""\x9A""\x80", " (", "normal", ")", " \xF0""\x9F""\x98""\xB6""\xE2""\x80""\x8D""\xF0""\x9F""\x8C""\xAB""\xEF""\xB8""\x8F", " (", "multiple", " emojis", " concatenated", ")", " \xE2""\x9C""\x85", " \xF0""\x9F""\xA6""\x99""\xF0""\x9F""\xA6""\x99", " ", "3", " ", "33", " ", "333", " ", "333", "3", " ", "333", "33", " ", "333", "333", " ", "333", "333", "3", " ", "333", "333", "33", " ", "3", ".", "3", " ", "3", "..", "3", " ", "3", "...", "3", " \xE1""\x9E""\x80", "\xE1""\x9E""\xB6""\xE1""\x9E""\x93", "\xE1""\x9F""\x8B""\xE1""\x9E""\x8F", "\xE1""\x9F""\x82""\xE1""\x9E""\x96", "\xE1""\x9E""\xB7""\xE1""\x9E""\x9F", "\xE1""\x9F""\x81""\xE1""\x9E""\x9F""\xE1""\x9E""\xA2", "\xE1""\x9E""\xB6""\xE1""\x9E""\x85", "\xF0""\x9F""\x98""\x81", " ?", "\xE6""\x88""\x91""\xE6""\x83""\xB3""\xE5""\x9C""\xA8""apple\xE5""\xB7""\xA5""\xE4""\xBD""\x9C", "131", "415", "1", "\xE5""\xA4""\xA9", "\xEF""\xBD""\x9E", " ------=======", " \xD0""\xBD""\xD0""\xB5""\xD1""\x89""\xD0""\xBE", " \xD0""\xBD""\xD0""\xB0", " \xD0""\x91""\xD1""\x8A""\xD0""\xBB""\xD0""\xB3""\xD0""\xB0""\xD1""\x80""\xD1""\x81""\xD0""\xBA""\xD0""\xB8", " ''''''```````\"\"\"\"......!!!!!!??????", " I", "'ve", " been", " '", "told", " he", "'s", " there", ",", " '", "RE", " you", " sure", "?", " '", "M", " not", " sure", " I", "'ll", " make", " it", ",", " '", "D", " you", " like", " some", " tea", "?", " We", "'Ve", " a", "'lL"}},
+    {PreType::llama3, "Hello\x0D""\x0A""\x0D""\x0A""  world", {"Hello", "\x0D""\x0A""\x0D""\x0A", " ", " world"}},
+    {PreType::llama3, "  \x0A""\x0A""  x", {"  \x0A""\x0A", " ", " x"}},
+    {PreType::llama3, "I'M HERE'S it's", {"I", "'M", " HERE", "'S", " it", "'s"}},
+    {PreType::llama3, "1234567 12", {"123", "456", "7", " ", "12"}},
+    {PreType::llama3, "a\xC2""\xA0""b", {"a", "\xC2""\xA0""b"}},
+    {PreType::llama3, "x  \x09""\x0A"" y", {"x", "  \x09""\x0A", " y"}},
+    {PreType::llama3, "'ll 've 'Re", {"'ll", " '", "ve", " '", "Re"}},
+    {PreType::llama3, "ab'CD", {"ab", "'CD"}},
+    {PreType::llama3, "\xE3""\x80""\x80""\xE4""\xB8""\xAD""\xE6""\x96""\x87"" \xE6""\xB5""\x8B""\xE8""\xAF""\x95", {"\xE3""\x80""\x80""\xE4""\xB8""\xAD""\xE6""\x96""\x87", " \xE6""\xB5""\x8B""\xE8""\xAF""\x95"}},
+    {PreType::llama3, "abc   ", {"abc", "   "}},
+    {PreType::llama3, "  leading", {" ", " leading"}},
+    {PreType::llama3, "a\x0A""\x0A""\x0A""b\x0D""\x0A", {"a", "\x0A""\x0A""\x0A", "b", "\x0D""\x0A"}},
+    {PreType::llama3, "$$$ ... !!!\x0A""\x0A", {"$$$", " ...", " !!!\x0A""\x0A"}},
+    {PreType::llama3, "\xD9""\xA1""\xD9""\xA2""\xD9""\xA3""\xD9""\xA4"" \xC2""\xBD""\xC2""\xBD", {"\xD9""\xA1""\xD9""\xA2""\xD9""\xA3", "\xD9""\xA4", " ", "\xC2""\xBD""\xC2""\xBD"}},
+    {PreType::llama3, "caf\xC3""\xA9"" na\xCC""\x88""ive", {"caf\xC3""\xA9", " na", "\xCC""\x88""ive"}},
+    {PreType::qwen2, "ied 4 \xC2""\xBD"" months", {"ied", " ", "4", " ", "\xC2""\xBD", " months"}},
+    {PreType::qwen2, "\xC3""\x84""pfel", {"\xC3""\x84""pfel"}},
+    {PreType::qwen2, " ", {" "}},
+    {PreType::qwen2, "  ", {"  "}},
+    {PreType::qwen2, "   ", {"   "}},
+    {PreType::qwen2, "\x09", {"\x09"}},
+    {PreType::qwen2, "\x0A", {"\x0A"}},
+    {PreType::qwen2, "\x0A""\x0A", {"\x0A""\x0A"}},
+    {PreType::qwen2, "\x0A""\x0A""\x0A", {"\x0A""\x0A""\x0A"}},
+    {PreType::qwen2, "\x09""\x0A", {"\x09""\x0A"}},
+    {PreType::qwen2, "Hello world", {"Hello", " world"}},
+    {PreType::qwen2, " Hello world", {" Hello", " world"}},
+    {PreType::qwen2, "Hello World", {"Hello", " World"}},
+    {PreType::qwen2, " Hello World", {" Hello", " World"}},
+    {PreType::qwen2, " Hello World!", {" Hello", " World", "!"}},
+    {PreType::qwen2, "Hello, world!", {"Hello", ",", " world", "!"}},
+    {PreType::qwen2, " Hello, world!", {" Hello", ",", " world", "!"}},
+    {PreType::qwen2, " this is \xF0""\x9F""\xA6""\x99"".cpp", {" this", " is", " \xF0""\x9F""\xA6""\x99"".", "cpp"}},
+    {PreType::qwen2, "w048 7tuijk dsdfhu", {"w", "0", "4", "8", " ", "7", "tuijk", " dsdfhu"}},
+    {PreType::qwen2, "\xD0""\xBD""\xD0""\xB5""\xD1""\x89""\xD0""\xBE"" \xD0""\xBD""\xD0""\xB0"" \xD0""\x91""\xD1""\x8A""\xD0""\xBB""\xD0""\xB3""\xD0""\xB0""\xD1""\x80""\xD1""\x81""\xD0""\xBA""\xD0""\xB8", {"\xD0""\xBD""\xD0""\xB5""\xD1""\x89""\xD0""\xBE", " \xD0""\xBD""\xD0""\xB0", " \xD0""\x91""\xD1""\x8A""\xD0""\xBB""\xD0""\xB3""\xD0""\xB0""\xD1""\x80""\xD1""\x81""\xD0""\xBA""\xD0""\xB8"}},
+    {PreType::qwen2, "\xE1""\x9E""\x80""\xE1""\x9E""\xB6""\xE1""\x9E""\x93""\xE1""\x9F""\x8B""\xE1""\x9E""\x8F""\xE1""\x9F""\x82""\xE1""\x9E""\x96""\xE1""\x9E""\xB7""\xE1""\x9E""\x9F""\xE1""\x9F""\x81""\xE1""\x9E""\x9F""\xE1""\x9E""\xA2""\xE1""\x9E""\xB6""\xE1""\x9E""\x85""\xE1""\x9E""\x81""\xE1""\x9E""\x9B""\xE1""\x9E""\x85""\xE1""\x9F""\x81""\xE1""\x9E""\x89", {"\xE1""\x9E""\x80", "\xE1""\x9E""\xB6""\xE1""\x9E""\x93", "\xE1""\x9F""\x8B""\xE1""\x9E""\x8F", "\xE1""\x9F""\x82""\xE1""\x9E""\x96", "\xE1""\x9E""\xB7""\xE1""\x9E""\x9F", "\xE1""\x9F""\x81""\xE1""\x9E""\x9F""\xE1""\x9E""\xA2", "\xE1""\x9E""\xB6""\xE1""\x9E""\x85""\xE1""\x9E""\x81""\xE1""\x9E""\x9B""\xE1""\x9E""\x85", "\xE1""\x9F""\x81""\xE1""\x9E""\x89"}},
+    {PreType::qwen2, "\xF0""\x9F""\x9A""\x80"" (normal) \xF0""\x9F""\x98""\xB6""\xE2""\x80""\x8D""\xF0""\x9F""\x8C""\xAB""\xEF""\xB8""\x8F"" (multiple emojis concatenated) \xE2""\x9C""\x85"" (only emoji that has its own token)", {"\xF0""\x9F""\x9A""\x80", " (", "normal", ")", " \xF0""\x9F""\x98""\xB6""\xE2""\x80""\x8D""\xF0""\x9F""\x8C""\xAB""\xEF""\xB8""\x8F", " (", "multiple", " emojis", " concatenated", ")", " \xE2""\x9C""\x85", " (", "only", " emoji", " that", " has", " its", " own", " token", ")"}},
+    {PreType::qwen2, "Hello", {"Hello"}},
+    {PreType::qwen2, " Hello", {" Hello"}},
+    {PreType::qwen2, "  Hello", {" ", " Hello"}},
+    {PreType::qwen2, "   Hello", {"  ", " Hello"}},
+    {PreType::qwen2, "    Hello", {"   ", " Hello"}},
+    {PreType::qwen2, "    Hello\x0A""    Hello", {"   ", " Hello", "\x0A", "   ", " Hello"}},
+    {PreType::qwen2, " (", {" ("}},
+    {PreType::qwen2, "\x0A"" =", {"\x0A", " ="}},
+    {PreType::qwen2, "' era", {"'", " era"}},
+    {PreType::qwen2, "Hello, y'all! How are you \xF0""\x9F""\x98""\x81"" ?\xE6""\x88""\x91""\xE6""\x83""\xB3""\xE5""\x9C""\xA8""apple\xE5""\xB7""\xA5""\xE4""\xBD""\x9C""1314151\xE5""\xA4""\xA9""\xEF""\xBD""\x9E", {"Hello", ",", " y", "'all", "!", " How", " are", " you", " \xF0""\x9F""\x98""\x81", " ?", "\xE6""\x88""\x91""\xE6""\x83""\xB3""\xE5""\x9C""\xA8""apple\xE5""\xB7""\xA5""\xE4""\xBD""\x9C", "1", "3", "1", "4", "1", "5", "1", "\xE5""\xA4""\xA9", "\xEF""\xBD""\x9E"}},
+    {PreType::qwen2, "!!!!!!", {"!!!!!!"}},
+    {PreType::qwen2, "3", {"3"}},
+    {PreType::qwen2, "33", {"3", "3"}},
+    {PreType::qwen2, "333", {"3", "3", "3"}},
+    {PreType::qwen2, "3333", {"3", "3", "3", "3"}},
+    {PreType::qwen2, "33333", {"3", "3", "3", "3", "3"}},
+    {PreType::qwen2, "333333", {"3", "3", "3", "3", "3", "3"}},
+    {PreType::qwen2, "3333333", {"3", "3", "3", "3", "3", "3", "3"}},
+    {PreType::qwen2, "33333333", {"3", "3", "3", "3", "3", "3", "3", "3"}},
+    {PreType::qwen2, "333333333", {"3", "3", "3", "3", "3", "3", "3", "3", "3"}},
+    {PreType::qwen2, "C\xE1""\xBB""\xAD""a Vi\xE1""\xBB""\x87""t", {"C\xE1""\xBB""\xAD""a", " Vi\xE1""\xBB""\x87""t"}},
+    {PreType::qwen2, " discards", {" discards"}},
+    {PreType::qwen2, "\x0A"" \x0A""\x0A"" \x0A""\x0A""\x0A"" \x09"" \x09""\x09"" \x09""\x0A""  \x0A""   \x0A""    \x0A""     \x0A""\xF0""\x9F""\x9A""\x80"" (normal) \xF0""\x9F""\x98""\xB6""\xE2""\x80""\x8D""\xF0""\x9F""\x8C""\xAB""\xEF""\xB8""\x8F"" (multiple emojis concatenated) \xE2""\x9C""\x85"" \xF0""\x9F""\xA6""\x99""\xF0""\x9F""\xA6""\x99"" 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 \xE1""\x9E""\x80""\xE1""\x9E""\xB6""\xE1""\x9E""\x93""\xE1""\x9F""\x8B""\xE1""\x9E""\x8F""\xE1""\x9F""\x82""\xE1""\x9E""\x96""\xE1""\x9E""\xB7""\xE1""\x9E""\x9F""\xE1""\x9F""\x81""\xE1""\x9E""\x9F""\xE1""\x9E""\xA2""\xE1""\x9E""\xB6""\xE1""\x9E""\x85""\xF0""\x9F""\x98""\x81"" ?\xE6""\x88""\x91""\xE6""\x83""\xB3""\xE5""\x9C""\xA8""apple\xE5""\xB7""\xA5""\xE4""\xBD""\x9C""1314151\xE5""\xA4""\xA9""\xEF""\xBD""\x9E"" ------======= \xD0""\xBD""\xD0""\xB5""\xD1""\x89""\xD0""\xBE"" \xD0""\xBD""\xD0""\xB0"" \xD0""\x91""\xD1""\x8A""\xD0""\xBB""\xD0""\xB3""\xD0""\xB0""\xD1""\x80""\xD1""\x81""\xD0""\xBA""\xD0""\xB8"" ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL", {"\x0A"" \x0A""\x0A"" \x0A""\x0A""\x0A"" \x09"" \x09""\x09"" \x09""\x0A""  \x0A""   \x0A""    \x0A""     \x0A", "\xF0""\x9F""\x9A""\x80", " (", "normal", ")", " \xF0""\x9F""\x98""\xB6""\xE2""\x80""\x8D""\xF0""\x9F""\x8C""\xAB""\xEF""\xB8""\x8F", " (", "multiple", " emojis", " concatenated", ")", " \xE2""\x9C""\x85", " \xF0""\x9F""\xA6""\x99""\xF0""\x9F""\xA6""\x99", " ", "3", " ", "3", "3", " ", "3", "3", "3", " ", "3", "3", "3", "3", " ", "3", "3", "3", "3", "3", " ", "3", "3", "3", "3", "3", "3", " ", "3", "3", "3", "3", "3", "3", "3", " ", "3", "3", "3", "3", "3", "3", "3", "3", " ", "3", ".", "3", " ", "3", "..", "3", " ", "3", "...", "3", " \xE1""\x9E""\x80", "\xE1""\x9E""\xB6""\xE1""\x9E""\x93", "\xE1""\x9F""\x8B""\xE1""\x9E""\x8F", "\xE1""\x9F""\x82""\xE1""\x9E""\x96", "\xE1""\x9E""\xB7""\xE1""\x9E""\x9F", "\xE1""\x9F""\x81""\xE1""\x9E""\x9F""\xE1""\x9E""\xA2", "\xE1""\x9E""\xB6""\xE1""\x9E""\x85", "\xF0""\x9F""\x98""\x81", " ?", "\xE6""\x88""\x91""\xE6""\x83""\xB3""\xE5""\x9C""\xA8""apple\xE5""\xB7""\xA5""\xE4""\xBD""\x9C", "1", "3", "1", "4", "1", "5", "1", "\xE5""\xA4""\xA9", "\xEF""\xBD""\x9E", " ------=======", " \xD0""\xBD""\xD0""\xB5""\xD1""\x89""\xD0""\xBE", " \xD0""\xBD""\xD0""\xB0", " \xD0""\x91""\xD1""\x8A""\xD0""\xBB""\xD0""\xB3""\xD0""\xB0""\xD1""\x80""\xD1""\x81""\xD0""\xBA""\xD0""\xB8", " ''''''```````\"\"\"\"......!!!!!!??????", " I", "'ve", " been", " '", "told", " he", "'s", " there", ",", " '", "RE", " you", " sure", "?", " '", "M", " not", " sure", " I", "'ll", " make", " it", ",", " '", "D", " you", " like", " some", " tea", "?", " We", "'Ve", " a", "'lL"}},
+    {PreType::qwen2, "Hello\x0D""\x0A""\x0D""\x0A""  world", {"Hello", "\x0D""\x0A""\x0D""\x0A", " ", " world"}},
+    {PreType::qwen2, "  \x0A""\x0A""  x", {"  \x0A""\x0A", " ", " x"}},
+    {PreType::qwen2, "I'M HERE'S it's", {"I", "'M", " HERE", "'S", " it", "'s"}},
+    {PreType::qwen2, "1234567 12", {"1", "2", "3", "4", "5", "6", "7", " ", "1", "2"}},
+    {PreType::qwen2, "a\xC2""\xA0""b", {"a", "\xC2""\xA0""b"}},
+    {PreType::qwen2, "x  \x09""\x0A"" y", {"x", "  \x09""\x0A", " y"}},
+    {PreType::qwen2, "'ll 've 'Re", {"'ll", " '", "ve", " '", "Re"}},
+    {PreType::qwen2, "ab'CD", {"ab", "'CD"}},
+    {PreType::qwen2, "\xE3""\x80""\x80""\xE4""\xB8""\xAD""\xE6""\x96""\x87"" \xE6""\xB5""\x8B""\xE8""\xAF""\x95", {"\xE3""\x80""\x80""\xE4""\xB8""\xAD""\xE6""\x96""\x87", " \xE6""\xB5""\x8B""\xE8""\xAF""\x95"}},
+    {PreType::qwen2, "abc   ", {"abc", "   "}},
+    {PreType::qwen2, "  leading", {" ", " leading"}},
+    {PreType::qwen2, "a\x0A""\x0A""\x0A""b\x0D""\x0A", {"a", "\x0A""\x0A""\x0A", "b", "\x0D""\x0A"}},
+    {PreType::qwen2, "$$$ ... !!!\x0A""\x0A", {"$$$", " ...", " !!!\x0A""\x0A"}},
+    {PreType::qwen2, "\xD9""\xA1""\xD9""\xA2""\xD9""\xA3""\xD9""\xA4"" \xC2""\xBD""\xC2""\xBD", {"\xD9""\xA1", "\xD9""\xA2", "\xD9""\xA3", "\xD9""\xA4", " ", "\xC2""\xBD", "\xC2""\xBD"}},
+    {PreType::qwen2, "caf\xC3""\xA9"" na\xCC""\x88""ive", {"caf\xC3""\xA9", " na", "\xCC""\x88""ive"}},
+    {PreType::gpt2, "ied 4 \xC2""\xBD"" months", {"ied", " 4", " \xC2""\xBD", " months"}},
+    {PreType::gpt2, "\xC3""\x84""pfel", {"\xC3""\x84""pfel"}},
+    {PreType::gpt2, " ", {" "}},
+    {PreType::gpt2, "  ", {"  "}},
+    {PreType::gpt2, "   ", {"   "}},
+    {PreType::gpt2, "\x09", {"\x09"}},
+    {PreType::gpt2, "\x0A", {"\x0A"}},
+    {PreType::gpt2, "\x0A""\x0A", {"\x0A""\x0A"}},
+    {PreType::gpt2, "\x0A""\x0A""\x0A", {"\x0A""\x0A""\x0A"}},
+    {PreType::gpt2, "\x09""\x0A", {"\x09""\x0A"}},
+    {PreType::gpt2, "Hello world", {"Hello", " world"}},
+    {PreType::gpt2, " Hello world", {" Hello", " world"}},
+    {PreType::gpt2, "Hello World", {"Hello", " World"}},
+    {PreType::gpt2, " Hello World", {" Hello", " World"}},
+    {PreType::gpt2, " Hello World!", {" Hello", " World", "!"}},
+    {PreType::gpt2, "Hello, world!", {"Hello", ",", " world", "!"}},
+    {PreType::gpt2, " Hello, world!", {" Hello", ",", " world", "!"}},
+    {PreType::gpt2, " this is \xF0""\x9F""\xA6""\x99"".cpp", {" this", " is", " \xF0""\x9F""\xA6""\x99"".", "cpp"}},
+    {PreType::gpt2, "w048 7tuijk dsdfhu", {"w", "048", " 7", "tuijk", " dsdfhu"}},
+    {PreType::gpt2, "\xD0""\xBD""\xD0""\xB5""\xD1""\x89""\xD0""\xBE"" \xD0""\xBD""\xD0""\xB0"" \xD0""\x91""\xD1""\x8A""\xD0""\xBB""\xD0""\xB3""\xD0""\xB0""\xD1""\x80""\xD1""\x81""\xD0""\xBA""\xD0""\xB8", {"\xD0""\xBD""\xD0""\xB5""\xD1""\x89""\xD0""\xBE", " \xD0""\xBD""\xD0""\xB0", " \xD0""\x91""\xD1""\x8A""\xD0""\xBB""\xD0""\xB3""\xD0""\xB0""\xD1""\x80""\xD1""\x81""\xD0""\xBA""\xD0""\xB8"}},
+    {PreType::gpt2, "\xE1""\x9E""\x80""\xE1""\x9E""\xB6""\xE1""\x9E""\x93""\xE1""\x9F""\x8B""\xE1""\x9E""\x8F""\xE1""\x9F""\x82""\xE1""\x9E""\x96""\xE1""\x9E""\xB7""\xE1""\x9E""\x9F""\xE1""\x9F""\x81""\xE1""\x9E""\x9F""\xE1""\x9E""\xA2""\xE1""\x9E""\xB6""\xE1""\x9E""\x85""\xE1""\x9E""\x81""\xE1""\x9E""\x9B""\xE1""\x9E""\x85""\xE1""\x9F""\x81""\xE1""\x9E""\x89", {"\xE1""\x9E""\x80", "\xE1""\x9E""\xB6", "\xE1""\x9E""\x93", "\xE1""\x9F""\x8B", "\xE1""\x9E""\x8F", "\xE1""\x9F""\x82", "\xE1""\x9E""\x96", "\xE1""\x9E""\xB7", "\xE1""\x9E""\x9F", "\xE1""\x9F""\x81", "\xE1""\x9E""\x9F""\xE1""\x9E""\xA2", "\xE1""\x9E""\xB6", "\xE1""\x9E""\x85""\xE1""\x9E""\x81""\xE1""\x9E""\x9B""\xE1""\x9E""\x85", "\xE1""\x9F""\x81", "\xE1""\x9E""\x89"}},
+    {PreType::gpt2, "\xF0""\x9F""\x9A""\x80"" (normal) \xF0""\x9F""\x98""\xB6""\xE2""\x80""\x8D""\xF0""\x9F""\x8C""\xAB""\xEF""\xB8""\x8F"" (multiple emojis concatenated) \xE2""\x9C""\x85"" (only emoji that has its own token)", {"\xF0""\x9F""\x9A""\x80", " (", "normal", ")", " \xF0""\x9F""\x98""\xB6""\xE2""\x80""\x8D""\xF0""\x9F""\x8C""\xAB""\xEF""\xB8""\x8F", " (", "multiple", " emojis", " concatenated", ")", " \xE2""\x9C""\x85", " (", "only", " emoji", " that", " has", " its", " own", " token", ")"}},
+    {PreType::gpt2, "Hello", {"Hello"}},
+    {PreType::gpt2, " Hello", {" Hello"}},
+    {PreType::gpt2, "  Hello", {" ", " Hello"}},
+    {PreType::gpt2, "   Hello", {"  ", " Hello"}},
+    {PreType::gpt2, "    Hello", {"   ", " Hello"}},
+    {PreType::gpt2, "    Hello\x0A""    Hello", {"   ", " Hello", "\x0A""   ", " Hello"}},
+    {PreType::gpt2, " (", {" ("}},
+    {PreType::gpt2, "\x0A"" =", {"\x0A", " ="}},
+    {PreType::gpt2, "' era", {"'", " era"}},
+    {PreType::gpt2, "Hello, y'all! How are you \xF0""\x9F""\x98""\x81"" ?\xE6""\x88""\x91""\xE6""\x83""\xB3""\xE5""\x9C""\xA8""apple\xE5""\xB7""\xA5""\xE4""\xBD""\x9C""1314151\xE5""\xA4""\xA9""\xEF""\xBD""\x9E", {"Hello", ",", " y", "'", "all", "!", " How", " are", " you", " \xF0""\x9F""\x98""\x81", " ?", "\xE6""\x88""\x91""\xE6""\x83""\xB3""\xE5""\x9C""\xA8""apple\xE5""\xB7""\xA5""\xE4""\xBD""\x9C", "1314151", "\xE5""\xA4""\xA9", "\xEF""\xBD""\x9E"}},
+    {PreType::gpt2, "!!!!!!", {"!!!!!!"}},
+    {PreType::gpt2, "3", {"3"}},
+    {PreType::gpt2, "33", {"33"}},
+    {PreType::gpt2, "333", {"333"}},
+    {PreType::gpt2, "3333", {"3333"}},
+    {PreType::gpt2, "33333", {"33333"}},
+    {PreType::gpt2, "333333", {"333333"}},
+    {PreType::gpt2, "3333333", {"3333333"}},
+    {PreType::gpt2, "33333333", {"33333333"}},
+    {PreType::gpt2, "333333333", {"333333333"}},
+    {PreType::gpt2, "C\xE1""\xBB""\xAD""a Vi\xE1""\xBB""\x87""t", {"C\xE1""\xBB""\xAD""a", " Vi\xE1""\xBB""\x87""t"}},
+    {PreType::gpt2, " discards", {" discards"}},
+    {PreType::gpt2, "\x0A"" \x0A""\x0A"" \x0A""\x0A""\x0A"" \x09"" \x09""\x09"" \x09""\x0A""  \x0A""   \x0A""    \x0A""     \x0A""\xF0""\x9F""\x9A""\x80"" (normal) \xF0""\x9F""\x98""\xB6""\xE2""\x80""\x8D""\xF0""\x9F""\x8C""\xAB""\xEF""\xB8""\x8F"" (multiple emojis concatenated) \xE2""\x9C""\x85"" \xF0""\x9F""\xA6""\x99""\xF0""\x9F""\xA6""\x99"" 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 \xE1""\x9E""\x80""\xE1""\x9E""\xB6""\xE1""\x9E""\x93""\xE1""\x9F""\x8B""\xE1""\x9E""\x8F""\xE1""\x9F""\x82""\xE1""\x9E""\x96""\xE1""\x9E""\xB7""\xE1""\x9E""\x9F""\xE1""\x9F""\x81""\xE1""\x9E""\x9F""\xE1""\x9E""\xA2""\xE1""\x9E""\xB6""\xE1""\x9E""\x85""\xF0""\x9F""\x98""\x81"" ?\xE6""\x88""\x91""\xE6""\x83""\xB3""\xE5""\x9C""\xA8""apple\xE5""\xB7""\xA5""\xE4""\xBD""\x9C""1314151\xE5""\xA4""\xA9""\xEF""\xBD""\x9E"" ------======= \xD0""\xBD""\xD0""\xB5""\xD1""\x89""\xD0""\xBE"" \xD0""\xBD""\xD0""\xB0"" \xD0""\x91""\xD1""\x8A""\xD0""\xBB""\xD0""\xB3""\xD0""\xB0""\xD1""\x80""\xD1""\x81""\xD0""\xBA""\xD0""\xB8"" ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL", {"\x0A"" \x0A""\x0A"" \x0A""\x0A""\x0A"" \x09"" \x09""\x09"" \x09""\x0A""  \x0A""   \x0A""    \x0A""     ", "\x0A", "\xF0""\x9F""\x9A""\x80", " (", "normal", ")", " \xF0""\x9F""\x98""\xB6""\xE2""\x80""\x8D""\xF0""\x9F""\x8C""\xAB""\xEF""\xB8""\x8F", " (", "multiple", " emojis", " concatenated", ")", " \xE2""\x9C""\x85", " \xF0""\x9F""\xA6""\x99""\xF0""\x9F""\xA6""\x99", " 3", " 33", " 333", " 3333", " 33333", " 333333", " 3333333", " 33333333", " 3", ".", "3", " 3", "..", "3", " 3", "...", "3", " \xE1""\x9E""\x80", "\xE1""\x9E""\xB6", "\xE1""\x9E""\x93", "\xE1""\x9F""\x8B", "\xE1""\x9E""\x8F", "\xE1""\x9F""\x82", "\xE1""\x9E""\x96", "\xE1""\x9E""\xB7", "\xE1""\x9E""\x9F", "\xE1""\x9F""\x81", "\xE1""\x9E""\x9F""\xE1""\x9E""\xA2", "\xE1""\x9E""\xB6", "\xE1""\x9E""\x85", "\xF0""\x9F""\x98""\x81", " ?", "\xE6""\x88""\x91""\xE6""\x83""\xB3""\xE5""\x9C""\xA8""apple\xE5""\xB7""\xA5""\xE4""\xBD""\x9C", "1314151", "\xE5""\xA4""\xA9", "\xEF""\xBD""\x9E", " ------=======", " \xD0""\xBD""\xD0""\xB5""\xD1""\x89""\xD0""\xBE", " \xD0""\xBD""\xD0""\xB0", " \xD0""\x91""\xD1""\x8A""\xD0""\xBB""\xD0""\xB3""\xD0""\xB0""\xD1""\x80""\xD1""\x81""\xD0""\xBA""\xD0""\xB8", " ''''''```````\"\"\"\"......!!!!!!??????", " I", "'ve", " been", " '", "told", " he", "'s", " there", ",", " '", "RE", " you", " sure", "?", " '", "M", " not", " sure", " I", "'ll", " make", " it", ",", " '", "D", " you", " like", " some", " tea", "?", " We", "'", "Ve", " a", "'", "lL"}},
+    {PreType::gpt2, "Hello\x0D""\x0A""\x0D""\x0A""  world", {"Hello", "\x0D""\x0A""\x0D""\x0A"" ", " world"}},
+    {PreType::gpt2, "  \x0A""\x0A""  x", {"  \x0A""\x0A"" ", " x"}},
+    {PreType::gpt2, "I'M HERE'S it's", {"I", "'", "M", " HERE", "'", "S", " it", "'s"}},
+    {PreType::gpt2, "1234567 12", {"1234567", " 12"}},
+    {PreType::gpt2, "a\xC2""\xA0""b", {"a", "\xC2""\xA0", "b"}},
+    {PreType::gpt2, "x  \x09""\x0A"" y", {"x", "  \x09""\x0A", " y"}},
+    {PreType::gpt2, "'ll 've 'Re", {"'ll", " '", "ve", " '", "Re"}},
+    {PreType::gpt2, "ab'CD", {"ab", "'", "CD"}},
+    {PreType::gpt2, "\xE3""\x80""\x80""\xE4""\xB8""\xAD""\xE6""\x96""\x87"" \xE6""\xB5""\x8B""\xE8""\xAF""\x95", {"\xE3""\x80""\x80", "\xE4""\xB8""\xAD""\xE6""\x96""\x87", " \xE6""\xB5""\x8B""\xE8""\xAF""\x95"}},
+    {PreType::gpt2, "abc   ", {"abc", "   "}},
+    {PreType::gpt2, "  leading", {" ", " leading"}},
+    {PreType::gpt2, "a\x0A""\x0A""\x0A""b\x0D""\x0A", {"a", "\x0A""\x0A", "\x0A", "b", "\x0D""\x0A"}},
+    {PreType::gpt2, "$$$ ... !!!\x0A""\x0A", {"$$$", " ...", " !!!", "\x0A""\x0A"}},
+    {PreType::gpt2, "\xD9""\xA1""\xD9""\xA2""\xD9""\xA3""\xD9""\xA4"" \xC2""\xBD""\xC2""\xBD", {"\xD9""\xA1""\xD9""\xA2""\xD9""\xA3""\xD9""\xA4", " \xC2""\xBD""\xC2""\xBD"}},
+    {PreType::gpt2, "caf\xC3""\xA9"" na\xCC""\x88""ive", {"caf\xC3""\xA9", " na", "\xCC""\x88", "ive"}},
+  };
+  size_t matched = 0;
+  for (const auto& c : cases) {
+    const auto got = tok::bpe_pre_tokenize(c.pre, c.text);
+    if (got == c.pieces) {
+      ++matched;
+      continue;
+    }
+    std::string g, w;
+    for (const auto& x : got) g += "[" + x + "]";
+    for (const auto& x : c.pieces) w += "[" + x + "]";
+    ADD_FAILURE() << "pre " << static_cast<int>(c.pre) << " text '" << c.text << "'\n  got      " << g
+                  << "\n  expected " << w;
+  }
+  EXPECT_EQ(matched, cases.size());
 }
 
 }  // namespace

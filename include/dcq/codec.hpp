@@ -1,0 +1,71 @@
+// Lossless codecs and block-structure transforms (docs/format.md, "Codecs" and "Transforms").
+//
+// A codec maps one byte stream to stored bytes and back. A transform splits a run of whole rows
+// of one tensor into several streams whose statistics are simpler (f16 scales apart from codes,
+// 4-bit codes one symbol per byte, float byte planes) and joins them back. Ids are frozen: they
+// are written to disk.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dcq/ggml_type.hpp"
+
+namespace dcq {
+
+enum class CodecId : uint8_t { raw = 0, zstd = 1, lz4 = 2, rans = 3 };
+inline constexpr uint8_t kCodecCount = 4;
+
+// htscodecs order-byte flags, as stored in the rans codec parameter.
+inline constexpr uint16_t kRansOrder1 = 0x01, kRansX32 = 0x04, kRansStripe = 0x08,
+                          kRansRle = 0x40, kRansPack = 0x80;
+
+struct CodecSpec {
+  CodecId id = CodecId::raw;
+  uint16_t param = 0;  // zstd: level; rans: order byte; others: 0
+  bool operator==(const CodecSpec&) const = default;
+};
+
+std::string codec_name(CodecSpec spec);  // "raw", "zstd-19", "lz4", "rans-o1", "rans-o0-x32-pack"
+// True when the id is known and the parameter valid for it (checked on every value from disk).
+bool codec_valid(uint8_t id, uint16_t param);
+
+// Encodes `in`; the result may be larger than `in` (the caller compares sizes). For rans, `spec`
+// is updated to the order byte htscodecs actually wrote (it drops flags that do not apply).
+std::vector<uint8_t> codec_encode(CodecSpec& spec, std::span<const uint8_t> in);
+// Decodes exactly out.size() bytes into `out`. Throws Error(integrity) when the stored bytes do
+// not decode to exactly that many bytes (corruption or a forged file), never reads past `in`.
+void codec_decode(CodecSpec spec, std::span<const uint8_t> in, std::span<uint8_t> out);
+
+// Modelled decode speed of a codec on this kind of data, in bytes of output per second on one
+// core of the reference machine (docs/benchmarks.md). A fixed model rather than a measurement so
+// the choice of codec, and so the file, never depends on timing or on the thread count.
+double codec_decode_speed(CodecSpec spec);
+
+enum class TransformId : uint8_t { none = 0, byte_planes = 1, block_fields = 2, block_fields_unpacked = 3 };
+inline constexpr uint8_t kTransformCount = 4;
+std::string_view transform_name(TransformId t);
+
+// Whether the transform applies to a tensor of this type.
+bool transform_applies(TransformId t, GgmlType type);
+// Sizes of the streams `split` produces for `decoded_bytes` bytes (a whole number of blocks).
+std::vector<size_t> transform_stream_sizes(TransformId t, GgmlType type, size_t decoded_bytes);
+// Splits whole rows into streams. Requires transform_applies and whole blocks.
+std::vector<std::vector<uint8_t>> transform_split(TransformId t, GgmlType type, std::span<const uint8_t> in);
+// Joins streams (sizes as transform_stream_sizes says; checked) into `out`.
+void transform_join(TransformId t, GgmlType type, const std::vector<std::span<const uint8_t>>& streams,
+                    std::span<uint8_t> out);
+// Modelled cost of the join, in seconds per decoded byte (0 for none).
+double transform_join_cost(TransformId t);
+
+// Empirical entropy in bits per symbol: order 0, and order 1 (conditioned on the previous byte).
+double entropy_order0(std::span<const uint8_t> s);
+double entropy_order1(std::span<const uint8_t> s);
+
+// XXH3-64 of a byte range (the checksum of docs/format.md).
+uint64_t xxh3(std::span<const uint8_t> s);
+
+}  // namespace dcq

@@ -1,0 +1,155 @@
+// The .dcq container (docs/format.md is normative; the constants and records here mirror it).
+//
+// DcqWriter streams a container: header, payloads in the order given, then index and footer.
+// DcqReader opens one from the end and validates everything before trusting it: header and
+// footer (magic, version, checksums), the index checksum, every count, offset, size, row range
+// and layout segment, and that the gaps between payloads are zero — so a single changed byte
+// anywhere is reported, as Error(integrity) (exit 4) for a checksum mismatch or Error(bad_input)
+// (exit 3) for a wrong magic, an unknown version, a truncation or a forged structure.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dcq/codec.hpp"
+#include "dcq/file.hpp"
+#include "dcq/ggml_type.hpp"
+
+namespace dcq {
+
+// Format version written by this dcq; readers accept 1..kDcqFormatVersion.
+// Changelog (append-only, mirrored in docs/format.md "Versions"):
+//   1  dcq 0.1.0  first version
+inline constexpr uint32_t kDcqFormatVersion = 1;
+inline constexpr uint32_t kDcqHeaderSize = 32;
+inline constexpr uint32_t kDcqFooterSize = 64;
+inline constexpr uint32_t kDcqPayloadAlignment = 16;
+inline constexpr uint32_t kDcqNoDuplicate = 0xFFFFFFFFu;
+inline constexpr uint64_t kDcqMaxChunkBytes = 1ull << 30;     // decoded size of one chunk
+inline constexpr uint64_t kDcqMaxMetadataBytes = 64ull << 20;  // decoded JSON metadata
+inline constexpr uint64_t kDcqMaxExtrasBytes = 1ull << 30;     // decoded non-tensor bytes
+inline constexpr uint64_t kDcqMaxIndexBytes = 256ull << 20;    // decoded index
+
+enum class DcqSourceFormat : uint32_t { gguf = 0, safetensors = 1 };
+
+struct DcqBlob {
+  CodecSpec codec;
+  uint64_t offset = 0, stored_size = 0, raw_size = 0, xxh3_stored = 0, xxh3_raw = 0;
+};
+
+struct DcqTensor {
+  std::string name;
+  GgmlType type = GgmlType::F32;
+  std::vector<int64_t> ne;
+  uint64_t n_bytes = 0;
+  uint32_t first_chunk = 0, n_chunks = 0;
+  uint32_t duplicate_of = kDcqNoDuplicate;
+  uint64_t row_bytes() const;  // bytes of one row (ne[0] elements)
+  uint64_t n_rows() const;     // product of ne[1..]; 0 when any dimension is 0
+};
+
+struct DcqChunk {
+  uint32_t tensor = 0;
+  TransformId transform = TransformId::none;
+  CodecId codec = CodecId::raw;  // codec of the largest stream (summary)
+  uint16_t n_streams = 1;
+  uint64_t row_begin = 0, row_count = 0;
+  uint64_t offset = 0, stored_size = 0, xxh3_stored = 0, xxh3_decoded = 0;
+  uint64_t decoded_size = 0;  // derived: row_count x row bytes (not stored)
+};
+
+struct DcqSegment {
+  enum Kind : uint8_t { extras = 0, tensor = 1 };
+  Kind kind = extras;
+  uint64_t a = 0, b = 0;  // extras: offset, length; tensor: index, 0
+};
+
+struct DcqIndex {
+  DcqSourceFormat source_format = DcqSourceFormat::gguf;
+  uint64_t source_size = 0, source_xxh3 = 0;
+  DcqBlob metadata, extras;
+  std::vector<DcqTensor> tensors;
+  std::vector<DcqChunk> chunks;
+  std::vector<DcqSegment> segments;
+};
+
+// One stream of a chunk payload, as the payload header describes it.
+struct DcqStreamInfo {
+  CodecSpec codec;
+  uint32_t stored_size = 0, raw_size = 0;
+};
+
+// Encoding one chunk: candidates are tried and the smallest payload whose modelled decode speed
+// meets the floor is kept (raw when nothing helps). Deterministic: depends only on the bytes.
+struct ChunkEncodeOptions {
+  int zstd_level = 19;
+  double min_decode_speed = 1.0e9;  // bytes/s of decoded output, one core (modelled)
+};
+struct EncodedChunk {
+  std::vector<uint8_t> payload;
+  TransformId transform = TransformId::none;
+  CodecId codec = CodecId::raw;
+  uint16_t n_streams = 1;
+  double modelled_decode_seconds = 0;
+};
+EncodedChunk encode_chunk(GgmlType type, std::span<const uint8_t> rows, const ChunkEncodeOptions& options);
+// Parses a payload header (validated against the transform's stream sizes for `decoded_size`).
+std::vector<DcqStreamInfo> parse_payload(GgmlType type, TransformId t, std::span<const uint8_t> payload,
+                                         uint64_t decoded_size);
+// Decodes a payload into `out` (out.size() = decoded size). Throws Error(integrity) on failure.
+void decode_payload(GgmlType type, TransformId t, std::span<const uint8_t> payload, std::span<uint8_t> out);
+
+class DcqWriter {
+ public:
+  DcqWriter(const std::filesystem::path& path, bool force);
+  // Writes one payload at the next aligned offset and returns that offset.
+  uint64_t write_payload(std::span<const uint8_t> bytes);
+  // Writes index and footer and renames the file into place. The index's offsets must be ones
+  // returned by write_payload.
+  void finish(const DcqIndex& index);
+
+ private:
+  AtomicFile out_;
+};
+
+struct DcqReadOptions {
+  bool verify_checksums = true;  // false only for fuzzing the parser behind the checksums
+};
+
+class DcqReader {
+ public:
+  static DcqReader open(const std::filesystem::path& path, const DcqReadOptions& options = {});
+  // Over bytes the caller keeps alive (fuzzing, tests).
+  static DcqReader parse(std::span<const uint8_t> bytes, const std::string& source, const DcqReadOptions& options = {});
+
+  const DcqIndex& index() const { return index_; }
+  const std::string& source() const { return source_; }
+  uint32_t format_version() const { return version_; }
+  uint64_t file_size() const { return bytes_.size(); }
+
+  std::span<const uint8_t> stored(const DcqChunk& c) const { return bytes_.subspan(c.offset, c.stored_size); }
+  // Checks the stored checksum, decodes and checks the decoded checksum. `out` has the chunk's
+  // decoded size. Throws Error(integrity) naming the file, tensor and chunk.
+  void decode_chunk(size_t chunk, std::span<uint8_t> out) const;
+  // Only the stored checksum (cheap; for inspect).
+  void check_stored(size_t chunk) const;
+  std::vector<uint8_t> read_blob(const DcqBlob& blob, const char* what) const;
+  std::string metadata_json() const;
+  std::string chunk_name(size_t chunk) const;  // "tensor 'x' chunk 3 (rows 0..63)"
+
+ private:
+  DcqReader() = default;
+  void parse_all(const DcqReadOptions& options);
+  std::shared_ptr<MappedFile> file_;
+  std::span<const uint8_t> bytes_;
+  std::string source_;
+  uint32_t version_ = 0;
+  bool verify_ = true;
+  DcqIndex index_;
+};
+
+}  // namespace dcq

@@ -1,0 +1,270 @@
+// Transforms that expose the block structure of tensor data (docs/format.md, "Transforms").
+#include <cstring>
+
+#include "dcq/codec.hpp"
+#include "dcq/error.hpp"
+
+namespace dcq {
+namespace {
+
+// One field of a block struct: 'h' f16 (two streams: low bytes, high bytes), 'n' packed 4-bit
+// codes, 'b' bytes kept as they are. Offsets follow ggml's ggml-common.h struct order.
+struct Field {
+  uint16_t offset;
+  uint16_t size;
+  char kind;
+};
+
+struct Layout {
+  uint32_t block_bytes = 0;
+  std::vector<Field> fields;
+  bool q5 = false;  // Q5_0/Q5_1: qh (4 bytes) joins the nibbles when unpacked
+};
+
+Layout make_layout(std::initializer_list<std::pair<uint16_t, char>> spec, bool q5 = false) {
+  Layout l;
+  l.q5 = q5;
+  for (auto [size, kind] : spec) {
+    l.fields.push_back({static_cast<uint16_t>(l.block_bytes), size, kind});
+    l.block_bytes += size;
+  }
+  return l;
+}
+
+const Layout* block_layout(GgmlType t) {
+  static const Layout q4_0 = make_layout({{2, 'h'}, {16, 'n'}});
+  static const Layout q4_1 = make_layout({{2, 'h'}, {2, 'h'}, {16, 'n'}});
+  static const Layout q5_0 = make_layout({{2, 'h'}, {4, 'b'}, {16, 'n'}}, true);
+  static const Layout q5_1 = make_layout({{2, 'h'}, {2, 'h'}, {4, 'b'}, {16, 'n'}}, true);
+  static const Layout q8_0 = make_layout({{2, 'h'}, {32, 'b'}});
+  static const Layout q2_k = make_layout({{16, 'b'}, {64, 'b'}, {2, 'h'}, {2, 'h'}});
+  static const Layout q3_k = make_layout({{32, 'b'}, {64, 'b'}, {12, 'b'}, {2, 'h'}});
+  static const Layout q4_k = make_layout({{2, 'h'}, {2, 'h'}, {12, 'b'}, {128, 'n'}});
+  static const Layout q5_k = make_layout({{2, 'h'}, {2, 'h'}, {12, 'b'}, {32, 'b'}, {128, 'n'}});
+  static const Layout q6_k = make_layout({{128, 'n'}, {64, 'b'}, {16, 'b'}, {2, 'h'}});
+  static const Layout iq4_xs = make_layout({{2, 'h'}, {2, 'b'}, {4, 'b'}, {128, 'n'}});
+  switch (t) {
+    case GgmlType::Q4_0: case GgmlType::IQ4_NL: return &q4_0;
+    case GgmlType::Q4_1: return &q4_1;
+    case GgmlType::Q5_0: return &q5_0;
+    case GgmlType::Q5_1: return &q5_1;
+    case GgmlType::Q8_0: return &q8_0;
+    case GgmlType::Q2_K: return &q2_k;
+    case GgmlType::Q3_K: return &q3_k;
+    case GgmlType::Q4_K: return &q4_k;
+    case GgmlType::Q5_K: return &q5_k;
+    case GgmlType::Q6_K: return &q6_k;
+    case GgmlType::IQ4_XS: return &iq4_xs;
+    default: return nullptr;
+  }
+}
+
+size_t plane_count(GgmlType t) {
+  switch (t) {
+    case GgmlType::F16: case GgmlType::BF16: return 2;
+    case GgmlType::F32: return 4;
+    default: return 0;
+  }
+}
+
+// Stream sizes per block for the block transforms (unpacked or not).
+std::vector<size_t> per_block_sizes(const Layout& l, bool unpacked) {
+  std::vector<size_t> s;
+  for (const auto& f : l.fields) {
+    if (f.kind == 'h') {
+      s.push_back(1);
+      s.push_back(1);
+    } else if (f.kind == 'n' && unpacked) {
+      s.push_back(2u * f.size);
+    } else if (f.kind == 'b' && unpacked && l.q5 && f.size == 4) {
+      // qh joins the nibbles: no stream of its own
+    } else {
+      s.push_back(f.size);
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string_view transform_name(TransformId t) {
+  switch (t) {
+    case TransformId::none: return "none";
+    case TransformId::byte_planes: return "byte_planes";
+    case TransformId::block_fields: return "block_fields";
+    case TransformId::block_fields_unpacked: return "block_fields_unpacked";
+  }
+  return "unknown";
+}
+
+bool transform_applies(TransformId t, GgmlType type) {
+  switch (t) {
+    case TransformId::none: return true;
+    case TransformId::byte_planes: return plane_count(type) != 0;
+    case TransformId::block_fields: return block_layout(type) != nullptr;
+    case TransformId::block_fields_unpacked: {
+      const Layout* l = block_layout(type);
+      if (!l) return false;
+      for (const auto& f : l->fields)
+        if (f.kind == 'n') return true;
+      return false;
+    }
+  }
+  return false;
+}
+
+std::vector<size_t> transform_stream_sizes(TransformId t, GgmlType type, size_t n) {
+  DCQ_ASSERT(transform_applies(t, type));
+  if (t == TransformId::none) return {n};
+  if (t == TransformId::byte_planes) {
+    const size_t p = plane_count(type);
+    DCQ_ASSERT(n % p == 0);
+    return std::vector<size_t>(p, n / p);
+  }
+  const Layout& l = *block_layout(type);
+  DCQ_ASSERT(n % l.block_bytes == 0);
+  const size_t blocks = n / l.block_bytes;
+  auto s = per_block_sizes(l, t == TransformId::block_fields_unpacked);
+  for (auto& x : s) x *= blocks;
+  return s;
+}
+
+std::vector<std::vector<uint8_t>> transform_split(TransformId t, GgmlType type, std::span<const uint8_t> in) {
+  const auto sizes = transform_stream_sizes(t, type, in.size());
+  std::vector<std::vector<uint8_t>> out(sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) out[i].resize(sizes[i]);
+  if (t == TransformId::none) {
+    std::memcpy(out[0].data(), in.data(), in.size());
+    return out;
+  }
+  if (t == TransformId::byte_planes) {
+    const size_t p = sizes.size(), n = in.size() / p;
+    for (size_t i = 0; i < n; ++i)
+      for (size_t k = 0; k < p; ++k) out[k][i] = in[i * p + k];
+    return out;
+  }
+  const Layout& l = *block_layout(type);
+  const bool unpacked = t == TransformId::block_fields_unpacked;
+  const size_t blocks = in.size() / l.block_bytes;
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* blk = in.data() + b * l.block_bytes;
+    size_t s = 0;
+    for (const auto& f : l.fields) {
+      const uint8_t* src = blk + f.offset;
+      if (f.kind == 'h') {
+        out[s++][b] = src[0];
+        out[s++][b] = src[1];
+      } else if (f.kind == 'n' && unpacked) {
+        uint8_t* dst = out[s++].data() + b * 2u * f.size;
+        if (l.q5) {
+          // 5-bit symbols: element j < 16 takes qh bit j, element j + 16 takes qh bit j + 16.
+          uint32_t qh;
+          std::memcpy(&qh, blk + f.offset - 4, 4);
+          for (size_t j = 0; j < 16; ++j) {
+            dst[j] = static_cast<uint8_t>((src[j] & 15) | (((qh >> j) & 1) << 4));
+            dst[j + 16] = static_cast<uint8_t>((src[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
+          }
+        } else {
+          for (size_t j = 0; j < f.size; ++j) {
+            dst[j] = src[j] & 15;
+            dst[j + f.size] = src[j] >> 4;
+          }
+        }
+      } else if (f.kind == 'b' && unpacked && l.q5 && f.size == 4) {
+        // folded into the symbols above
+      } else {
+        std::memcpy(out[s++].data() + b * f.size, src, f.size);
+      }
+    }
+  }
+  return out;
+}
+
+void transform_join(TransformId t, GgmlType type, const std::vector<std::span<const uint8_t>>& streams,
+                    std::span<uint8_t> out) {
+  const auto sizes = transform_stream_sizes(t, type, out.size());
+  DCQ_ASSERT(sizes.size() == streams.size());
+  for (size_t i = 0; i < sizes.size(); ++i) DCQ_ASSERT(streams[i].size() == sizes[i]);
+  if (t == TransformId::none) {
+    if (!out.empty()) std::memcpy(out.data(), streams[0].data(), out.size());
+    return;
+  }
+  if (t == TransformId::byte_planes) {
+    const size_t p = sizes.size(), n = out.size() / p;
+    if (p == 2) {
+      const uint8_t *a = streams[0].data(), *b = streams[1].data();
+      for (size_t i = 0; i < n; ++i) {
+        out[2 * i] = a[i];
+        out[2 * i + 1] = b[i];
+      }
+    } else {
+      const uint8_t *a = streams[0].data(), *b = streams[1].data(), *c = streams[2].data(), *d = streams[3].data();
+      for (size_t i = 0; i < n; ++i) {
+        out[4 * i] = a[i];
+        out[4 * i + 1] = b[i];
+        out[4 * i + 2] = c[i];
+        out[4 * i + 3] = d[i];
+      }
+    }
+    return;
+  }
+  const Layout& l = *block_layout(type);
+  const bool unpacked = t == TransformId::block_fields_unpacked;
+  const size_t blocks = out.size() / l.block_bytes;
+  // Field by field (not block by block): each inner loop has one source stream and a fixed
+  // stride, which the compiler turns into tight code.
+  size_t s = 0;
+  for (const auto& f : l.fields) {
+    uint8_t* base = out.data() + f.offset;
+    const size_t stride = l.block_bytes;
+    if (f.kind == 'h') {
+      const uint8_t *lo = streams[s].data(), *hi = streams[s + 1].data();
+      for (size_t b = 0; b < blocks; ++b) {
+        base[b * stride] = lo[b];
+        base[b * stride + 1] = hi[b];
+      }
+      s += 2;
+    } else if (f.kind == 'n' && unpacked) {
+      const uint8_t* src = streams[s++].data();
+      if (l.q5) {
+        for (size_t b = 0; b < blocks; ++b) {
+          const uint8_t* sym = src + b * 32;
+          uint8_t* qs = base + b * stride;
+          uint32_t qh = 0;
+          for (size_t j = 0; j < 16; ++j) {
+            qs[j] = static_cast<uint8_t>((sym[j] & 15) | (sym[j + 16] << 4));
+            qh |= uint32_t((sym[j] >> 4) & 1) << j;
+            qh |= uint32_t((sym[j + 16] >> 4) & 1) << (j + 16);
+          }
+          std::memcpy(qs - 4, &qh, 4);
+        }
+      } else {
+        const size_t n = f.size;
+        for (size_t b = 0; b < blocks; ++b) {
+          const uint8_t* sym = src + b * 2 * n;
+          uint8_t* qs = base + b * stride;
+          for (size_t j = 0; j < n; ++j) qs[j] = static_cast<uint8_t>((sym[j] & 15) | (sym[j + n] << 4));
+        }
+      }
+    } else if (f.kind == 'b' && unpacked && l.q5 && f.size == 4) {
+      // written with the symbols
+    } else {
+      const uint8_t* src = streams[s++].data();
+      const size_t n = f.size;
+      for (size_t b = 0; b < blocks; ++b) std::memcpy(base + b * stride, src + b * n, n);
+    }
+  }
+}
+
+double transform_join_cost(TransformId t) {
+  // Seconds per decoded byte on one core (measured; see codec_decode_speed).
+  switch (t) {
+    case TransformId::none: return 0.0;
+    case TransformId::byte_planes: return 1.0 / 4e9;
+    case TransformId::block_fields: return 1.0 / 6e9;
+    case TransformId::block_fields_unpacked: return 1.0 / 3e9;
+  }
+  return 0.0;
+}
+
+}  // namespace dcq

@@ -1,0 +1,205 @@
+// `dcq compress --lossless`: GGUF -> .dcq. Tensor bytes are cut into chunks of whole rows and
+// encoded in parallel (a bounded window of chunks at a time, written in order, so memory stays
+// a few chunks per thread and the file is identical for any thread count); everything else of
+// the source goes into the extras blob so decompress rebuilds it byte for byte.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <thread>
+#include <unordered_map>
+
+#include "dcq/compress.hpp"
+#include "dcq/container.hpp"
+#include "dcq/error.hpp"
+#include "dcq/gguf.hpp"
+#include "dcq/io.hpp"
+#include "dcq/version.hpp"
+#include "pipeline/compress_internal.hpp"
+
+namespace dcq {
+namespace {
+
+struct Job {
+  uint32_t tensor;
+  uint64_t row_begin, row_count;
+  std::span<const uint8_t> bytes;
+};
+
+DcqBlob make_blob(DcqWriter& w, std::span<const uint8_t> raw, int level) {
+  DcqBlob b;
+  b.codec = {CodecId::zstd, static_cast<uint16_t>(std::clamp(level, 1, 22))};
+  auto stored = codec_encode(b.codec, raw);
+  b.offset = w.write_payload(stored);
+  b.stored_size = stored.size();
+  b.raw_size = raw.size();
+  b.xxh3_stored = xxh3(stored);
+  b.xxh3_raw = xxh3(raw);
+  return b;
+}
+
+}  // namespace
+
+nlohmann::json compress(const CompressOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (o.level < 1 || o.level > 22) fail_usage("--level must be 1..22, got " + std::to_string(o.level));
+  if (o.chunk_size < 1024 || o.chunk_size > kDcqMaxChunkBytes)
+    fail_usage("--chunk-size must be 1 KiB..1 GiB, got " + std::to_string(o.chunk_size));
+  if (o.min_decode_speed_gbps < 0) fail_usage("--min-decode-speed must be >= 0");
+  const auto fmt = detect_format(o.input);
+  if (fmt == ModelFormat::dcq) fail_input(o.input.string() + ": is already a .dcq container");
+  if (fmt != ModelFormat::gguf)
+    fail_input(o.input.string() + ": lossless compression supports GGUF input only (got " +
+               std::string(format_name(fmt)) + ")");
+  check_can_write(o.output, o.force);
+
+  const auto file = MappedFile::open(o.input);
+  const auto src = file->bytes();
+  const Model m = parse_gguf(src, o.input.string());
+
+  DcqIndex ix;
+  ix.source_format = DcqSourceFormat::gguf;
+  ix.source_size = src.size();
+  ix.source_xxh3 = xxh3(src);
+
+  // Layout: tensors in file order, the rest into the extras blob.
+  std::vector<uint64_t> offsets(m.tensors.size());
+  for (size_t i = 0; i < m.tensors.size(); ++i)
+    offsets[i] = static_cast<uint64_t>(m.tensors[i].data.data() - src.data());
+  std::vector<size_t> order(m.tensors.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return offsets[a] < offsets[b]; });
+  std::vector<uint8_t> extras;
+  uint64_t pos = 0;
+  auto add_extras = [&](uint64_t from, uint64_t to) {
+    if (to <= from) return;
+    ix.segments.push_back({DcqSegment::extras, extras.size(), to - from});
+    extras.insert(extras.end(), src.begin() + from, src.begin() + to);
+  };
+  for (size_t i : order) {
+    if (offsets[i] < pos)
+      fail_input(o.input.string() + ": tensor '" + m.tensors[i].name + "' overlaps another; cannot rebuild exactly");
+    add_extras(pos, offsets[i]);
+    ix.segments.push_back({DcqSegment::tensor, i, 0});
+    pos = offsets[i] + m.tensors[i].n_bytes();
+  }
+  add_extras(pos, src.size());
+
+  // Tensors, duplicates, chunk jobs.
+  std::unordered_map<uint64_t, std::vector<uint32_t>> by_hash;
+  std::vector<Job> jobs;
+  size_t duplicates = 0;
+  for (size_t i = 0; i < m.tensors.size(); ++i) {
+    const auto& t = m.tensors[i];
+    DcqTensor d;
+    d.name = t.name;
+    d.type = t.type;
+    d.ne = t.ne;
+    if (d.ne.empty()) d.ne.push_back(1);
+    d.n_bytes = t.n_bytes();
+    d.first_chunk = static_cast<uint32_t>(jobs.size());
+    if (d.n_bytes > 0) {
+      auto& same = by_hash[xxh3(t.data) ^ d.n_bytes];
+      for (uint32_t k : same)
+        if (ix.tensors[k].n_bytes == d.n_bytes && std::memcmp(m.tensors[k].data.data(), t.data.data(), d.n_bytes) == 0) {
+          d.duplicate_of = k;
+          break;
+        }
+      if (d.duplicate_of == kDcqNoDuplicate) {
+        same.push_back(static_cast<uint32_t>(i));
+        const uint64_t rb = d.row_bytes(), rows = d.n_rows();
+        const uint64_t per = std::max<uint64_t>(1, o.chunk_size / rb);
+        for (uint64_t r = 0; r < rows; r += per) {
+          const uint64_t n = std::min(per, rows - r);
+          if (n * rb > kDcqMaxChunkBytes) fail_input(o.input.string() + ": tensor '" + t.name + "' has rows over 1 GiB");
+          jobs.push_back({static_cast<uint32_t>(i), r, n, t.data.subspan(r * rb, n * rb)});
+          ++d.n_chunks;
+        }
+      } else {
+        ++duplicates;
+      }
+    }
+    ix.tensors.push_back(std::move(d));
+  }
+
+  DcqWriter w(o.output, o.force);
+  ChunkEncodeOptions eo;
+  eo.zstd_level = o.level;
+  eo.min_decode_speed = o.min_decode_speed_gbps * 1e9;
+  std::map<std::string, uint64_t> codec_count, transform_count;
+  double modelled_seconds = 0;
+  const size_t threads = static_cast<size_t>(std::max(1, o.threads));
+  const size_t window = threads * 4;
+  std::vector<EncodedChunk> enc;
+  for (size_t start = 0; start < jobs.size(); start += window) {
+    const size_t n = std::min(window, jobs.size() - start);
+    enc.assign(n, {});
+    parallel_for(n, threads, [&](size_t k) {
+      const auto& j = jobs[start + k];
+      enc[k] = encode_chunk(m.tensors[j.tensor].type, j.bytes, eo);
+    });
+    for (size_t k = 0; k < n; ++k) {
+      const auto& j = jobs[start + k];
+      auto& e = enc[k];
+      DcqChunk c;
+      c.tensor = j.tensor;
+      c.transform = e.transform;
+      c.codec = e.codec;
+      c.n_streams = e.n_streams;
+      c.row_begin = j.row_begin;
+      c.row_count = j.row_count;
+      c.offset = w.write_payload(e.payload);
+      c.stored_size = e.payload.size();
+      c.xxh3_stored = xxh3(e.payload);
+      c.xxh3_decoded = xxh3(j.bytes);
+      c.decoded_size = j.bytes.size();
+      ix.chunks.push_back(c);
+      ++codec_count[codec_name({e.codec, 0}).substr(0, codec_name({e.codec, 0}).find('-'))];
+      ++transform_count[std::string(transform_name(e.transform))];
+      modelled_seconds += e.modelled_decode_seconds;
+      e = {};
+    }
+  }
+  ix.extras = make_blob(w, extras, std::max(o.level, 19));
+
+  nlohmann::json meta;
+  meta["format"] = "dcq";
+  meta["format_version"] = kDcqFormatVersion;
+  meta["writer"] = "dcq " + version();
+  meta["source"] = {{"file", o.input.filename().string()}, {"format", "gguf"}, {"size", src.size()},
+                    {"xxh3", ix.source_xxh3}, {"gguf_version", m.gguf_version}, {"alignment", m.alignment}};
+  meta["pipeline"] = {{"stages", {"lossless"}},
+                      {"level", o.level},
+                      {"chunk_size", o.chunk_size},
+                      {"min_decode_speed_gbps", o.min_decode_speed_gbps},
+                      {"codecs", codec_count},
+                      {"transforms", transform_count},
+                      {"duplicate_tensors", duplicates}};
+  const std::string mj = meta.dump();
+  ix.metadata = make_blob(w, {reinterpret_cast<const uint8_t*>(mj.data()), mj.size()}, o.level);
+  w.finish(ix);
+
+  const auto out_bytes = std::filesystem::file_size(o.output);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  uint64_t tensor_bytes = 0;
+  for (const auto& j : jobs) tensor_bytes += j.bytes.size();
+  return {{"input", o.input.string()},
+          {"output", o.output.string()},
+          {"input_bytes", src.size()},
+          {"output_bytes", out_bytes},
+          {"ratio", out_bytes ? double(src.size()) / double(out_bytes) : 0.0},
+          {"tensors", ix.tensors.size()},
+          {"duplicates", duplicates},
+          {"chunks", ix.chunks.size()},
+          {"extras_bytes", extras.size()},
+          {"modelled_decode_gbps", modelled_seconds > 0 ? double(tensor_bytes) / modelled_seconds / 1e9 : 0.0},
+          {"codecs", codec_count},
+          {"transforms", transform_count},
+          {"seconds", secs}};
+}
+
+}  // namespace dcq
