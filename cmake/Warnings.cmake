@@ -3,11 +3,17 @@ add_library(dcq_options INTERFACE)
 target_compile_options(dcq_options INTERFACE -Wall -Wextra -Wshadow -Wnon-virtual-dtor
   -Wno-unused-parameter
   # GCC 12 reports false positives on std::vector::insert (GCC bug 107852).
-  -Wno-stringop-overflow $<$<BOOL:${DCQ_WERROR}>:-Werror>)
+  $<$<CXX_COMPILER_ID:GNU>:-Wno-stringop-overflow> $<$<BOOL:${DCQ_WERROR}>:-Werror>)
 # Plain x86-64 baseline: faster paths are chosen at run time (src/kernels), never by -march.
 if(DCQ_SANITIZE)
   target_compile_options(dcq_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer
     -fno-sanitize-recover=undefined)
+  target_link_options(dcq_options INTERFACE -fsanitize=address,undefined)
+endif()
+
+# Fuzzing (clang): instrument every library for coverage so libFuzzer sees inside the parsers.
+if(DCQ_FUZZ)
+  target_compile_options(dcq_options INTERFACE -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
   target_link_options(dcq_options INTERFACE -fsanitize=address,undefined)
 endif()
 

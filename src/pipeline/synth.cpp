@@ -2,11 +2,11 @@
 
 #include <chrono>
 #include <cmath>
-#include <thread>
 
 #include "dcq/error.hpp"
 #include "dcq/gguf.hpp"
 #include "dcq/quant.hpp"
+#include "pipeline/row_stream.hpp"
 
 namespace dcq {
 namespace {
@@ -160,39 +160,20 @@ SynthReport synth(const SynthOptions& o) {
 
   SynthReport rep;
   rep.shape = s;
-  const int threads = std::max(1, o.threads);
   for (size_t ti = 0; ti < plan.size(); ++ti) {
     const auto& info = plan[ti].info;
     const int64_t width = info.ne[0];
     const int64_t rows = info.ne.size() > 1 ? info.ne[1] : 1;
-    const uint64_t row_b = *row_bytes(info.type, width);
     rep.parameters += uint64_t(width * rows);
     if (plan[ti].is_norm) {
       std::vector<float> ones(size_t(width), 1.0f);
       w.write({reinterpret_cast<const uint8_t*>(ones.data()), ones.size() * 4});
       continue;
     }
-    // Rows in batches: each thread fills and quantizes its own rows, then the batch is written
-    // in order. Memory: one batch of quantized rows plus one float row per thread.
-    const int64_t batch = std::max<int64_t>(threads, (8 << 20) / int64_t(width * 4));
-    std::vector<uint8_t> out;
-    for (int64_t r0 = 0; r0 < rows; r0 += batch) {
-      const int64_t nr = std::min(batch, rows - r0);
-      out.assign(size_t(nr) * row_b, 0);
-      auto work = [&](int tid) {
-        std::vector<float> row(static_cast<size_t>(width));
-        for (int64_t r = tid; r < nr; r += threads) {
-          const uint64_t seed = o.seed * 0x100000001b3ull ^ (uint64_t(ti) << 40) ^ uint64_t(r0 + r);
-          fill_normal(row.data(), width, seed, o.sigma);
-          quantize(info.type, row.data(), out.data() + size_t(r) * row_b, width);
-        }
-      };
-      std::vector<std::thread> pool;
-      for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
-      work(0);
-      for (auto& th : pool) th.join();
-      w.write(out);
-    }
+    const uint64_t tensor_seed = o.seed * 0x100000001b3ull ^ (uint64_t(ti) << 40);
+    pipeline::stream_quantized_rows(w, info.type, width, rows, o.threads, [&](int64_t r, float* out) {
+      fill_normal(out, width, tensor_seed ^ uint64_t(r), o.sigma);
+    });
   }
   w.commit();
   rep.file_bytes = std::filesystem::file_size(o.output);

@@ -47,6 +47,13 @@ void add_all_commands(CLI::App& app) {
   for (auto& [name, add] : registry()) add(app);
 }
 
+CLI::App* bench_group(CLI::App& app) {
+  for (auto* b : app.get_subcommands([](CLI::App* a) { return a->get_name() == "bench"; })) return b;
+  auto* b = app.add_subcommand("bench", "Benchmarks (results as tables or --json; see docs/benchmarks.md)");
+  b->require_subcommand(1);
+  return b;
+}
+
 namespace {
 void put_line(const std::string& s) {
   std::fwrite(s.data(), 1, s.size(), stdout);

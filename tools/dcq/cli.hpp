@@ -28,6 +28,8 @@ using AddCommand = std::function<void(CLI::App& app)>;
 // Called from a static initializer in each cmd_*.cpp.
 bool register_command(const std::string& name, AddCommand add);
 void add_all_commands(CLI::App& app);
+// The `dcq bench` group: each cmd_bench_<name>.cpp adds its subcommand to it.
+CLI::App* bench_group(CLI::App& app);
 
 // Writes a JSON document to stdout (the --json contract: one document, nothing else on stdout).
 void print_json(const nlohmann::json& j);

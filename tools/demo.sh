@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The main job on the embedded default (README): installs missing packages, builds dcq, then
+# takes llama2.c's stories260K (tools/models/stories260K), converts it to GGUF, quantizes it to
+# Q8_0, compresses that losslessly into a .dcq, checks the round trip, and generates text,
+# printing sizes and speed. Outputs go to out/ (ignored by git).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)" --target dcq
+dcq=build/tools/dcq/dcq
+model=tools/models/stories260K
+mkdir -p out
+
+echo "== convert the llama2.c checkpoint to GGUF (F32), then quantize to Q8_0"
+$dcq convert "$model/stories260K.bin" --tokenizer "$model/tok512.bin" -o out/stories260K-F32.gguf --force
+$dcq convert out/stories260K-F32.gguf --type Q8_0 -o out/stories260K-Q8_0.gguf --force
+
+echo "== compress losslessly into a .dcq and rebuild the GGUF byte for byte"
+$dcq compress out/stories260K-Q8_0.gguf --lossless -o out/stories260K-Q8_0.dcq --force
+$dcq verify out/stories260K-Q8_0.dcq
+$dcq decompress out/stories260K-Q8_0.dcq -o out/roundtrip.gguf --force
+cmp out/stories260K-Q8_0.gguf out/roundtrip.gguf && echo "round trip: identical"
+ls -l out/stories260K-F32.gguf out/stories260K-Q8_0.gguf out/stories260K-Q8_0.dcq |
+  awk '{printf "  %-32s %9d bytes\n", $9, $5}'
+
+echo "== generate (greedy) from the Q8_0 model"
+$dcq run out/stories260K-Q8_0.gguf -p "Once upon a time" -n 64 --temp 0
