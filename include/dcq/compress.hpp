@@ -10,7 +10,7 @@
 namespace dcq {
 
 struct CompressOptions {
-  std::filesystem::path input;   // GGUF
+  std::filesystem::path input;   // GGUF or a single .safetensors file
   std::filesystem::path output;  // .dcq
   bool force = false;
   int level = 19;                          // zstd level of zstd candidates and of the blobs (1..22)

@@ -18,11 +18,24 @@
 #include "dcq/error.hpp"
 #include "dcq/gguf.hpp"
 #include "dcq/io.hpp"
+#include "dcq/safetensors.hpp"
 #include "dcq/version.hpp"
 #include "pipeline/compress_internal.hpp"
 
 namespace dcq {
 namespace {
+
+struct SourceTensor {
+  std::string name;
+  GgmlType type;
+  std::vector<int64_t> ne;
+  std::span<const uint8_t> data;  // into the source mapping
+};
+struct Source {
+  uint32_t gguf_version = 0;
+  uint64_t alignment = 0;
+  std::vector<SourceTensor> tensors;  // in header order
+};
 
 struct Job {
   uint32_t tensor;
@@ -52,24 +65,42 @@ nlohmann::json compress(const CompressOptions& o) {
   if (o.min_decode_speed_gbps < 0) fail_usage("--min-decode-speed must be >= 0");
   const auto fmt = detect_format(o.input);
   if (fmt == ModelFormat::dcq) fail_input(o.input.string() + ": is already a .dcq container");
-  if (fmt != ModelFormat::gguf)
-    fail_input(o.input.string() + ": lossless compression supports GGUF input only (got " +
+  if (fmt != ModelFormat::gguf && fmt != ModelFormat::safetensors)
+    fail_input(o.input.string() + ": lossless compression supports GGUF and safetensors input (got " +
                std::string(format_name(fmt)) + ")");
+  if (std::filesystem::is_directory(o.input))
+    fail_input(o.input.string() + ": is a folder; compress each .safetensors file of it (an exact rebuild is per file)");
   check_can_write(o.output, o.force);
 
+  // Both formats are read from our own mapping so each tensor's offset in the file is known.
   const auto file = MappedFile::open(o.input);
   const auto src = file->bytes();
-  const Model m = parse_gguf(src, o.input.string());
+  Source m;
+  if (fmt == ModelFormat::gguf) {
+    const Model g = parse_gguf(src, o.input.string());
+    m.gguf_version = g.gguf_version;
+    m.alignment = g.alignment;
+    for (const auto& t : g.tensors) m.tensors.push_back({t.name, t.type, t.ne, t.data});
+  } else {
+    const auto st = parse_safetensors(src, o.input.string());
+    for (const auto& t : st.tensors) {
+      // safetensors shapes are outermost first; ggml order is innermost first.
+      std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
+      m.tensors.push_back({t.name, t.type, ne, t.data});
+    }
+  }
 
   DcqIndex ix;
-  ix.source_format = DcqSourceFormat::gguf;
+  ix.source_format = fmt == ModelFormat::gguf ? DcqSourceFormat::gguf : DcqSourceFormat::safetensors;
   ix.source_size = src.size();
   ix.source_xxh3 = xxh3(src);
 
   // Layout: tensors in file order, the rest into the extras blob.
   std::vector<uint64_t> offsets(m.tensors.size());
   for (size_t i = 0; i < m.tensors.size(); ++i)
-    offsets[i] = static_cast<uint64_t>(m.tensors[i].data.data() - src.data());
+    offsets[i] = m.tensors[i].data.empty() && m.tensors[i].data.data() == nullptr
+                     ? 0
+                     : static_cast<uint64_t>(m.tensors[i].data.data() - src.data());
   std::vector<size_t> order(m.tensors.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return offsets[a] < offsets[b]; });
@@ -85,7 +116,7 @@ nlohmann::json compress(const CompressOptions& o) {
       fail_input(o.input.string() + ": tensor '" + m.tensors[i].name + "' overlaps another; cannot rebuild exactly");
     add_extras(pos, offsets[i]);
     ix.segments.push_back({DcqSegment::tensor, i, 0});
-    pos = offsets[i] + m.tensors[i].n_bytes();
+    pos = offsets[i] + m.tensors[i].data.size();
   }
   add_extras(pos, src.size());
 
@@ -96,11 +127,13 @@ nlohmann::json compress(const CompressOptions& o) {
   for (size_t i = 0; i < m.tensors.size(); ++i) {
     const auto& t = m.tensors[i];
     DcqTensor d;
+    if (t.name.empty() || t.name.size() > 0xFFFF) fail_input(o.input.string() + ": tensor name of length " + std::to_string(t.name.size()) + " cannot be stored");
     d.name = t.name;
     d.type = t.type;
     d.ne = t.ne;
     if (d.ne.empty()) d.ne.push_back(1);
-    d.n_bytes = t.n_bytes();
+    d.n_bytes = t.data.size();
+    DCQ_ASSERT(!row_bytes(d.type, d.ne[0]) || d.n_bytes == *row_bytes(d.type, d.ne[0]) * d.n_rows());
     d.first_chunk = static_cast<uint32_t>(jobs.size());
     if (d.n_bytes > 0) {
       auto& same = by_hash[xxh3(t.data) ^ d.n_bytes];
@@ -170,8 +203,12 @@ nlohmann::json compress(const CompressOptions& o) {
   meta["format"] = "dcq";
   meta["format_version"] = kDcqFormatVersion;
   meta["writer"] = "dcq " + version();
-  meta["source"] = {{"file", o.input.filename().string()}, {"format", "gguf"}, {"size", src.size()},
-                    {"xxh3", ix.source_xxh3}, {"gguf_version", m.gguf_version}, {"alignment", m.alignment}};
+  meta["source"] = {{"file", o.input.filename().string()}, {"format", std::string(format_name(fmt))},
+                    {"size", src.size()}, {"xxh3", ix.source_xxh3}};
+  if (fmt == ModelFormat::gguf) {
+    meta["source"]["gguf_version"] = m.gguf_version;
+    meta["source"]["alignment"] = m.alignment;
+  }
   meta["pipeline"] = {{"stages", {"lossless"}},
                       {"level", o.level},
                       {"chunk_size", o.chunk_size},

@@ -104,6 +104,16 @@ TEST(Container, Synth256GgufsRoundTripByteForByte) {
   for (auto t : kSynthTypes) round_trip(test::model_path(std::string("synth256/synth256-") + t + ".gguf"), tmp);
 }
 
+TEST(Container, SafetensorsFilesRoundTripByteForByte) {
+  DCQ_REQUIRE_DATA();
+  TempDir tmp;
+  for (auto f : {"stories260K-hf-f32/model.safetensors", "stories260K-hf-bf16/model.safetensors",
+                 "stories260K-hf-sharded/model-00001-of-00002.safetensors"})
+    round_trip(test::model_path(f), tmp);
+  const auto r = DcqReader::open(tmp / "m.dcq");
+  EXPECT_EQ(r.index().source_format, DcqSourceFormat::safetensors);
+}
+
 TEST(Container, BeatsXzOnStoriesAndStoresDuplicatesOnce) {
   DCQ_REQUIRE_DATA();
   TempDir tmp;

@@ -13,7 +13,7 @@ const bool registered = register_command("compress", [](CLI::App& app) {
   auto common = add_common(sub);
   auto opt = std::make_shared<CompressOptions>();
   auto lossless = std::make_shared<bool>(false);
-  sub->add_option("INPUT", opt->input, "GGUF model")->required();
+  sub->add_option("INPUT", opt->input, "GGUF model or a .safetensors file")->required();
   sub->add_option("-o,--output", opt->output, "Output .dcq file")->required();
   sub->add_flag("--lossless", *lossless, "Lossless entropy coding only (required for now)");
   sub->add_option("--level", opt->level, "Effort: zstd level of zstd candidates (1..22)")->capture_default_str();
