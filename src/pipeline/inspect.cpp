@@ -1,10 +1,13 @@
 #include "dcq/inspect.hpp"
 
+#include "dcq/compress.hpp"
 #include "dcq/error.hpp"
 
 namespace dcq {
 
 nlohmann::ordered_json inspect(const InspectOptions& options) {
+  // .dcq containers are described by the lossless pipeline (src/pipeline/verify_inspect.cpp).
+  if (detect_format(options.input) == ModelFormat::dcq) return nlohmann::ordered_json(inspect_dcq(options.input));
   const Model m = load_model(options.input, options.load);
   nlohmann::ordered_json j;
   j["file"] = options.input.string();
