@@ -73,6 +73,18 @@ TEST(TokenizerSpm, TinyStoriesFirst1000Bytes) {
   EXPECT_EQ(tok.decode(ids), text);
 }
 
+// The llama2.c checkpoint carries its tokenizer in tok512.bin; once read into a Model it must
+// tokenize exactly like the GGUF conversion.
+TEST(TokenizerSpm, Llama2cCheckpointTokenizesLikeGguf) {
+  DCQ_REQUIRE_DATA();
+  const Model m = load_model(model_path("stories260K/stories260K.bin"));
+  const auto tok = Tokenizer::from_model(m);
+  const std::string text = read_text(data_dir() / "text/tinystories_val.txt").substr(0, 1000);
+  const auto expected = parse_ids(read_text(data_dir() / "reference/stories260K/tokens-tinystories-first1000B.txt"));
+  EXPECT_EQ(tok.encode(text, true), expected);
+  EXPECT_EQ(tok.decode(13), "\n");
+}
+
 TEST(TokenizerSpm, DecodeStreamingPieces) {
   DCQ_REQUIRE_DATA();
   const auto tok = Tokenizer::from_model(stories());
