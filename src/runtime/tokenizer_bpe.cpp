@@ -419,14 +419,15 @@ void bpe_tokenize(const Vocab& vocab, const BpeRanks& ranks, const BpeOptions& o
   const std::vector<uint32_t> cpts = U::decode_utf8(text);
   const std::vector<size_t> pieces = pre_tokenize(opt.pre, cpts);
   size_t begin = 0;
-  std::string word;
+  std::string utf8, word;
   for (size_t len : pieces) {
-    // Re-encode from code points (malformed input was replaced by U+FFFD), then map bytes.
-    word.clear();
-    for (size_t i = begin; i < begin + len; ++i)
-      for (char b : [&] { std::string s; U::append_utf8(s, cpts[i]); return s; }())
-        word += U::gpt2_byte_to_utf8(static_cast<uint8_t>(b));
+    // Re-encode from code points (malformed input became U+FFFD, as in llama.cpp), then map
+    // every byte into GPT-2's alphabet.
+    utf8.clear();
+    for (size_t i = begin; i < begin + len; ++i) U::append_utf8(utf8, cpts[i]);
     begin += len;
+    word.clear();
+    for (char b : utf8) word += U::gpt2_byte_to_utf8(static_cast<uint8_t>(b));
     bpe_word(vocab, ranks, opt.ignore_merges, word, out);
   }
 }
