@@ -6,7 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstring>
+#include <climits>
 
 #include "dcq/error.hpp"
 #include "runtime/tokenizer_impl.hpp"
