@@ -30,6 +30,9 @@ inline constexpr int kGgufMaxDims = 4;
 Model read_gguf(const std::filesystem::path& path);
 // Parses GGUF bytes that the caller keeps alive for as long as the returned model (fuzzing, tests).
 Model parse_gguf(std::span<const uint8_t> bytes, const std::string& source_name);
+// Metadata and tensor infos only (tensor data spans stay empty): for a GGUF header whose data
+// lives elsewhere, such as the header a .dcq container keeps in its extras blob.
+Model parse_gguf_header(std::span<const uint8_t> bytes, const std::string& source_name);
 // True when the bytes start with the GGUF magic.
 bool looks_like_gguf(std::span<const uint8_t> head);
 

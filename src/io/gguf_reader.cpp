@@ -26,7 +26,8 @@ bool valid_value_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::
 
 class Parser {
  public:
-  Parser(std::span<const uint8_t> bytes, const std::string& source) : r_(bytes, source) {}
+  Parser(std::span<const uint8_t> bytes, const std::string& source, bool header_only = false)
+      : r_(bytes, source), header_only_(header_only) {}
 
   Model parse() {
     Model m;
@@ -94,7 +95,7 @@ class Parser {
                      " is not a multiple of the " + std::string(tt->name) + " block size " +
                      std::to_string(tt->block_size));
       uint64_t nbytes = 0;
-      if (mul_overflows(n_el / tt->block_size, tt->type_size, &nbytes) || nbytes > r_.size())
+      if (mul_overflows(n_el / tt->block_size, tt->type_size, &nbytes) || (!header_only_ && nbytes > r_.size()))
         r_.malformed("tensor '" + t.name + "' data (" + std::to_string(nbytes) + " bytes) runs past the end of the file");
       const auto off = r_.read<uint64_t>("data offset of '" + t.name + "'");
       if (off % m.alignment != 0)
@@ -104,6 +105,7 @@ class Parser {
       m.tensors.push_back(std::move(t));
     }
 
+    if (header_only_) return m;  // the data lives elsewhere (a .dcq container's chunks)
     const uint64_t data_start = align_up(r_.offset(), m.alignment);
     if (data_start > r_.size() && n_tensors > 0)
       r_.truncated("tensor data section", data_start);
@@ -174,6 +176,7 @@ class Parser {
   }
 
   ByteReader r_;
+  bool header_only_ = false;
 };
 
 }  // namespace
@@ -196,6 +199,10 @@ uint64_t gguf_alignment(const std::vector<GgufKV>& metadata, const std::string& 
 
 Model parse_gguf(std::span<const uint8_t> bytes, const std::string& source_name) {
   return Parser(bytes, source_name).parse();
+}
+
+Model parse_gguf_header(std::span<const uint8_t> bytes, const std::string& source_name) {
+  return Parser(bytes, source_name, /*header_only=*/true).parse();
 }
 
 Model read_gguf(const std::filesystem::path& path) {

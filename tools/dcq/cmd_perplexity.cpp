@@ -8,6 +8,7 @@
 #include "dcq/engine.hpp"
 #include "dcq/error.hpp"
 #include "dcq/io.hpp"
+#include "dcq/loader.hpp"
 #include "dcq/perplexity.hpp"
 #include "dcq/tokenizer.hpp"
 
@@ -22,6 +23,7 @@ struct PplOptions {
   std::filesystem::path save_logits;
   std::filesystem::path kl_base;
   LoadOptions load;
+  std::string mem_budget;
 };
 
 void run(const PplOptions& opt, const Common& common) {
@@ -29,9 +31,9 @@ void run(const PplOptions& opt, const Common& common) {
   if (!f) fail_input(opt.text.string() + ": cannot open the text file");
   const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   if (text.empty()) fail_input(opt.text.string() + ": the text file is empty");
-  const Model model = load_model(opt.model, opt.load);
-  const Tokenizer tok = Tokenizer::from_model(model);
-  ModelWeights weights(model);
+  const OpenedModel opened = open_weights(opt.model, opt.load, MemBudget::parse(opt.mem_budget));
+  const Tokenizer tok = Tokenizer::from_model(opened.model());
+  WeightSource& weights = *opened.weights;
   Engine engine(weights, {opt.n_ctx, common.thread_count()});
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<int32_t> ids = tok.encode(text, /*add_bos=*/true);
@@ -69,6 +71,7 @@ void run(const PplOptions& opt, const Common& common) {
       j["same_top_token"] = r.same_top;
     }
     j["seconds"] = secs;
+    if (opened.dcq) j["loader"] = opened.dcq->stats().to_json();
     print_json(j);
   } else {
     if (!common.quiet) std::fprintf(stderr, "\n");
@@ -77,6 +80,7 @@ void run(const PplOptions& opt, const Common& common) {
     if (base)
       std::printf("KL divergence vs %s: mean %.6f +/- %.6f, same top token %.2f %%\n", opt.kl_base.string().c_str(),
                   r.kld_mean, r.kld_err, 100.0 * r.same_top);
+    if (opened.dcq && common.verbose) std::fprintf(stderr, "loader: %s\n", opened.dcq->stats().to_json().dump().c_str());
   }
 }
 
@@ -84,12 +88,15 @@ const bool registered = register_command("perplexity", [](CLI::App& app) {
   auto* sub = app.add_subcommand("perplexity", "Perplexity of a model on a text (llama.cpp's method)");
   auto common = add_common(sub);
   auto opt = std::make_shared<PplOptions>();
-  sub->add_option("MODEL", opt->model, "Model file (GGUF)")->required();
+  sub->add_option("MODEL", opt->model, "Model: GGUF, safetensors (file or folder) or llama2.c .bin")->required();
   sub->add_option("-f,--file", opt->text, "Text file")->required();
   sub->add_option("-c,--ctx-size", opt->n_ctx, "Chunk length in tokens")->check(CLI::Range(8, 1 << 20));
   sub->add_option("--chunks", opt->chunks, "Only the first K chunks (0: all)")->check(CLI::Range(0, 1 << 30));
   sub->add_option("--save-logits", opt->save_logits, "Write the log-probabilities of every scored position");
+  sub->add_option("--mem-budget", opt->mem_budget, "Memory for decoded weights of a .dcq: BYTES (K/M/G) or PCT% of their size");
   sub->add_option("--kl-base", opt->kl_base, "Compare with a --save-logits file of a base model (KL divergence)");
+  sub->add_option("--vocab-from", opt->load.vocab_from, "GGUF whose tokenizer completes a safetensors model");
+  sub->add_option("--tokenizer", opt->load.tokenizer, "llama2.c tokenizer (default: tok*.bin beside the model)");
   sub->callback([common, opt] {
     common->apply();
     run(*opt, *common);

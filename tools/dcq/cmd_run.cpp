@@ -12,6 +12,7 @@
 #include "dcq/error.hpp"
 #include "dcq/io.hpp"
 #include "dcq/kernels.hpp"
+#include "dcq/loader.hpp"
 #include "dcq/sampler.hpp"
 #include "dcq/tokenizer.hpp"
 
@@ -25,6 +26,7 @@ struct RunOptions {
   int n_ctx = 0;
   SamplerOptions sampling;
   LoadOptions load;
+  std::string mem_budget;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -38,9 +40,9 @@ uint64_t peak_rss_bytes() {
 
 void run(const RunOptions& opt, const Common& common) {
   const auto t_load = Clock::now();
-  const Model model = load_model(opt.model, opt.load);
-  const Tokenizer tok = Tokenizer::from_model(model);
-  ModelWeights weights(model);
+  const OpenedModel opened = open_weights(opt.model, opt.load, MemBudget::parse(opt.mem_budget));
+  const Tokenizer tok = Tokenizer::from_model(opened.model());
+  WeightSource& weights = *opened.weights;
   const LlamaConfig cfg = LlamaConfig::from(weights);
   int n_ctx = opt.n_ctx > 0 ? opt.n_ctx : cfg.n_ctx_train;
   if (n_ctx <= 0) n_ctx = 512;
@@ -101,6 +103,7 @@ void run(const RunOptions& opt, const Common& common) {
     j["prompt_tokens_per_s"] = prompt_tps;
     j["gen_tokens_per_s"] = gen_tps;
     j["peak_rss_bytes"] = peak_rss_bytes();
+    if (opened.dcq) j["loader"] = opened.dcq->stats().to_json();
     print_json(j);
   } else {
     std::fputc('\n', stdout);
@@ -108,6 +111,7 @@ void run(const RunOptions& opt, const Common& common) {
       std::fprintf(stderr, "load %.3f s | prompt %d tok, %.1f tok/s | gen %zu tok, %.1f tok/s | peak RSS %s | %s, %d threads\n",
                    load_s, n_prompt, prompt_tps, generated.size(), gen_tps, human_bytes(peak_rss_bytes()).c_str(),
                    std::string(kernels::isa_name(kernels::active_isa())).c_str(), common.thread_count());
+    if (opened.dcq && common.verbose) std::fprintf(stderr, "loader: %s\n", opened.dcq->stats().to_json().dump().c_str());
   }
 }
 
@@ -115,7 +119,7 @@ const bool registered = register_command("run", [](CLI::App& app) {
   auto* sub = app.add_subcommand("run", "Generate text from a prompt on the CPU");
   auto common = add_common(sub);
   auto opt = std::make_shared<RunOptions>();
-  sub->add_option("MODEL", opt->model, "Model file (GGUF)")->required();
+  sub->add_option("MODEL", opt->model, "Model: GGUF, safetensors (file or folder) or llama2.c .bin")->required();
   sub->add_option("-p,--prompt", opt->prompt, "Prompt text")->required();
   sub->add_option("-n,--n-predict", opt->n_predict, "Tokens to generate")->check(CLI::Range(0, 1 << 20));
   sub->add_option("-c,--ctx-size", opt->n_ctx, "Context size (0: the model's)")->check(CLI::Range(0, 1 << 20));
@@ -125,6 +129,9 @@ const bool registered = register_command("run", [](CLI::App& app) {
   sub->add_option("--min-p", opt->sampling.min_p, "Min-p (0: off)")->check(CLI::Range(0.0, 1.0));
   sub->add_option("--repeat-penalty", opt->sampling.repeat_penalty, "Repeat penalty (1: off)")->check(CLI::Range(0.0, 100.0));
   sub->add_option("--seed", opt->sampling.seed, "Random seed");
+  sub->add_option("--mem-budget", opt->mem_budget, "Memory for decoded weights of a .dcq: BYTES (K/M/G) or PCT% of their size");
+  sub->add_option("--vocab-from", opt->load.vocab_from, "GGUF whose tokenizer completes a safetensors model");
+  sub->add_option("--tokenizer", opt->load.tokenizer, "llama2.c tokenizer (default: tok*.bin beside the model)");
   sub->callback([common, opt] {
     common->apply();
     run(*opt, *common);

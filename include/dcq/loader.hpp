@@ -1,0 +1,96 @@
+// Running from a .dcq container: a WeightSource that decodes tensors on demand, chunk by chunk,
+// checking every chunk's checksums as it is decoded, and keeps decoded tensors in a cache that
+// never exceeds a memory budget (docs/loader.md explains the policy). open_weights() is the one
+// place where a command turns a path into weights: a .dcq gets the lazy source, anything else
+// the in-memory Model.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dcq/container.hpp"
+#include "dcq/io.hpp"
+#include "dcq/model.hpp"
+#include "dcq/weights.hpp"
+
+namespace dcq {
+
+// --mem-budget: "" (unlimited), a byte count with an optional K/M/G suffix (powers of 1024), or a
+// percentage of the decoded weight size ("50%"). Throws Error(usage) on anything else.
+struct MemBudget {
+  bool unlimited = true;
+  bool percent = false;
+  double value = 0;  // bytes, or percent when `percent`
+  static MemBudget parse(const std::string& text);
+  uint64_t resolve(uint64_t decoded_weight_bytes) const;  // UINT64_MAX when unlimited
+};
+
+struct LoaderStats {
+  uint64_t hits = 0, misses = 0;
+  uint64_t bytes_decoded = 0;
+  double decode_seconds = 0;
+  uint64_t resident_bytes = 0, peak_resident_bytes = 0;
+  uint64_t budget_bytes = 0;       // UINT64_MAX when unlimited
+  uint64_t pinned_bytes = 0;       // capacity given to tensors that are never evicted
+  uint64_t weight_bytes = 0;       // decoded size of all (distinct) tensors
+  uint64_t min_working_set = 0;    // smallest budget that runs
+  nlohmann::json to_json() const;
+};
+
+// Lazy weights of a lossless .dcq made from a GGUF.
+class DcqWeights final : public WeightSource {
+ public:
+  // Opens and validates the container, reads the GGUF metadata kept in it. Throws Error(bad_input)
+  // if the source was not a GGUF, Error(resource) if the budget is below the smallest working set.
+  DcqWeights(const std::filesystem::path& path, const MemBudget& budget = {});
+  ~DcqWeights() override;
+
+  const GgufValue* find_kv(std::string_view key) const override { return meta_.find_kv(key); }
+  std::optional<TensorInfo> info(std::string_view name) const override;
+  WeightBlocks acquire(std::string_view name) override;
+  WeightBlocks acquire_rows(std::string_view name, int64_t row0, int64_t row1) override;
+  void release(std::string_view name) override;
+  std::string describe() const override { return reader_.source(); }
+  // Metadata only (tensors have empty data): enough for the tokenizer.
+  const Model* model() const override { return &meta_; }
+
+  const LoaderStats& stats() const { return stats_; }
+
+ private:
+  struct Entry;
+  size_t tensor_index(std::string_view name) const;  // throws when missing
+  size_t resolve_duplicate(size_t t) const;
+  Entry& get(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1);
+  void make_room(uint64_t bytes, const std::string& what);
+  void drop(size_t key);
+
+  DcqReader reader_;
+  Model meta_;
+  std::unordered_map<std::string, size_t> by_name_;
+  std::vector<bool> pinned_;  // per tensor index
+  // Keys: tensor index for whole tensors; tensors.size() + chunk index for single chunks.
+  std::unordered_map<size_t, std::unique_ptr<Entry>> entries_;
+  std::vector<size_t> release_order_;  // unpinned, unheld keys, oldest release first
+  std::unordered_map<std::string, std::vector<size_t>> held_;  // name -> keys acquired, not released
+  uint64_t budget_ = 0;
+  LoaderStats stats_;
+};
+
+// A model opened for inference: weights plus the metadata model the tokenizer reads.
+struct OpenedModel {
+  std::unique_ptr<Model> owned;            // the in-memory model (not for a .dcq)
+  std::unique_ptr<WeightSource> weights;
+  DcqWeights* dcq = nullptr;               // set when weights come from a .dcq (for statistics)
+  // Whole model, or metadata only for a .dcq: what Tokenizer::from_model needs.
+  const Model& model() const { return *weights->model(); }
+};
+OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget = {});
+
+}  // namespace dcq

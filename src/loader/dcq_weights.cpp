@@ -1,0 +1,303 @@
+// Lazy weights from a .dcq container (policy in docs/loader.md).
+//
+// The engine reads the weights cyclically: token_embd rows, then layer 0..N-1, then the output,
+// for every token. Under a budget smaller than the model, LRU would evict exactly the tensor that
+// is needed next and miss on everything. Instead the first tensors (in container order) that fit
+// in `budget - working set` are pinned (decoded once, never evicted), and the others stream
+// through the remaining window, where the most recently released entry is evicted first (for a
+// cyclic pattern the entry released longest ago is the one needed soonest).
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <new>
+
+#include "dcq/error.hpp"
+#include "dcq/gguf.hpp"
+#include "dcq/loader.hpp"
+
+namespace dcq {
+
+namespace {
+
+constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
+constexpr std::align_val_t kAlign{64};
+
+struct AlignedFree {
+  void operator()(uint8_t* p) const { ::operator delete[](p, kAlign); }
+};
+
+// "blk.<n>." prefix -> n; -1 for tensors outside the layers.
+long layer_of(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  char* end = nullptr;
+  const long n = std::strtol(name.c_str() + 4, &end, 10);
+  return (end && *end == '.') ? n : -1;
+}
+
+std::string human(uint64_t b) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.2f MiB", double(b) / (1024.0 * 1024.0));
+  return std::string(buf) + " (" + std::to_string(b) + " bytes)";
+}
+
+}  // namespace
+
+struct DcqWeights::Entry {
+  std::unique_ptr<uint8_t[], AlignedFree> data;
+  uint64_t bytes = 0;
+  int holds = 0;
+  bool pinned = false;
+};
+
+MemBudget MemBudget::parse(const std::string& text) {
+  MemBudget b;
+  if (text.empty()) return b;
+  std::string s = text;
+  double mult = 1;
+  if (s.back() == '%') {
+    b.percent = true;
+    s.pop_back();
+  } else {
+    const char c = char(std::toupper(static_cast<unsigned char>(s.back())));
+    if (c == 'K' || c == 'M' || c == 'G') {
+      mult = c == 'K' ? 1024.0 : c == 'M' ? 1024.0 * 1024 : 1024.0 * 1024 * 1024;
+      s.pop_back();
+    }
+  }
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || !end || *end != '\0' || !(v > 0) || !std::isfinite(v) || (b.percent && v > 100000))
+    fail_usage("--mem-budget '" + text + "': expected BYTES (K/M/G suffix allowed) or a percentage such as 50%");
+  b.unlimited = false;
+  b.value = v * mult;
+  return b;
+}
+
+uint64_t MemBudget::resolve(uint64_t weight_bytes) const {
+  if (unlimited) return kUnlimited;
+  const double b = percent ? value / 100.0 * double(weight_bytes) : value;
+  return b >= 1.8e19 ? kUnlimited : uint64_t(b);
+}
+
+nlohmann::json LoaderStats::to_json() const {
+  nlohmann::json j;
+  j["hits"] = hits;
+  j["misses"] = misses;
+  j["bytes_decoded"] = bytes_decoded;
+  j["decode_seconds"] = decode_seconds;
+  j["peak_resident_bytes"] = peak_resident_bytes;
+  j["budget_bytes"] = budget_bytes == kUnlimited ? nlohmann::json(nullptr) : nlohmann::json(budget_bytes);
+  j["pinned_bytes"] = pinned_bytes;
+  j["weight_bytes"] = weight_bytes;
+  j["min_working_set_bytes"] = min_working_set;
+  return j;
+}
+
+DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budget)
+    : reader_(DcqReader::open(path)) {
+  const auto& ix = reader_.index();
+  if (ix.source_format != DcqSourceFormat::gguf)
+    fail_input(path.string() + ": only containers made from a GGUF can run (this one holds safetensors)");
+  // The GGUF header (metadata, tensor infos) is the first extras segment.
+  const auto extras = reader_.read_blob(ix.extras, "extras");
+  if (ix.segments.empty() || ix.segments[0].kind != DcqSegment::extras || ix.segments[0].a != 0)
+    fail_input(path.string() + ": the container does not start with the GGUF header");
+  meta_ = parse_gguf_header(std::span<const uint8_t>(extras).first(ix.segments[0].b), path.string());
+  meta_.source = path;
+  meta_.format = ModelFormat::dcq;
+  meta_.tensors.clear();  // data lives in the chunks; shapes come from the index
+
+  // The smallest working set: the forward pass holds at most three weights of one layer at once
+  // (attn_q/k/v; ffn_gate/up) or one tensor outside the layers (the classifier), and an embedding
+  // row is served from one chunk; so: max(three largest tensors of a layer, largest other
+  // tensor) + largest chunk.
+  std::unordered_map<long, std::vector<uint64_t>> layer_sizes;
+  uint64_t max_other = 0, max_chunk = 0;
+  for (size_t i = 0; i < ix.tensors.size(); ++i) {
+    const auto& t = ix.tensors[i];
+    by_name_.emplace(t.name, i);
+    if (t.duplicate_of != kDcqNoDuplicate) continue;
+    stats_.weight_bytes += t.n_bytes;
+    const long l = layer_of(t.name);
+    if (l >= 0)
+      layer_sizes[l].push_back(t.n_bytes);
+    else
+      max_other = std::max(max_other, t.n_bytes);
+  }
+  for (const auto& c : ix.chunks) max_chunk = std::max(max_chunk, c.decoded_size);
+  uint64_t max_layer = 0;
+  for (auto& [l, sizes] : layer_sizes) {
+    std::sort(sizes.begin(), sizes.end(), std::greater<>());
+    uint64_t top3 = 0;
+    for (size_t k = 0; k < std::min<size_t>(3, sizes.size()); ++k) top3 += sizes[k];
+    max_layer = std::max(max_layer, top3);
+  }
+  stats_.min_working_set = std::max(max_layer, max_other) + max_chunk;
+
+  budget_ = budget.resolve(stats_.weight_bytes);
+  stats_.budget_bytes = budget_;
+  if (budget_ < stats_.min_working_set)
+    fail(ExitCode::resource, path.string() + ": memory budget of " + human(budget_) +
+                                 " is below the smallest working set of " + human(stats_.min_working_set) +
+                                 " (three tensors of a layer, or the largest tensor, plus one chunk); give at least that");
+
+  // Pin, in container order, the tensors that fit beside the streaming window.
+  pinned_.assign(ix.tensors.size(), false);
+  const uint64_t pin_capacity = budget_ == kUnlimited ? kUnlimited : budget_ - stats_.min_working_set;
+  for (size_t i = 0; i < ix.tensors.size(); ++i) {
+    const auto& t = ix.tensors[i];
+    if (t.duplicate_of != kDcqNoDuplicate) continue;
+    if (pin_capacity == kUnlimited || stats_.pinned_bytes + t.n_bytes <= pin_capacity) {
+      pinned_[i] = true;
+      stats_.pinned_bytes += t.n_bytes;
+    }
+  }
+}
+
+DcqWeights::~DcqWeights() = default;
+
+size_t DcqWeights::tensor_index(std::string_view name) const {
+  const auto it = by_name_.find(std::string(name));
+  if (it == by_name_.end()) fail_input(describe() + ": tensor " + std::string(name) + " is missing");
+  return it->second;
+}
+
+size_t DcqWeights::resolve_duplicate(size_t t) const {
+  const auto& ix = reader_.index();
+  return ix.tensors[t].duplicate_of == kDcqNoDuplicate ? t : ix.tensors[t].duplicate_of;
+}
+
+std::optional<TensorInfo> DcqWeights::info(std::string_view name) const {
+  const auto it = by_name_.find(std::string(name));
+  if (it == by_name_.end()) return std::nullopt;
+  const auto& t = reader_.index().tensors[it->second];
+  return TensorInfo{t.type, t.ne};
+}
+
+void DcqWeights::drop(size_t key) {
+  const auto it = entries_.find(key);
+  stats_.resident_bytes -= it->second->bytes;
+  entries_.erase(it);
+  release_order_.erase(std::remove(release_order_.begin(), release_order_.end(), key), release_order_.end());
+}
+
+void DcqWeights::make_room(uint64_t bytes, const std::string& what) {
+  while (budget_ != kUnlimited && stats_.resident_bytes + bytes > budget_) {
+    if (release_order_.empty())
+      fail(ExitCode::resource, describe() + ": memory budget of " + human(budget_) + " cannot hold " + what +
+                                   " beside the " + human(stats_.resident_bytes) + " in use");
+    drop(release_order_.back());  // most recently released: needed last in a cyclic pass
+  }
+}
+
+DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1) {
+  if (const auto it = entries_.find(key); it != entries_.end()) {
+    ++stats_.hits;
+    Entry& e = *it->second;
+    if (e.holds++ == 0 && !e.pinned)
+      release_order_.erase(std::remove(release_order_.begin(), release_order_.end(), key), release_order_.end());
+    return e;
+  }
+  ++stats_.misses;
+  const auto& ix = reader_.index();
+  const auto& t = ix.tensors[tensor];
+  uint64_t bytes = 0;
+  for (uint32_t c = chunk0; c < chunk1; ++c) bytes += ix.chunks[c].decoded_size;
+  const std::string what = "tensor '" + t.name + "' (" + human(bytes) + ")";
+  make_room(bytes, what);
+  auto e = std::make_unique<Entry>();
+  e->bytes = bytes;
+  e->pinned = key == tensor && pinned_[tensor];
+  e->data.reset(static_cast<uint8_t*>(::operator new[](std::max<uint64_t>(bytes, 1), kAlign)));
+  // Each chunk's stored and decoded checksums are checked by decode_chunk; on a mismatch it
+  // throws before the entry exists, so bad weights are never handed out.
+  const auto t0 = std::chrono::steady_clock::now();
+  uint64_t at = 0;
+  for (uint32_t c = chunk0; c < chunk1; ++c) {
+    const uint64_t n = ix.chunks[c].decoded_size;
+    reader_.decode_chunk(c, std::span<uint8_t>(e->data.get() + at, n));
+    at += n;
+  }
+  stats_.decode_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stats_.bytes_decoded += bytes;
+  stats_.resident_bytes += bytes;
+  stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
+  e->holds = 1;
+  Entry& ref = *e;
+  entries_.emplace(key, std::move(e));
+  return ref;
+}
+
+WeightBlocks DcqWeights::acquire(std::string_view name) {
+  const size_t named = tensor_index(name);
+  const size_t ti = resolve_duplicate(named);
+  const auto& t = reader_.index().tensors[ti];
+  Entry& e = get(ti, ti, t.first_chunk, t.first_chunk + t.n_chunks);
+  held_[std::string(name)].push_back(ti);
+  WeightBlocks w;
+  w.info = TensorInfo{t.type, t.ne};
+  w.row0 = 0;
+  w.n_rows = int64_t(t.n_rows());
+  w.data = std::span<const uint8_t>(e.data.get(), e.bytes);
+  return w;
+}
+
+WeightBlocks DcqWeights::acquire_rows(std::string_view name, int64_t row0, int64_t row1) {
+  const size_t named = tensor_index(name);
+  const size_t ti = resolve_duplicate(named);
+  const auto& ix = reader_.index();
+  const auto& t = ix.tensors[ti];
+  if (row0 < 0 || row1 <= row0 || uint64_t(row1) > t.n_rows())
+    fail_input(describe() + ": rows " + std::to_string(row0) + ".." + std::to_string(row1) + " outside tensor " +
+               std::string(name));
+  // A pinned or resident tensor serves the rows from its whole copy; otherwise decode only the
+  // chunk that holds them (one embedding row must not cost the whole table).
+  if (!pinned_[ti] && !entries_.count(ti)) {
+    for (uint32_t c = t.first_chunk; c < t.first_chunk + t.n_chunks; ++c) {
+      const auto& ch = ix.chunks[c];
+      if (uint64_t(row0) < ch.row_begin || uint64_t(row1) > ch.row_begin + ch.row_count) continue;
+      Entry& e = get(ix.tensors.size() + c, ti, c, c + 1);
+      held_[std::string(name)].push_back(ix.tensors.size() + c);
+      const uint64_t rb = t.row_bytes();
+      WeightBlocks w;
+      w.info = TensorInfo{t.type, t.ne};
+      w.row0 = row0;
+      w.n_rows = row1 - row0;
+      w.data = std::span<const uint8_t>(e.data.get() + (uint64_t(row0) - ch.row_begin) * rb,
+                                        uint64_t(row1 - row0) * rb);
+      return w;
+    }
+  }
+  return WeightSource::acquire_rows(name, row0, row1);
+}
+
+void DcqWeights::release(std::string_view name) {
+  const auto it = held_.find(std::string(name));
+  if (it == held_.end() || it->second.empty()) return;
+  const size_t key = it->second.back();
+  it->second.pop_back();
+  const auto e = entries_.find(key);
+  if (e == entries_.end()) return;
+  if (--e->second->holds == 0 && !e->second->pinned) release_order_.push_back(key);
+}
+
+OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget) {
+  OpenedModel m;
+  if (detect_format(path) == ModelFormat::dcq) {
+    auto w = std::make_unique<DcqWeights>(path, budget);
+    m.dcq = w.get();
+    m.weights = std::move(w);
+    return m;
+  }
+  if (!budget.unlimited) fail_usage("--mem-budget applies to .dcq containers only");
+  m.owned = std::make_unique<Model>(load_model(path, options));
+  m.weights = std::make_unique<ModelWeights>(*m.owned);
+  return m;
+}
+
+}  // namespace dcq
