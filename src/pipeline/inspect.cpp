@@ -34,9 +34,14 @@ nlohmann::ordered_json inspect(const InspectOptions& options) {
   }
   j["tensors"] = tensors;
   std::error_code ec;
-  const auto file_bytes = std::filesystem::is_regular_file(options.input, ec)
-                              ? std::filesystem::file_size(options.input, ec)
-                              : 0;
+  // A folder (sharded safetensors) counts the bytes of all its files.
+  uint64_t file_bytes = 0;
+  if (std::filesystem::is_directory(options.input, ec)) {
+    for (const auto& e : std::filesystem::directory_iterator(options.input, ec))
+      if (e.is_regular_file(ec)) file_bytes += e.file_size(ec);
+  } else {
+    file_bytes = std::filesystem::file_size(options.input, ec);
+  }
   j["totals"] = {{"tensors", m.tensors.size()},
                  {"parameters", params},
                  {"tensor_bytes", bytes},
