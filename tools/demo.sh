@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (README): installs missing packages, builds dcq, then
 # takes llama2.c's stories260K (tools/models/stories260K), converts it to GGUF, quantizes it to
-# Q8_0, compresses that losslessly into a .dcq, checks the round trip, and generates text,
+# Q8_0, compresses that losslessly into a .dcq, checks the round trip, and generates text from
+# the .dcq under a memory budget,
 # printing sizes and speed. Outputs go to out/ (ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,5 +25,5 @@ cmp out/stories260K-Q8_0.gguf out/roundtrip.gguf && echo "round trip: identical"
 ls -l out/stories260K-F32.gguf out/stories260K-Q8_0.gguf out/stories260K-Q8_0.dcq |
   awk '{printf "  %-32s %9d bytes\n", $9, $5}'
 
-echo "== generate (greedy) from the Q8_0 model"
-$dcq run out/stories260K-Q8_0.gguf -p "Once upon a time" -n 64 --temp 0
+echo "== generate (greedy) straight from the .dcq, decoding chunks on demand in half the memory"
+$dcq run out/stories260K-Q8_0.dcq -p "Once upon a time" -n 64 --temp 0 --mem-budget 50%

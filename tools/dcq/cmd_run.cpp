@@ -107,6 +107,7 @@ void run(const RunOptions& opt, const Common& common) {
     print_json(j);
   } else {
     std::fputc('\n', stdout);
+    std::fflush(stdout);  // the text ends before the timings on stderr
     if (!common.quiet)
       std::fprintf(stderr, "load %.3f s | prompt %d tok, %.1f tok/s | gen %zu tok, %.1f tok/s | peak RSS %s | %s, %d threads\n",
                    load_s, n_prompt, prompt_tps, generated.size(), gen_tps, human_bytes(peak_rss_bytes()).c_str(),
