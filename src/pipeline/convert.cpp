@@ -36,7 +36,12 @@ ConvertReport convert(const ConvertOptions& o) {
       fail_input(o.input.string() + ": tensor '" + t.name + "' has type " +
                  std::string(type_name(t.type)) + ", which dcq cannot convert");
   }
-  for (const auto& [k, v] : plan.metadata_updates) m.set_kv(k, v);
+  // llama.cpp's gguf_set_val_* removes an existing key and appends it: do the same, so a
+  // re-quantized file keeps llama-quantize's key order.
+  for (const auto& [k, v] : plan.metadata_updates) {
+    m.erase_kv(k);
+    m.metadata.push_back({k, v});
+  }
   if (!o.type.empty() && to_gguf) {
     // Quantizing: write tensors in llama-quantize's order, so its files are reproduced exactly.
     const auto order = pipeline::llama_quantize_order(m);

@@ -139,7 +139,7 @@ void quantize_q8_0(const float* x, void* y, int64_t nblocks) {
     const float d = amax / ((1 << 7) - 1);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     b.d = float_to_fp16(d);
-    for (int j = 0; j < QK8_0; ++j) b.qs[j] = int8_t(std::round(x[j] * id));
+    for (int j = 0; j < QK8_0; ++j) b.qs[j] = int8_t(round_half_away(x[j] * id));
     std::memcpy(out, &b, sizeof b);
   }
 }
@@ -155,7 +155,7 @@ void quantize_q8_1(const float* x, void* y, int64_t nblocks) {
     b.d = float_to_fp16(d);
     int sum = 0;
     for (int j = 0; j < QK8_1; ++j) {
-      b.qs[j] = int8_t(std::round(x[j] * id));
+      b.qs[j] = int8_t(round_half_away(x[j] * id));
       sum += b.qs[j];
     }
     b.s = float_to_fp16(float(sum) * d);

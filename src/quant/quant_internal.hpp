@@ -20,6 +20,17 @@ inline int nearest_int(float f) {
   return (i & 0x007fffff) - 0x00400000;
 }
 
+// std::round (half away from zero) without a libm call per element: plain x86-64 has no
+// roundps, so std::round is not inlined and made Q8_0 quantization 3x slower than Q4_0.
+// Exact for |f| < 2^23 (the fractional part f - trunc(f) is then representable), which holds
+// for the scaled values of Q8_0/Q8_1 (|f| <= 127).
+inline float round_half_away(float f) {
+  const float t = static_cast<float>(static_cast<int32_t>(f));
+  const float r = f - t;
+  // Branch-free: the comparisons are data-dependent and mispredict half the time otherwise.
+  return t + static_cast<float>(static_cast<int>(r >= 0.5f) - static_cast<int>(r <= -0.5f));
+}
+
 // Legacy 32-element blocks (legacy.cpp).
 void quantize_q4_0(const float* x, void* y, int64_t nblocks);
 void quantize_q4_1(const float* x, void* y, int64_t nblocks);
