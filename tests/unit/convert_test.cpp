@@ -80,3 +80,23 @@ TEST(Convert, RefusesBadRequests) {
   }
   EXPECT_FALSE(std::filesystem::exists(o.output));
 }
+
+TEST(Convert, UpdatedKeysMoveToTheEndAsInLlamaQuantize) {
+  DCQ_REQUIRE_DATA();
+  // llama.cpp's gguf_set_val_* removes an existing key and appends it; a file that already has
+  // general.file_type (any quantized GGUF) must end with quantization_version, file_type.
+  TempDir dir;
+  ConvertOptions o;
+  o.input = test::model_path("stories260K/stories260K-Q8_0.gguf");
+  o.output = dir / "out.gguf";
+  o.type = "Q4_0";
+  convert(o);
+  const Model m = read_gguf(o.output);
+  ASSERT_GE(m.metadata.size(), 2u);
+  EXPECT_EQ(m.metadata[m.metadata.size() - 2].key, "general.quantization_version");
+  EXPECT_EQ(m.metadata.back().key, "general.file_type");
+  EXPECT_EQ(m.metadata.back().value.as_int("ft"), 2);
+  size_t n = 0;
+  for (const auto& kv : m.metadata) n += kv.key == "general.file_type";
+  EXPECT_EQ(n, 1u);
+}
