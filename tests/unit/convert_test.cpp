@@ -6,6 +6,7 @@
 #include "dcq/convert.hpp"
 #include "dcq/error.hpp"
 #include "dcq/gguf.hpp"
+#include "dcq/synth.hpp"
 #include "test_support.hpp"
 
 using namespace dcq;
@@ -82,12 +83,18 @@ TEST(Convert, RefusesBadRequests) {
 }
 
 TEST(Convert, UpdatedKeysMoveToTheEndAsInLlamaQuantize) {
-  DCQ_REQUIRE_DATA();
-  // llama.cpp's gguf_set_val_* removes an existing key and appends it; a file that already has
-  // general.file_type (any quantized GGUF) must end with quantization_version, file_type.
+  // llama.cpp's gguf_set_val_* removes an existing key and appends it. dcq synth writes
+  // general.quantization_version among the hyper-parameters; after quantizing it must come last
+  // but one, before general.file_type (this is what made 110M synth files differ from
+  // llama-quantize's before).
   TempDir dir;
+  SynthOptions so;
+  so.preset = "synth256";
+  so.output = dir / "in.gguf";
+  synth(so);
+  ASSERT_NE(read_gguf(so.output).metadata.back().key, "general.quantization_version");
   ConvertOptions o;
-  o.input = test::model_path("stories260K/stories260K-Q8_0.gguf");
+  o.input = so.output;
   o.output = dir / "out.gguf";
   o.type = "Q4_0";
   convert(o);
