@@ -18,6 +18,7 @@
 
 #include "dcq/container.hpp"
 #include "dcq/io.hpp"
+#include "dcq/kernels.hpp"
 #include "dcq/model.hpp"
 #include "dcq/weights.hpp"
 
@@ -56,7 +57,9 @@ class DcqWeights final : public WeightSource {
   // current tensor last time) while the current one computes, when the budget has room for it.
   // Off by default: at one token per pass decoding dominates and the handoff costs more than the
   // overlap gains (docs/loader.md has the numbers).
-  DcqWeights(const std::filesystem::path& path, const MemBudget& budget = {}, bool prefetch = false);
+  // `threads` decode the chunks of one tensor in parallel (on the forward pass's thread).
+  DcqWeights(const std::filesystem::path& path, const MemBudget& budget = {}, bool prefetch = false,
+             int threads = 1);
   ~DcqWeights() override;
 
   const GgufValue* find_kv(std::string_view key) const override { return meta_.find_kv(key); }
@@ -78,7 +81,7 @@ class DcqWeights final : public WeightSource {
   void make_room(uint64_t bytes, const std::string& what);
   void drop(size_t key);
   bool try_make_room(uint64_t bytes);
-  void decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1) const;
+  void decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels::ThreadPool* pool) const;
   Entry* take_prefetch(size_t tensor);  // the prefetched entry of `tensor`, or nullptr
   void schedule_prefetch(size_t tensor);
   void cancel_prefetch();
@@ -93,6 +96,7 @@ class DcqWeights final : public WeightSource {
   std::unordered_map<std::string, std::vector<size_t>> held_;  // name -> keys acquired, not released
   uint64_t budget_ = 0;
   LoaderStats stats_;
+  std::unique_ptr<kernels::ThreadPool> pool_;  // null with one thread
   // Prefetch: one tensor decoded ahead on a worker thread into pf_entry_ (its bytes are counted
   // as resident from the moment it is scheduled, so the budget holds); only the engine's thread
   // touches the cache, the worker only fills the buffer it was given.
@@ -113,6 +117,6 @@ struct OpenedModel {
   const Model& model() const { return *weights->model(); }
 };
 OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget = {},
-                         bool prefetch = false);
+                         bool prefetch = false, int threads = 1);
 
 }  // namespace dcq

@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <exception>
+#include <mutex>
 #include <new>
 
 #include "dcq/error.hpp"
@@ -101,8 +103,9 @@ nlohmann::json LoaderStats::to_json() const {
   return j;
 }
 
-DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budget, bool prefetch)
+DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budget, bool prefetch, int threads)
     : reader_(DcqReader::open(path)), prefetch_(prefetch) {
+  if (threads > 1) pool_ = std::make_unique<kernels::ThreadPool>(threads);
   const auto& ix = reader_.index();
   if (ix.source_format != DcqSourceFormat::gguf)
     fail_input(path.string() + ": only containers made from a GGUF can run (this one holds safetensors)");
@@ -200,16 +203,33 @@ bool DcqWeights::try_make_room(uint64_t bytes) {
   return true;
 }
 
-void DcqWeights::decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1) const {
+void DcqWeights::decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels::ThreadPool* pool) const {
   // Each chunk's stored and decoded checksums are checked by decode_chunk; on a mismatch it
   // throws before the entry is registered, so bad weights are never handed out.
   const auto t0 = std::chrono::steady_clock::now();
   const auto& ix = reader_.index();
-  uint64_t at = 0;
-  for (uint32_t c = chunk0; c < chunk1; ++c) {
-    const uint64_t n = ix.chunks[c].decoded_size;
-    reader_.decode_chunk(c, std::span<uint8_t>(e.data.get() + at, n));
-    at += n;
+  std::vector<uint64_t> at(chunk1 - chunk0 + 1, 0);
+  for (uint32_t c = chunk0; c < chunk1; ++c) at[c - chunk0 + 1] = at[c - chunk0] + ix.chunks[c].decoded_size;
+  auto decode = [&](int64_t b, int64_t end) {
+    for (int64_t k = b; k < end; ++k)
+      reader_.decode_chunk(chunk0 + uint32_t(k), std::span<uint8_t>(e.data.get() + at[size_t(k)],
+                                                                    at[size_t(k) + 1] - at[size_t(k)]));
+  };
+  if (!pool || chunk1 - chunk0 < 2) {
+    decode(0, chunk1 - chunk0);
+  } else {
+    // A worker thread must not throw: the first error is kept and rethrown here.
+    std::mutex mu;
+    std::exception_ptr err;
+    pool->parallel_for(chunk1 - chunk0, [&](int64_t b, int64_t end) {
+      try {
+        decode(b, end);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!err) err = std::current_exception();
+      }
+    });
+    if (err) std::rethrow_exception(err);
   }
   e.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -265,7 +285,7 @@ void DcqWeights::schedule_prefetch(size_t tensor) {
   pf_entry_ = std::move(e);
   pf_tensor_ = tensor;
   const uint32_t c0 = t.first_chunk, c1 = t.first_chunk + t.n_chunks;
-  pf_done_ = std::async(std::launch::async, [this, raw, c0, c1] { decode_into(*raw, c0, c1); });
+  pf_done_ = std::async(std::launch::async, [this, raw, c0, c1] { decode_into(*raw, c0, c1, nullptr); });
 }
 
 void DcqWeights::make_room(uint64_t bytes, const std::string& what) {
@@ -302,7 +322,7 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
   e->bytes = bytes;
   e->pinned = key == tensor && pinned_[tensor];
   e->data.reset(static_cast<uint8_t*>(::operator new[](std::max<uint64_t>(bytes, 1), kAlign)));
-  decode_into(*e, chunk0, chunk1);
+  decode_into(*e, chunk0, chunk1, pool_.get());
   stats_.decode_seconds += e->decode_seconds;
   stats_.bytes_decoded += bytes;
   stats_.resident_bytes += bytes;
@@ -370,10 +390,10 @@ void DcqWeights::release(std::string_view name) {
 }
 
 OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget,
-                         bool prefetch) {
+                         bool prefetch, int threads) {
   OpenedModel m;
   if (detect_format(path) == ModelFormat::dcq) {
-    auto w = std::make_unique<DcqWeights>(path, budget, prefetch);
+    auto w = std::make_unique<DcqWeights>(path, budget, prefetch, threads);
     m.dcq = w.get();
     m.weights = std::move(w);
     return m;

@@ -169,6 +169,17 @@ TEST(LoaderPrefetch, SameTokensWithinBudgetAndDecodesAhead) {
   }
 }
 
+// Chunks of one tensor decoded by several threads: same tokens, same accounting.
+TEST(LoaderThreads, ParallelChunkDecodingGivesSameTokens) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const fs::path dcq = make_dcq(dir.path(), "Q4_K_M");
+  DcqWeights one(dcq, MemBudget::parse("20%"), false, 1), two(dcq, MemBudget::parse("20%"), false, 2);
+  EXPECT_EQ(greedy(one, *one.model(), 16), greedy(two, *two.model(), 16));
+  EXPECT_EQ(one.stats().bytes_decoded, two.stats().bytes_decoded);
+  EXPECT_LE(two.stats().peak_resident_bytes, two.stats().budget_bytes);
+}
+
 // A corrupted chunk payload is found when that chunk is decoded: exit 4 naming tensor and chunk.
 TEST(LoaderIntegrity, CorruptChunkGivesExit4DuringRun) {
   DCQ_REQUIRE_DATA();

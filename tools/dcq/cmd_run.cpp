@@ -41,7 +41,8 @@ uint64_t peak_rss_bytes() {
 
 void run(const RunOptions& opt, const Common& common) {
   const auto t_load = Clock::now();
-  const OpenedModel opened = open_weights(opt.model, opt.load, MemBudget::parse(opt.mem_budget), opt.prefetch);
+  const OpenedModel opened = open_weights(opt.model, opt.load, MemBudget::parse(opt.mem_budget), opt.prefetch,
+                                           common.thread_count());
   const Tokenizer tok = Tokenizer::from_model(opened.model());
   WeightSource& weights = *opened.weights;
   const LlamaConfig cfg = LlamaConfig::from(weights);
