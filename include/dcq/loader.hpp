@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,6 +18,7 @@
 
 #include "dcq/container.hpp"
 #include "dcq/io.hpp"
+#include "dcq/kernels.hpp"
 #include "dcq/model.hpp"
 #include "dcq/weights.hpp"
 
@@ -41,6 +43,8 @@ struct LoaderStats {
   uint64_t pinned_bytes = 0;       // capacity given to tensors that are never evicted
   uint64_t weight_bytes = 0;       // decoded size of all (distinct) tensors
   uint64_t min_working_set = 0;    // smallest budget that runs
+  uint64_t prefetched = 0;         // misses served by the prefetch thread (decoded ahead)
+  double prefetch_wait_seconds = 0;  // time the forward pass waited for a prefetch to finish
   nlohmann::json to_json() const;
 };
 
@@ -49,7 +53,13 @@ class DcqWeights final : public WeightSource {
  public:
   // Opens and validates the container, reads the GGUF metadata kept in it. Throws Error(bad_input)
   // if the source was not a GGUF, Error(resource) if the budget is below the smallest working set.
-  DcqWeights(const std::filesystem::path& path, const MemBudget& budget = {});
+  // With `prefetch`, a second thread decodes the tensor expected next (the one that followed the
+  // current tensor last time) while the current one computes, when the budget has room for it.
+  // Off by default: at one token per pass decoding dominates and the handoff costs more than the
+  // overlap gains (docs/loader.md has the numbers).
+  // `threads` decode the chunks of one tensor in parallel (on the forward pass's thread).
+  DcqWeights(const std::filesystem::path& path, const MemBudget& budget = {}, bool prefetch = false,
+             int threads = 1);
   ~DcqWeights() override;
 
   const GgufValue* find_kv(std::string_view key) const override { return meta_.find_kv(key); }
@@ -70,6 +80,11 @@ class DcqWeights final : public WeightSource {
   Entry& get(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1);
   void make_room(uint64_t bytes, const std::string& what);
   void drop(size_t key);
+  bool try_make_room(uint64_t bytes);
+  void decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels::ThreadPool* pool) const;
+  Entry* take_prefetch(size_t tensor);  // the prefetched entry of `tensor`, or nullptr
+  void schedule_prefetch(size_t tensor);
+  void cancel_prefetch();
 
   DcqReader reader_;
   Model meta_;
@@ -81,6 +96,16 @@ class DcqWeights final : public WeightSource {
   std::unordered_map<std::string, std::vector<size_t>> held_;  // name -> keys acquired, not released
   uint64_t budget_ = 0;
   LoaderStats stats_;
+  std::unique_ptr<kernels::ThreadPool> pool_;  // null with one thread
+  // Prefetch: one tensor decoded ahead on a worker thread into pf_entry_ (its bytes are counted
+  // as resident from the moment it is scheduled, so the budget holds); only the engine's thread
+  // touches the cache, the worker only fills the buffer it was given.
+  bool prefetch_ = false;
+  std::vector<size_t> next_;          // per tensor: the tensor acquired after it last time
+  size_t last_acquired_ = SIZE_MAX;
+  size_t pf_tensor_ = SIZE_MAX;
+  std::unique_ptr<Entry> pf_entry_;
+  std::future<void> pf_done_;
 };
 
 // A model opened for inference: weights plus the metadata model the tokenizer reads.
@@ -91,6 +116,7 @@ struct OpenedModel {
   // Whole model, or metadata only for a .dcq: what Tokenizer::from_model needs.
   const Model& model() const { return *weights->model(); }
 };
-OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget = {});
+OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget = {},
+                         bool prefetch = false, int threads = 1);
 
 }  // namespace dcq

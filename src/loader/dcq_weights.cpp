@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <exception>
+#include <mutex>
 #include <new>
 
 #include "dcq/error.hpp"
@@ -52,6 +54,7 @@ struct DcqWeights::Entry {
   uint64_t bytes = 0;
   int holds = 0;
   bool pinned = false;
+  double decode_seconds = 0;
 };
 
 MemBudget MemBudget::parse(const std::string& text) {
@@ -95,11 +98,14 @@ nlohmann::json LoaderStats::to_json() const {
   j["pinned_bytes"] = pinned_bytes;
   j["weight_bytes"] = weight_bytes;
   j["min_working_set_bytes"] = min_working_set;
+  j["prefetched"] = prefetched;
+  j["prefetch_wait_seconds"] = prefetch_wait_seconds;
   return j;
 }
 
-DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budget)
-    : reader_(DcqReader::open(path)) {
+DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budget, bool prefetch, int threads)
+    : reader_(DcqReader::open(path)), prefetch_(prefetch) {
+  if (threads > 1) pool_ = std::make_unique<kernels::ThreadPool>(threads);
   const auto& ix = reader_.index();
   if (ix.source_format != DcqSourceFormat::gguf)
     fail_input(path.string() + ": only containers made from a GGUF can run (this one holds safetensors)");
@@ -148,6 +154,7 @@ DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budge
 
   // Pin, in container order, the tensors that fit beside the streaming window.
   pinned_.assign(ix.tensors.size(), false);
+  next_.assign(ix.tensors.size(), SIZE_MAX);
   const uint64_t pin_capacity = budget_ == kUnlimited ? kUnlimited : budget_ - stats_.min_working_set;
   for (size_t i = 0; i < ix.tensors.size(); ++i) {
     const auto& t = ix.tensors[i];
@@ -159,7 +166,9 @@ DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budge
   }
 }
 
-DcqWeights::~DcqWeights() = default;
+DcqWeights::~DcqWeights() {
+  if (pf_done_.valid()) pf_done_.wait();  // the worker writes into pf_entry_ until it is done
+}
 
 size_t DcqWeights::tensor_index(std::string_view name) const {
   const auto it = by_name_.find(std::string(name));
@@ -186,11 +195,108 @@ void DcqWeights::drop(size_t key) {
   release_order_.erase(std::remove(release_order_.begin(), release_order_.end(), key), release_order_.end());
 }
 
+bool DcqWeights::try_make_room(uint64_t bytes) {
+  while (budget_ != kUnlimited && stats_.resident_bytes + bytes > budget_) {
+    if (release_order_.empty()) return false;
+    drop(release_order_.back());
+  }
+  return true;
+}
+
+void DcqWeights::decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels::ThreadPool* pool) const {
+  // Each chunk's stored and decoded checksums are checked by decode_chunk; on a mismatch it
+  // throws before the entry is registered, so bad weights are never handed out.
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto& ix = reader_.index();
+  std::vector<uint64_t> at(chunk1 - chunk0 + 1, 0);
+  for (uint32_t c = chunk0; c < chunk1; ++c) at[c - chunk0 + 1] = at[c - chunk0] + ix.chunks[c].decoded_size;
+  auto decode = [&](int64_t b, int64_t end) {
+    for (int64_t k = b; k < end; ++k)
+      reader_.decode_chunk(chunk0 + uint32_t(k), std::span<uint8_t>(e.data.get() + at[size_t(k)],
+                                                                    at[size_t(k) + 1] - at[size_t(k)]));
+  };
+  if (!pool || chunk1 - chunk0 < 2) {
+    decode(0, chunk1 - chunk0);
+  } else {
+    // A worker thread must not throw: the first error is kept and rethrown here.
+    std::mutex mu;
+    std::exception_ptr err;
+    pool->parallel_for(chunk1 - chunk0, [&](int64_t b, int64_t end) {
+      try {
+        decode(b, end);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!err) err = std::current_exception();
+      }
+    });
+    if (err) std::rethrow_exception(err);
+  }
+  e.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void DcqWeights::cancel_prefetch() {
+  if (!pf_entry_) return;
+  if (pf_done_.valid()) pf_done_.wait();
+  stats_.resident_bytes -= pf_entry_->bytes;
+  pf_entry_.reset();
+  pf_tensor_ = SIZE_MAX;
+  pf_done_ = {};
+}
+
+DcqWeights::Entry* DcqWeights::take_prefetch(size_t tensor) {
+  if (!pf_entry_) return nullptr;
+  if (pf_tensor_ != tensor) {  // mispredicted: give its memory back
+    cancel_prefetch();
+    return nullptr;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    pf_done_.get();  // rethrows a checksum error from the worker, here, on the engine's thread
+  } catch (...) {
+    stats_.resident_bytes -= pf_entry_->bytes;
+    pf_entry_.reset();
+    pf_tensor_ = SIZE_MAX;
+    throw;
+  }
+  stats_.prefetch_wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto e = std::move(pf_entry_);
+  pf_tensor_ = SIZE_MAX;
+  ++stats_.misses;
+  ++stats_.prefetched;
+  stats_.bytes_decoded += e->bytes;
+  stats_.decode_seconds += e->decode_seconds;
+  e->holds = 1;
+  Entry* ref = e.get();
+  entries_.emplace(tensor, std::move(e));
+  return ref;
+}
+
+void DcqWeights::schedule_prefetch(size_t tensor) {
+  if (!prefetch_ || tensor == SIZE_MAX || pf_entry_ || entries_.count(tensor)) return;
+  const auto& t = reader_.index().tensors[tensor];
+  if (t.n_chunks == 0 || !try_make_room(t.n_bytes)) return;  // no room beside what is held: skip
+  auto e = std::make_unique<Entry>();
+  e->bytes = t.n_bytes;
+  e->pinned = pinned_[tensor];
+  e->data.reset(static_cast<uint8_t*>(::operator new[](std::max<uint64_t>(t.n_bytes, 1), kAlign)));
+  stats_.resident_bytes += e->bytes;
+  stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
+  Entry* raw = e.get();
+  pf_entry_ = std::move(e);
+  pf_tensor_ = tensor;
+  const uint32_t c0 = t.first_chunk, c1 = t.first_chunk + t.n_chunks;
+  pf_done_ = std::async(std::launch::async, [this, raw, c0, c1] { decode_into(*raw, c0, c1, nullptr); });
+}
+
 void DcqWeights::make_room(uint64_t bytes, const std::string& what) {
   while (budget_ != kUnlimited && stats_.resident_bytes + bytes > budget_) {
-    if (release_order_.empty())
+    if (release_order_.empty() && !pf_entry_)
       fail(ExitCode::resource, describe() + ": memory budget of " + human(budget_) + " cannot hold " + what +
                                    " beside the " + human(stats_.resident_bytes) + " in use");
+    if (pf_entry_) {  // a prefetch in flight is the first thing to give up
+      cancel_prefetch();
+      continue;
+    }
     drop(release_order_.back());  // most recently released: needed last in a cyclic pass
   }
 }
@@ -203,6 +309,8 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
       release_order_.erase(std::remove(release_order_.begin(), release_order_.end(), key), release_order_.end());
     return e;
   }
+  if (key == tensor)
+    if (Entry* p = take_prefetch(tensor)) return *p;
   ++stats_.misses;
   const auto& ix = reader_.index();
   const auto& t = ix.tensors[tensor];
@@ -214,16 +322,8 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
   e->bytes = bytes;
   e->pinned = key == tensor && pinned_[tensor];
   e->data.reset(static_cast<uint8_t*>(::operator new[](std::max<uint64_t>(bytes, 1), kAlign)));
-  // Each chunk's stored and decoded checksums are checked by decode_chunk; on a mismatch it
-  // throws before the entry exists, so bad weights are never handed out.
-  const auto t0 = std::chrono::steady_clock::now();
-  uint64_t at = 0;
-  for (uint32_t c = chunk0; c < chunk1; ++c) {
-    const uint64_t n = ix.chunks[c].decoded_size;
-    reader_.decode_chunk(c, std::span<uint8_t>(e->data.get() + at, n));
-    at += n;
-  }
-  stats_.decode_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  decode_into(*e, chunk0, chunk1, pool_.get());
+  stats_.decode_seconds += e->decode_seconds;
   stats_.bytes_decoded += bytes;
   stats_.resident_bytes += bytes;
   stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
@@ -237,8 +337,11 @@ WeightBlocks DcqWeights::acquire(std::string_view name) {
   const size_t named = tensor_index(name);
   const size_t ti = resolve_duplicate(named);
   const auto& t = reader_.index().tensors[ti];
+  if (last_acquired_ != SIZE_MAX) next_[last_acquired_] = ti;
+  last_acquired_ = ti;
   Entry& e = get(ti, ti, t.first_chunk, t.first_chunk + t.n_chunks);
   held_[std::string(name)].push_back(ti);
+  schedule_prefetch(next_[ti]);
   WeightBlocks w;
   w.info = TensorInfo{t.type, t.ne};
   w.row0 = 0;
@@ -286,10 +389,11 @@ void DcqWeights::release(std::string_view name) {
   if (--e->second->holds == 0 && !e->second->pinned) release_order_.push_back(key);
 }
 
-OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget) {
+OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget,
+                         bool prefetch, int threads) {
   OpenedModel m;
   if (detect_format(path) == ModelFormat::dcq) {
-    auto w = std::make_unique<DcqWeights>(path, budget);
+    auto w = std::make_unique<DcqWeights>(path, budget, prefetch, threads);
     m.dcq = w.get();
     m.weights = std::move(w);
     return m;

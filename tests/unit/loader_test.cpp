@@ -143,6 +143,43 @@ TEST(LoaderCli, RunDcqEqualsRunGguf) {
   EXPECT_EQ(nlohmann::json::parse(pb.out)["chunks"], 3);
 }
 
+// Step 3: the prefetch thread decodes ahead without changing a token or exceeding the budget.
+TEST(LoaderPrefetch, SameTokensWithinBudgetAndDecodesAhead) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const fs::path dcq = make_dcq(dir.path(), "Q8_0");
+  std::vector<int32_t> want;
+  for (const char* budget : {"", "50%", "20%"}) {
+    for (const bool prefetch : {false, true}) {
+      DcqWeights w(dcq, MemBudget::parse(budget), prefetch);
+      const auto got = greedy(w, *w.model(), 16);
+      if (want.empty()) want = got;
+      EXPECT_EQ(got, want) << budget << " prefetch " << prefetch;
+      const auto& s = w.stats();
+      if (*budget) {
+        EXPECT_LE(s.peak_resident_bytes, s.budget_bytes) << budget << " prefetch " << prefetch;
+      }
+      if (prefetch && *budget) {
+        // Unlimited: after the first pass (which teaches the order) everything is resident.
+        EXPECT_GT(s.prefetched, 0u) << budget;
+      } else if (!prefetch) {
+        EXPECT_EQ(s.prefetched, 0u) << budget;
+      }
+    }
+  }
+}
+
+// Chunks of one tensor decoded by several threads: same tokens, same accounting.
+TEST(LoaderThreads, ParallelChunkDecodingGivesSameTokens) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const fs::path dcq = make_dcq(dir.path(), "Q4_K_M");
+  DcqWeights one(dcq, MemBudget::parse("20%"), false, 1), two(dcq, MemBudget::parse("20%"), false, 2);
+  EXPECT_EQ(greedy(one, *one.model(), 16), greedy(two, *two.model(), 16));
+  EXPECT_EQ(one.stats().bytes_decoded, two.stats().bytes_decoded);
+  EXPECT_LE(two.stats().peak_resident_bytes, two.stats().budget_bytes);
+}
+
 // A corrupted chunk payload is found when that chunk is decoded: exit 4 naming tensor and chunk.
 TEST(LoaderIntegrity, CorruptChunkGivesExit4DuringRun) {
   DCQ_REQUIRE_DATA();
@@ -168,4 +205,8 @@ TEST(LoaderIntegrity, CorruptChunkGivesExit4DuringRun) {
   EXPECT_EQ(r.exit_code, 4) << r.err;
   EXPECT_NE(r.err.find(tensor), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("chunk"), std::string::npos) << r.err;
+  // Decoded ahead on the prefetch thread, under a budget: the same error, on the engine's thread.
+  const auto p = test::run_dcq("run " + dcq.string() + " -p 'Once upon a time' -n 8 --temp 0 --prefetch --mem-budget 50%");
+  EXPECT_EQ(p.exit_code, 4) << p.err;
+  EXPECT_NE(p.err.find(tensor), std::string::npos) << p.err;
 }

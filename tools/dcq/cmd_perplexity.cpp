@@ -31,7 +31,8 @@ void run(const PplOptions& opt, const Common& common) {
   if (!f) fail_input(opt.text.string() + ": cannot open the text file");
   const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   if (text.empty()) fail_input(opt.text.string() + ": the text file is empty");
-  const OpenedModel opened = open_weights(opt.model, opt.load, MemBudget::parse(opt.mem_budget));
+  const OpenedModel opened = open_weights(opt.model, opt.load, MemBudget::parse(opt.mem_budget), false,
+                                           common.thread_count());
   const Tokenizer tok = Tokenizer::from_model(opened.model());
   WeightSource& weights = *opened.weights;
   Engine engine(weights, {opt.n_ctx, common.thread_count()});

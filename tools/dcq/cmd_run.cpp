@@ -27,6 +27,7 @@ struct RunOptions {
   SamplerOptions sampling;
   LoadOptions load;
   std::string mem_budget;
+  bool prefetch = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -40,7 +41,8 @@ uint64_t peak_rss_bytes() {
 
 void run(const RunOptions& opt, const Common& common) {
   const auto t_load = Clock::now();
-  const OpenedModel opened = open_weights(opt.model, opt.load, MemBudget::parse(opt.mem_budget));
+  const OpenedModel opened = open_weights(opt.model, opt.load, MemBudget::parse(opt.mem_budget), opt.prefetch,
+                                           common.thread_count());
   const Tokenizer tok = Tokenizer::from_model(opened.model());
   WeightSource& weights = *opened.weights;
   const LlamaConfig cfg = LlamaConfig::from(weights);
@@ -130,6 +132,7 @@ const bool registered = register_command("run", [](CLI::App& app) {
   sub->add_option("--min-p", opt->sampling.min_p, "Min-p (0: off)")->check(CLI::Range(0.0, 1.0));
   sub->add_option("--repeat-penalty", opt->sampling.repeat_penalty, "Repeat penalty (1: off)")->check(CLI::Range(0.0, 100.0));
   sub->add_option("--seed", opt->sampling.seed, "Random seed");
+  sub->add_flag("--prefetch", opt->prefetch, "Decode the next .dcq tensor ahead on a second thread");
   sub->add_option("--mem-budget", opt->mem_budget, "Memory for decoded weights of a .dcq: BYTES (K/M/G) or PCT% of their size");
   sub->add_option("--vocab-from", opt->load.vocab_from, "GGUF whose tokenizer completes a safetensors model");
   sub->add_option("--tokenizer", opt->load.tokenizer, "llama2.c tokenizer (default: tok*.bin beside the model)");
