@@ -9,6 +9,11 @@
 #include <string>
 #include <vector>
 
+#include <cstring>
+
+#include "dcq/error.hpp"
+#include "dcq/model.hpp"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +54,55 @@ inline std::vector<uint8_t> slurp(const std::filesystem::path& p) {
 inline void spit(const std::filesystem::path& p, const std::vector<uint8_t>& b) {
   std::ofstream f(p, std::ios::binary);
   f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+
+// The GGUFs in the shared data: llama.cpp's stories260K files and the synth256 files.
+inline constexpr const char* kStoriesTypes[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1",
+                                                "Q5_0", "Q5_1", "IQ4_NL", "Q4_K_M", "Q5_K_M", "Q3_K_M"};
+inline constexpr const char* kSynthTypes[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
+                                              "Q2_K", "Q3_K_S", "Q4_K_S", "Q5_K_S", "Q6_K", "IQ4_NL",
+                                              "IQ4_XS", "Q4_K_M"};
+inline std::filesystem::path stories_gguf(const std::string& type) {
+  return model_path("stories260K/stories260K-" + type + ".gguf");
+}
+inline std::filesystem::path synth_gguf(const std::string& type) {
+  return model_path("synth256/synth256-" + type + ".gguf");
+}
+inline std::vector<std::filesystem::path> all_shared_ggufs() {
+  std::vector<std::filesystem::path> v;
+  for (auto t : kStoriesTypes) v.push_back(stories_gguf(t));
+  for (auto t : kSynthTypes) v.push_back(synth_gguf(t));
+  return v;
+}
+
+// Same tensors in the same order: names, types, shapes and bytes.
+inline void expect_same_tensors(const Model& a, const Model& b) {
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    const auto& x = a.tensors[i];
+    const auto& y = b.tensors[i];
+    SCOPED_TRACE(y.name);
+    EXPECT_EQ(x.name, y.name);
+    EXPECT_EQ(x.type, y.type);
+    EXPECT_EQ(x.ne, y.ne);
+    ASSERT_EQ(x.data.size(), y.data.size());
+    EXPECT_EQ(0, std::memcmp(x.data.data(), y.data.data(), x.data.size()));
+  }
+}
+
+// Expects f() to throw Error(bad_input) whose message names `file` (and holds `fragment`).
+template <class F>
+void expect_bad_input(F&& f, const std::string& file, const std::string& fragment = "") {
+  try {
+    f();
+    ADD_FAILURE() << "no error for " << file;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::bad_input) << e.what();
+    EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
+    if (!fragment.empty()) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  }
 }
 
 struct CliResult {

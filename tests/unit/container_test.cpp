@@ -19,11 +19,6 @@ using dcq::test::TempDir;
 
 namespace {
 
-const char* kStoriesTypes[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
-                               "IQ4_NL", "Q4_K_M", "Q5_K_M", "Q3_K_M"};
-const char* kSynthTypes[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
-                             "Q2_K", "Q3_K_S", "Q4_K_S", "Q5_K_S", "Q6_K", "IQ4_NL", "IQ4_XS", "Q4_K_M"};
-
 nlohmann::json compress_to(const std::filesystem::path& in, const std::filesystem::path& out, int threads = 2) {
   CompressOptions o;
   o.input = in;
@@ -95,13 +90,13 @@ void rehash_header_and_footer(std::vector<uint8_t>& b) {
 TEST(Container, StoriesGgufsRoundTripByteForByte) {
   DCQ_REQUIRE_DATA();
   TempDir tmp;
-  for (auto t : kStoriesTypes) round_trip(test::model_path(std::string("stories260K/stories260K-") + t + ".gguf"), tmp);
+  for (auto t : test::kStoriesTypes) round_trip(test::stories_gguf(t), tmp);
 }
 
 TEST(Container, Synth256GgufsRoundTripByteForByte) {
   DCQ_REQUIRE_DATA();
   TempDir tmp;
-  for (auto t : kSynthTypes) round_trip(test::model_path(std::string("synth256/synth256-") + t + ".gguf"), tmp);
+  for (auto t : test::kSynthTypes) round_trip(test::synth_gguf(t), tmp);
 }
 
 TEST(Container, SafetensorsFilesRoundTripByteForByte) {

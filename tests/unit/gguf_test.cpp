@@ -8,22 +8,6 @@
 using namespace dcq;
 using dcq::test::TempDir;
 
-namespace {
-
-const char* kStoriesTypes[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
-                               "IQ4_NL", "Q4_K_M", "Q5_K_M", "Q3_K_M"};
-const char* kSynthTypes[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
-                             "Q2_K", "Q3_K_S", "Q4_K_S", "Q5_K_S", "Q6_K", "IQ4_NL", "IQ4_XS", "Q4_K_M"};
-
-std::vector<std::filesystem::path> all_shared_ggufs() {
-  std::vector<std::filesystem::path> v;
-  for (auto t : kStoriesTypes) v.push_back(test::model_path(std::string("stories260K/stories260K-") + t + ".gguf"));
-  for (auto t : kSynthTypes) v.push_back(test::model_path(std::string("synth256/synth256-") + t + ".gguf"));
-  return v;
-}
-
-}  // namespace
-
 TEST(Gguf, ReadsStoriesMetadataAndTensors) {
   DCQ_REQUIRE_DATA();
   const Model m = read_gguf(test::model_path("stories260K/stories260K-F32.gguf"));
@@ -47,7 +31,7 @@ TEST(Gguf, ReadsStoriesMetadataAndTensors) {
 TEST(Gguf, RewriteIsByteIdenticalForEverySharedFile) {
   DCQ_REQUIRE_DATA();
   TempDir dir;
-  for (const auto& p : all_shared_ggufs()) {
+  for (const auto& p : test::all_shared_ggufs()) {
     SCOPED_TRACE(p.string());
     const Model m = read_gguf(p);
     const auto out = dir / "copy.gguf";

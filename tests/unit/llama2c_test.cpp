@@ -12,39 +12,12 @@
 
 using namespace dcq;
 using dcq::test::TempDir;
+using dcq::test::expect_bad_input;
+using dcq::test::expect_same_tensors;
 
 namespace {
 
 std::filesystem::path stories(const std::string& f) { return test::model_path("stories260K/" + f); }
-
-void expect_same_tensors(const Model& a, const Model& b) {
-  ASSERT_EQ(a.tensors.size(), b.tensors.size());
-  for (size_t i = 0; i < a.tensors.size(); ++i) {
-    const auto& x = a.tensors[i];
-    const auto& y = b.tensors[i];
-    SCOPED_TRACE(y.name);
-    EXPECT_EQ(x.name, y.name);
-    EXPECT_EQ(x.type, y.type);
-    EXPECT_EQ(x.ne, y.ne);
-    ASSERT_EQ(x.data.size(), y.data.size());
-    EXPECT_EQ(0, std::memcmp(x.data.data(), y.data.data(), x.data.size()));
-  }
-}
-
-// Expects Error(bad_input) whose message names `file`.
-template <class F>
-void expect_bad_input(F&& f, const std::string& file, const std::string& fragment = "") {
-  try {
-    f();
-    ADD_FAILURE() << "no error for " << file;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ExitCode::bad_input) << e.what();
-    EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
-    if (!fragment.empty()) {
-      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-    }
-  }
-}
 
 // A small synthetic checkpoint: every float is its own index, so views can be checked.
 std::vector<uint8_t> synth_checkpoint(int32_t dim, int32_t hidden, int32_t layers, int32_t heads, int32_t kv,

@@ -17,39 +17,13 @@
 
 using namespace dcq;
 using dcq::test::TempDir;
+using dcq::test::expect_bad_input;
+using dcq::test::expect_same_tensors;
 
 namespace {
 
 std::filesystem::path stories_gguf() { return test::model_path("stories260K/stories260K-F32.gguf"); }
 std::filesystem::path hf(const std::string& kind) { return test::model_path("stories260K-hf-" + kind); }
-
-void expect_same_tensors(const Model& a, const Model& b) {
-  ASSERT_EQ(a.tensors.size(), b.tensors.size());
-  for (size_t i = 0; i < a.tensors.size(); ++i) {
-    const auto& x = a.tensors[i];
-    const auto& y = b.tensors[i];
-    SCOPED_TRACE(y.name);
-    EXPECT_EQ(x.name, y.name);
-    EXPECT_EQ(x.type, y.type);
-    EXPECT_EQ(x.ne, y.ne);
-    ASSERT_EQ(x.data.size(), y.data.size());
-    EXPECT_EQ(0, std::memcmp(x.data.data(), y.data.data(), x.data.size()));
-  }
-}
-
-template <class F>
-void expect_bad_input(F&& f, const std::string& file, const std::string& fragment = "") {
-  try {
-    f();
-    ADD_FAILURE() << "no error for " << file;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ExitCode::bad_input) << e.what();
-    EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
-    if (!fragment.empty()) {
-      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-    }
-  }
-}
 
 // A safetensors file from a header JSON text and a data section of `data_bytes` bytes.
 std::vector<uint8_t> make_file(const std::string& header, size_t data_bytes) {

@@ -38,6 +38,11 @@ std::shared_ptr<Common> add_common(CLI::App* sub) {
   return c;
 }
 
+void add_load_options(CLI::App* sub, LoadOptions& load) {
+  sub->add_option("--vocab-from", load.vocab_from, "GGUF whose tokenizer completes a safetensors model");
+  sub->add_option("--tokenizer", load.tokenizer, "llama2.c tokenizer (default: tok*.bin beside the model)");
+}
+
 bool register_command(const std::string& name, AddCommand add) {
   registry()[name] = std::move(add);
   return true;

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dcq/io.hpp"
+
 namespace dcq::cli {
 
 // Flags every subcommand has: --json, -q/-v, --threads.
@@ -23,6 +25,9 @@ struct Common {
 
 // Adds the common flags to a subcommand; the returned struct lives as long as the program.
 std::shared_ptr<Common> add_common(CLI::App* sub);
+
+// --vocab-from / --tokenizer: what completes a safetensors or llama2.c input (dcq::LoadOptions).
+void add_load_options(CLI::App* sub, LoadOptions& load);
 
 using AddCommand = std::function<void(CLI::App& app)>;
 // Called from a static initializer in each cmd_*.cpp.

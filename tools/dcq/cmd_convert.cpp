@@ -17,8 +17,7 @@ const bool registered = register_command("convert", [](CLI::App& app) {
   sub->add_option("--type", o->type, "Tensor type (F32, F16, BF16, Q8_0, Q4_K, ...) or llama.cpp "
                                      "file type (Q4_K_M, Q5_K_M, ...); default: keep");
   sub->add_flag("--pure", o->pure, "Use --type for every 2-D tensor (no mix rules), like llama-quantize --pure");
-  sub->add_option("--vocab-from", o->load.vocab_from, "GGUF whose tokenizer completes a safetensors model");
-  sub->add_option("--tokenizer", o->load.tokenizer, "llama2.c tokenizer (default: tok*.bin beside the model)");
+  add_load_options(sub, o->load);
   sub->add_flag("--force", o->force, "Replace an existing output");
   sub->callback([common, o] {
     common->apply();

@@ -40,8 +40,7 @@ const bool registered = register_command("inspect", [](CLI::App& app) {
   auto common = add_common(sub);
   auto opt = std::make_shared<InspectOptions>();
   sub->add_option("FILE", opt->input, "GGUF, safetensors (file or folder), llama2.c .bin or .dcq")->required();
-  sub->add_option("--vocab-from", opt->load.vocab_from, "GGUF whose tokenizer completes a safetensors model");
-  sub->add_option("--tokenizer", opt->load.tokenizer, "llama2.c tokenizer (default: tok*.bin beside the model)");
+  add_load_options(sub, opt->load);
   sub->callback([common, opt] {
     common->apply();
     const auto j = inspect(*opt);

@@ -96,8 +96,7 @@ const bool registered = register_command("perplexity", [](CLI::App& app) {
   sub->add_option("--save-logits", opt->save_logits, "Write the log-probabilities of every scored position");
   sub->add_option("--mem-budget", opt->mem_budget, "Memory for decoded weights of a .dcq: BYTES (K/M/G) or PCT% of their size");
   sub->add_option("--kl-base", opt->kl_base, "Compare with a --save-logits file of a base model (KL divergence)");
-  sub->add_option("--vocab-from", opt->load.vocab_from, "GGUF whose tokenizer completes a safetensors model");
-  sub->add_option("--tokenizer", opt->load.tokenizer, "llama2.c tokenizer (default: tok*.bin beside the model)");
+  add_load_options(sub, opt->load);
   sub->callback([common, opt] {
     common->apply();
     run(*opt, *common);

@@ -134,8 +134,7 @@ const bool registered = register_command("run", [](CLI::App& app) {
   sub->add_option("--seed", opt->sampling.seed, "Random seed");
   sub->add_flag("--prefetch", opt->prefetch, "Decode the next .dcq tensor ahead on a second thread");
   sub->add_option("--mem-budget", opt->mem_budget, "Memory for decoded weights of a .dcq: BYTES (K/M/G) or PCT% of their size");
-  sub->add_option("--vocab-from", opt->load.vocab_from, "GGUF whose tokenizer completes a safetensors model");
-  sub->add_option("--tokenizer", opt->load.tokenizer, "llama2.c tokenizer (default: tok*.bin beside the model)");
+  add_load_options(sub, opt->load);
   sub->callback([common, opt] {
     common->apply();
     run(*opt, *common);

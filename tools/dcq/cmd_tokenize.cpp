@@ -95,8 +95,7 @@ const bool registered = register_command("tokenize", [](CLI::App& app) {
   sub->add_flag("--ids", opt->ids_only, "Print only the id list, e.g. [1, 403, 407]");
   sub->add_flag("--no-bos", opt->no_bos, "Do not add BOS (or the other special tokens the vocabulary adds)");
   sub->add_flag("--special", opt->parse_special, "Turn control-token text in the input (e.g. <s>) into its id");
-  sub->add_option("--vocab-from", opt->load.vocab_from, "GGUF whose tokenizer completes a safetensors model");
-  sub->add_option("--tokenizer", opt->load.tokenizer, "llama2.c tokenizer (default: tok*.bin beside the model)");
+  add_load_options(sub, opt->load);
   sub->callback([common, opt, p, f] {
     common->apply();
     if (p->count() == 0 && f->count() == 0) fail_usage("tokenize: give the text with -p TEXT or -f FILE");
