@@ -32,9 +32,30 @@ struct LlamaConfig {
   static LlamaConfig from(const WeightSource& w);
 };
 
+// Where a linear layer reads its input; calibration observes the activations there.
+enum class LinearSite {
+  attn_in,      // attn_norm output: input of attn_q, attn_k, attn_v
+  attn_out_in,  // attention output: input of attn_output
+  ffn_in,       // ffn_norm output: input of ffn_gate, ffn_up
+  ffn_down_in,  // silu(gate) * up: input of ffn_down
+  output_in,    // output_norm output: input of the classifier (layer = -1)
+};
+
+// Sees every linear layer's input activations (n_tok rows of `width` floats) during eval.
+class ActivationObserver {
+ public:
+  virtual ~ActivationObserver() = default;
+  virtual void observe(int layer, LinearSite site, const float* x, int n_tok, int width) = 0;
+};
+
 struct EngineOptions {
+  EngineOptions() = default;
+  EngineOptions(int ctx, int threads) : n_ctx(ctx), n_threads(threads) {}
   int n_ctx = 0;      // KV cache length; 0: the model's context_length
   int n_threads = 1;
+  // Structured pruning: a skipped sub-layer is the identity (its residual branch adds nothing),
+  // so its weights are never read. Empty, or one flag per layer.
+  std::vector<uint8_t> skip_attn, skip_ffn;
 };
 
 class Engine {
@@ -49,6 +70,10 @@ class Engine {
   int n_past() const { return n_past_; }
   // Forgets the cached positions (a new sequence starts at position 0).
   void reset() { n_past_ = 0; }
+  // Calibration hook (nullptr: none). Not owned.
+  void set_observer(ActivationObserver* observer) { observer_ = observer; }
+  // Changes which sub-layers are skipped (structured pruning search); forgets cached positions.
+  void set_skips(std::vector<uint8_t> skip_attn, std::vector<uint8_t> skip_ffn);
 
   // Evaluates `tokens` at positions n_past()..n_past()+n-1 and appends them to the KV cache.
   // Returns the logits of every token (n * n_vocab, row per token) when all_logits, else of the
@@ -59,11 +84,15 @@ class Engine {
   struct State;
   // One transformer block over n_tok rows; with drop > 0 only rows drop.. leave it (last layer).
   void forward_layer(int layer, int n_tok, int drop);
+  void attention_block(int layer, int n_tok, int drop);
+  void ffn_block(int layer, int n_tok);
 
   WeightSource& w_;
   LlamaConfig cfg_;
   int n_ctx_ = 0;
   int n_past_ = 0;
+  std::vector<uint8_t> skip_attn_, skip_ffn_;
+  ActivationObserver* observer_ = nullptr;
   std::unique_ptr<State> st_;
 };
 

@@ -68,12 +68,21 @@ float vec_dot(GgmlType weight, int64_t n, const void* w_row, const void* act);
 float vec_dot_reference(GgmlType weight, int64_t n, const void* w_row, const void* act);
 
 // A 2-D weight in ggml layout: n_rows rows of n_cols elements, each row row_bytes(type, n_cols).
+// Type I8 is dcq's integer-code format (the lossy pipeline's int8/intK/ecsq output): one signed
+// code per element and a float scale per `group` consecutive elements of a row, so element
+// (r, c) = scales[r * (n_cols / group) + c / group] * code(r, c). Other types ignore scales.
 struct Matrix {
   GgmlType type = GgmlType::F32;
   int64_t n_cols = 0;
   int64_t n_rows = 0;
   const uint8_t* data = nullptr;
+  const float* scales = nullptr;  // I8 only: n_rows * (n_cols / group) floats
+  int64_t group = 0;              // I8 only: elements per scale; divides n_cols
 };
+
+// Dot product of n int8 codes (scale per `group` codes) with n floats, and its scalar twin.
+float vec_dot_i8(int64_t n, const int8_t* w, const float* x, const float* scales, int64_t group);
+float vec_dot_i8_reference(int64_t n, const int8_t* w, const float* x, const float* scales, int64_t group);
 
 // y[t*n_rows + r] = dot(row r of w, x[t*n_cols ...]) for every row r and token t < n_tok. The
 // activations are quantized once per token; rows are split across the pool (nullptr: this thread).

@@ -32,6 +32,10 @@ struct WeightBlocks {
   std::span<const uint8_t> data;
 };
 
+// The scale tensor that goes with an I8 code tensor (dcq's lossy formats): "x.weight" -> "x.scale".
+// F32, shape [n_cols / group, n_rows].
+std::string scale_tensor_name(std::string_view weight_name);
+
 class WeightSource {
  public:
   virtual ~WeightSource() = default;

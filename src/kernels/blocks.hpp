@@ -49,6 +49,8 @@ using QuantizeFn = void (*)(const float* x, void* dst, int64_t n);
 // Four independent dot products at once (w[i] with a[i]; pointers may repeat): each result is
 // computed exactly as VecDotFn would, the four chains only interleave to hide latency.
 using VecDot4Fn = void (*)(int64_t n, const void* const w[4], const void* const a[4], float out[4]);
+// dcq's I8 codes with a float scale per `group` codes, against float activations.
+using I8DotFn = float (*)(int64_t n, const int8_t* w, const float* x, const float* scales, int64_t group);
 using AttentionFn = void (*)(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
                              int head_dim, float scale, float* out);
 
@@ -58,6 +60,7 @@ struct KernelTable {
   QuantizeFn quantize[kMaxType] = {};   // by activation type
   VecDot4Fn vec_dot4[kMaxType] = {};    // optional
   AttentionFn attention = nullptr;
+  I8DotFn dot_i8 = nullptr;
 };
 
 // Fills every entry with the scalar reference.

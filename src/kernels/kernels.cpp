@@ -137,13 +137,14 @@ void set_isa(Isa isa) {
 }
 
 bool supports_weight_type(GgmlType type) {
+  if (type == GgmlType::I8) return true;
   const auto i = static_cast<uint32_t>(type);
   return i < kMaxType && scalar_table().vec_dot[i] != nullptr;
 }
 
 GgmlType activation_type(GgmlType weight) {
   switch (weight) {
-    case GgmlType::F32: return GgmlType::F32;
+    case GgmlType::F32: case GgmlType::I8: return GgmlType::F32;
     case GgmlType::F16: return GgmlType::F16;
     case GgmlType::BF16: return GgmlType::BF16;
     case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: case GgmlType::IQ4_NL:
@@ -182,7 +183,41 @@ void quantize_activation_reference(GgmlType act_type, const float* x, void* dst,
   f(x, dst, n);
 }
 
+float vec_dot_i8(int64_t n, const int8_t* w, const float* x, const float* scales, int64_t group) {
+  return active().table.dot_i8(n, w, x, scales, group);
+}
+
+float vec_dot_i8_reference(int64_t n, const int8_t* w, const float* x, const float* scales, int64_t group) {
+  return scalar_table().dot_i8(n, w, x, scales, group);
+}
+
+namespace {
+
+void check_i8(const Matrix& w) {
+  if (!w.scales || w.group <= 0 || w.n_cols % w.group != 0)
+    fail_input("matmul: I8 weight without scales, or a group of " + std::to_string(w.group) +
+               " that does not divide its " + std::to_string(w.n_cols) + " columns");
+}
+
+// dcq's I8 codes: activations stay float (any row width works, including ffn widths such as 172).
+void matmul_i8(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool* pool) {
+  check_i8(w);
+  const I8DotFn dot = active().table.dot_i8;
+  const int64_t n_groups = w.n_cols / w.group;
+  auto rows = [&](int64_t r0, int64_t r1) {
+    for (int64_t t = 0; t < n_tok; ++t)
+      for (int64_t r = r0; r < r1; ++r)
+        y[t * w.n_rows + r] = dot(w.n_cols, reinterpret_cast<const int8_t*>(w.data) + r * w.n_cols,
+                                  x + t * w.n_cols, w.scales + r * n_groups, w.group);
+  };
+  if (pool && pool->size() > 1 && w.n_rows * w.n_cols * n_tok >= 32768) pool->parallel_for(w.n_rows, rows);
+  else rows(0, w.n_rows);
+}
+
+}  // namespace
+
 void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool* pool) {
+  if (w.type == GgmlType::I8) return matmul_i8(w, x, n_tok, y, pool);
   const GgmlType at = activation_type(w.type);
   const auto w_stride = row_bytes(w.type, w.n_cols);
   const auto a_stride = row_bytes(at, w.n_cols);
@@ -236,6 +271,14 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
 }
 
 void dequantize_row(const Matrix& w, int64_t row, float* out) {
+  if (w.type == GgmlType::I8) {
+    check_i8(w);
+    DCQ_ASSERT(row >= 0 && row < w.n_rows);
+    const auto* c = reinterpret_cast<const int8_t*>(w.data) + row * w.n_cols;
+    const float* s = w.scales + row * (w.n_cols / w.group);
+    for (int64_t k = 0; k < w.n_cols; ++k) out[k] = s[k / w.group] * float(c[k]);
+    return;
+  }
   const auto stride = row_bytes(w.type, w.n_cols);
   DCQ_ASSERT(stride && row >= 0 && row < w.n_rows);
   dequantize_row_scalar(w.type, w.data + size_t(row) * *stride, out, w.n_cols);

@@ -354,6 +354,18 @@ float dot_iq4_xs(int64_t n, const void* w, const void* a) {
 
 }  // namespace
 
+// Per group: the integer-valued products summed in float, then scaled (the SIMD twins keep the
+// same grouping, so they differ only by summation order inside a group).
+static float dot_i8_scalar(int64_t n, const int8_t* w, const float* x, const float* scales, int64_t group) {
+  double sum = 0;
+  for (int64_t g0 = 0, g = 0; g0 < n; g0 += group, ++g) {
+    float acc = 0;
+    for (int64_t k = g0; k < g0 + group; ++k) acc += float(w[k]) * x[k];
+    sum += double(scales[g]) * acc;
+  }
+  return float(sum);
+}
+
 void fill_scalar(KernelTable& t) {
   auto set = [&](GgmlType type, VecDotFn f) { t.vec_dot[static_cast<int>(type)] = f; };
   set(GgmlType::F32, dot_f32);
@@ -379,6 +391,7 @@ void fill_scalar(KernelTable& t) {
   q(GgmlType::Q8_1, quantize_q8_legacy<BlockQ8_1, true>);
   q(GgmlType::Q8_K, quantize_q8_k);
   t.attention = attention_f16_scalar;
+  t.dot_i8 = dot_i8_scalar;
 }
 
 void dequantize_row_scalar(GgmlType type, const void* src, float* dst, int64_t n) {

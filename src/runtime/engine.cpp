@@ -105,6 +105,14 @@ Engine::Engine(WeightSource& weights, const EngineOptions& options) : w_(weights
     if (matrix && !kernels::supports_weight_type(t->type))
       fail_input(w_.describe() + ": tensor " + name + " has type " + std::string(type_name(t->type)) +
                  ", which the engine cannot multiply");
+    if (matrix && t->type == GgmlType::I8) {
+      // dcq's code format needs its scale tensor: F32 [cols / group, rows].
+      const std::string sn = scale_tensor_name(name);
+      const auto st = w_.info(sn);
+      if (!st || st->type != GgmlType::F32 || st->ne.size() != 2 || st->ne[1] != rows || st->ne[0] < 1 ||
+          cols % st->ne[0] != 0)
+        fail_input(w_.describe() + ": I8 tensor " + name + " has no matching F32 scale tensor " + sn);
+    }
     if (!matrix && !row_bytes(t->type, cols)) fail_input(w_.describe() + ": tensor " + name + " has a bad type");
   };
   expect("output_norm.weight", cfg_.n_embd, 1, false);
@@ -121,6 +129,7 @@ Engine::Engine(WeightSource& weights, const EngineOptions& options) : w_(weights
     expect(blk(l, "ffn_down"), cfg_.n_ff, cfg_.n_embd, true);
   }
 
+  set_skips(options.skip_attn, options.skip_ffn);
   st_ = std::make_unique<State>(options.n_threads);
   const size_t cache = size_t(cfg_.n_layer) * size_t(n_ctx_) * size_t(kv_dim);
   st_->k_cache.assign(cache, 0);
@@ -128,6 +137,21 @@ Engine::Engine(WeightSource& weights, const EngineOptions& options) : w_(weights
 }
 
 Engine::~Engine() = default;
+
+void Engine::set_skips(std::vector<uint8_t> skip_attn, std::vector<uint8_t> skip_ffn) {
+  auto check = [&](const std::vector<uint8_t>& v, const char* what) {
+    if (!v.empty() && v.size() != size_t(cfg_.n_layer))
+      fail_usage(std::string(what) + " mask has " + std::to_string(v.size()) + " entries for " +
+                 std::to_string(cfg_.n_layer) + " layers");
+  };
+  check(skip_attn, "attention skip");
+  check(skip_ffn, "feed-forward skip");
+  skip_attn_ = std::move(skip_attn);
+  skip_ffn_ = std::move(skip_ffn);
+  skip_attn_.resize(size_t(cfg_.n_layer), 0);
+  skip_ffn_.resize(size_t(cfg_.n_layer), 0);
+  n_past_ = 0;
+}
 
 namespace {
 
@@ -143,20 +167,37 @@ const float* as_floats(const WeightBlocks& b, std::vector<float>& scratch) {
   return scratch.data();
 }
 
-// Holds a tensor for one scope: acquire on entry, release on exit.
+// Holds a tensor for one scope (rows [row0, row1) when row1 > 0): acquire on entry, release on
+// exit. An I8 code tensor brings its scale tensor along.
 class Held {
  public:
-  Held(WeightSource& w, std::string name) : w_(w), name_(std::move(name)), b_(w.acquire(name_)) {}
-  ~Held() { w_.release(name_); }
+  Held(WeightSource& w, std::string name, int64_t row0 = 0, int64_t row1 = 0)
+      : w_(w), name_(std::move(name)), b_(row1 > 0 ? w.acquire_rows(name_, row0, row1) : w.acquire(name_)) {
+    if (b_.info.type == GgmlType::I8) {
+      scale_name_ = scale_tensor_name(name_);
+      s_ = row1 > 0 ? w.acquire_rows(scale_name_, row0, row1) : w.acquire(scale_name_);
+    }
+  }
+  ~Held() {
+    w_.release(name_);
+    if (!scale_name_.empty()) w_.release(scale_name_);
+  }
   Held(const Held&) = delete;
   Held& operator=(const Held&) = delete;
   const WeightBlocks& operator*() const { return b_; }
-  kernels::Matrix matrix() const { return as_matrix(b_); }
+  kernels::Matrix matrix() const {
+    kernels::Matrix m = as_matrix(b_);
+    if (!scale_name_.empty()) {
+      m.scales = reinterpret_cast<const float*>(s_.data.data());
+      m.group = m.n_cols / std::max<int64_t>(1, s_.info.row_width());
+    }
+    return m;
+  }
 
  private:
   WeightSource& w_;
-  std::string name_;
-  WeightBlocks b_;
+  std::string name_, scale_name_;
+  WeightBlocks b_, s_;
 };
 
 }  // namespace
@@ -176,10 +217,8 @@ std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_lo
     const int32_t id = tokens[size_t(t)];
     if (id < 0 || id >= cfg_.n_vocab)
       fail_input("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(cfg_.n_vocab));
-    WeightBlocks row = w_.acquire_rows("token_embd.weight", id, id + 1);
-    kernels::Matrix m = as_matrix(row);
-    kernels::dequantize_row(m, 0, s.x.data() + size_t(t) * dim);
-    w_.release("token_embd.weight");
+    Held row(w_, "token_embd.weight", id, id + 1);
+    kernels::dequantize_row(row.matrix(), 0, s.x.data() + size_t(t) * dim);
   }
 
   // Only the rows whose logits are wanted go past the last attention (as llama.cpp does).
@@ -195,6 +234,7 @@ std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_lo
     for (int t = 0; t < n_out; ++t)
       kernels::rmsnorm(s.xb.data() + size_t(t) * dim, s.x.data() + size_t(t) * dim, nw, dim, cfg_.rms_eps);
   }
+  if (observer_) observer_->observe(-1, LinearSite::output_in, s.xb.data(), n_out, dim);
   s.logits.resize(size_t(n_out) * cfg_.n_vocab);
   {
     Held out(w_, cfg_.tied_output ? "token_embd.weight" : "output.weight");
@@ -206,25 +246,38 @@ std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_lo
 
 void Engine::forward_layer(int l, int n, int drop) {
   State& s = *st_;
-  const int dim = cfg_.n_embd, hd = cfg_.head_dim, n_ff = cfg_.n_ff;
-  const int kv_dim = cfg_.n_head_kv * hd;
-  const int group = cfg_.n_head / cfg_.n_head_kv;  // query heads per KV head
+  const int dim = cfg_.n_embd, n_ff = cfg_.n_ff;
   const size_t N = size_t(n);
   s.xb.resize(N * dim);
   s.xb2.resize(N * dim);
+  s.hb.resize(N * n_ff);
+  s.hb2.resize(N * n_ff);
+
+  // A skipped sub-layer is the identity: the residual stream passes through unchanged, and this
+  // layer's KV cache is never read (no later layer looks at another layer's cache).
+  if (!skip_attn_[size_t(l)]) attention_block(l, n, drop);
+  else if (drop > 0)
+    std::copy(s.x.begin() + ptrdiff_t(drop) * dim, s.x.begin() + ptrdiff_t(n) * dim, s.x.begin());
+  const int m = n - drop;
+  if (!skip_ffn_[size_t(l)]) ffn_block(l, m);
+}
+
+void Engine::attention_block(int l, int n, int drop) {
+  State& s = *st_;
+  const int dim = cfg_.n_embd, hd = cfg_.head_dim;
+  const int kv_dim = cfg_.n_head_kv * hd;
+  const int group = cfg_.n_head / cfg_.n_head_kv;  // query heads per KV head
+  const size_t N = size_t(n);
   s.q.resize(N * dim);
   s.k.resize(N * kv_dim);
   s.v.resize(N * kv_dim);
   s.att.resize(N * dim);
-  s.hb.resize(N * n_ff);
-  s.hb2.resize(N * n_ff);
-
-  // ---- attention block
   {
     Held norm(w_, blk(l, "attn_norm"));
     const float* nw = as_floats(*norm, s.norm);
     for (size_t t = 0; t < N; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
   }
+  if (observer_) observer_->observe(l, LinearSite::attn_in, s.xb.data(), n, dim);
   {
     Held wq(w_, blk(l, "attn_q")), wk(w_, blk(l, "attn_k")), wv(w_, blk(l, "attn_v"));
     kernels::matmul(wq.matrix(), s.xb.data(), n, s.q.data(), &s.pool);
@@ -262,24 +315,32 @@ void Engine::forward_layer(int l, int n, int drop) {
     n -= drop;
   }
   const size_t M = size_t(n);
+  if (observer_) observer_->observe(l, LinearSite::attn_out_in, s.att.data(), n, dim);
   {
     Held wo(w_, blk(l, "attn_output"));
     kernels::matmul(wo.matrix(), s.att.data(), n, s.xb2.data(), &s.pool);
   }
   for (size_t i = 0; i < M * dim; ++i) s.x[i] += s.xb2[i];
+}
 
-  // ---- feed-forward block: down(silu(gate(x)) * up(x))
+// down(silu(gate(x)) * up(x)) over the first n rows of the residual stream.
+void Engine::ffn_block(int l, int n) {
+  State& s = *st_;
+  const int dim = cfg_.n_embd, n_ff = cfg_.n_ff;
+  const size_t M = size_t(n);
   {
     Held norm(w_, blk(l, "ffn_norm"));
     const float* nw = as_floats(*norm, s.norm);
     for (size_t t = 0; t < M; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
   }
+  if (observer_) observer_->observe(l, LinearSite::ffn_in, s.xb.data(), n, dim);
   {
     Held wg(w_, blk(l, "ffn_gate")), wu(w_, blk(l, "ffn_up"));
     kernels::matmul(wg.matrix(), s.xb.data(), n, s.hb.data(), &s.pool);
     kernels::matmul(wu.matrix(), s.xb.data(), n, s.hb2.data(), &s.pool);
   }
   kernels::swiglu(s.hb.data(), s.hb.data(), s.hb2.data(), int64_t(M) * n_ff);
+  if (observer_) observer_->observe(l, LinearSite::ffn_down_in, s.hb.data(), n, n_ff);
   {
     Held wd(w_, blk(l, "ffn_down"));
     kernels::matmul(wd.matrix(), s.hb.data(), n, s.xb2.data(), &s.pool);

@@ -4,6 +4,13 @@
 
 namespace dcq {
 
+std::string scale_tensor_name(std::string_view weight_name) {
+  constexpr std::string_view suffix = ".weight";
+  if (weight_name.ends_with(suffix))
+    return std::string(weight_name.substr(0, weight_name.size() - suffix.size())) + ".scale";
+  return std::string(weight_name) + ".scale";
+}
+
 int64_t TensorInfo::n_rows() const {
   int64_t r = 1;
   for (size_t i = 1; i < ne.size(); ++i) r *= ne[i];
