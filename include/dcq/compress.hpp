@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -17,10 +19,41 @@ struct CompressOptions {
   uint64_t chunk_size = 256 * 1024;        // target decoded bytes per chunk (whole rows)
   double min_decode_speed_gbps = 1.0;      // modelled floor per chunk >= 64 KiB, GB/s on one core; 0: none
   int threads = 1;
+  // Set by the lossy pipeline, which compresses a GGUF it made: recorded in the metadata blob
+  // ("source" names `source_name`; "pipeline"."stages" gets these stages before "lossless",
+  // and "pipeline"."lossy" the settings).
+  std::string source_name;
+  std::vector<std::string> stages;
+  nlohmann::json lossy;
 };
 // Report: {"input","output","input_bytes","output_bytes","ratio","tensors","chunks",
 // "duplicates","seconds","codecs":{name: chunks},"transforms":{name: chunks}}.
 nlohmann::json compress(const CompressOptions& options);
+
+// `dcq compress` without --lossless: the double compression of docs/lossy.md. Calibrates,
+// prunes, rescales and quantizes the input (any model dcq reads), then stores the result in a
+// .dcq through compress(). The .dcq's embedded model is a GGUF whose quantized weights are I8
+// codes plus F32 scale tensors (or llama.cpp block types with a GGUF --quant type).
+struct LossyOptions {
+  CompressOptions container;        // input, output, force, level, chunk size, threads
+  std::filesystem::path calib;      // calibration text (UTF-8)
+  int calib_tokens = 16384;         // tokens of it used
+  int calib_ctx = 256;              // chunk length of the calibration passes
+  std::string rescale = "none";     // none | smooth | entropy
+  double alpha = 0.5;
+  double lambda = 1.0;
+  std::string quant = "int8";       // int8 | int2..int8 | ecsq | a GGUF tensor or file type
+  int64_t group = 0;                // intK: elements per scale; 0 = per output channel
+  double target_bpw = 4.0;          // ecsq
+  double prune = 0.0;               // share of each per-block linear layer set to zero, [0, 1)
+  std::string prune_by = "magnitude";  // magnitude | linf | wanda
+  std::filesystem::path report;     // optional JSON report file
+  bool baselines = true;            // report: also measure the lossless-only container of the input
+};
+// Report: the compress() report plus "lossy": settings, per tensor {name, quant, bits (entropy),
+// step, rel_error, zeros, stored_bytes}, and totals {params, quantized_params, entropy_bpw,
+// ratio_vs_source, int8_bytes, ratio_vs_int8, lossless_only_bytes, ratio_vs_lossless_only}.
+nlohmann::json compress_lossy(const LossyOptions& options);
 
 struct DecompressOptions {
   std::filesystem::path input;   // .dcq

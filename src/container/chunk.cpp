@@ -47,6 +47,11 @@ std::vector<Candidate> stream_candidates(std::span<const uint8_t> s, bool nibble
     best_rans = std::min(best_rans, add({CodecId::rans, kRansOrder1}).bytes.size());
     best_rans = std::min(best_rans, add({CodecId::rans, kRansOrder1 | kRansX32}).bytes.size());
   }
+  // Pruned or coarsely quantized codes hold long runs of zeros: the run-length variant may pay.
+  if (size_t(std::count(s.begin(), s.end(), uint8_t{0})) * 4 > s.size()) {
+    add({CodecId::rans, static_cast<uint16_t>(kRansRle | kRansX32)});
+    if (s.size() >= 4096) add({CodecId::rans, static_cast<uint16_t>(kRansRle | kRansOrder1 | kRansX32)});
+  }
   if (nibbles) {
     add({CodecId::rans, kRansPack});
     add({CodecId::rans, kRansPack | kRansX32});

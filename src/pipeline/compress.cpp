@@ -203,19 +203,22 @@ nlohmann::json compress(const CompressOptions& o) {
   meta["format"] = "dcq";
   meta["format_version"] = kDcqFormatVersion;
   meta["writer"] = "dcq " + version();
-  meta["source"] = {{"file", o.input.filename().string()}, {"format", std::string(format_name(fmt))},
+  meta["source"] = {{"file", o.source_name.empty() ? o.input.filename().string() : o.source_name}, {"format", std::string(format_name(fmt))},
                     {"size", src.size()}, {"xxh3", ix.source_xxh3}};
   if (fmt == ModelFormat::gguf) {
     meta["source"]["gguf_version"] = m.gguf_version;
     meta["source"]["alignment"] = m.alignment;
   }
-  meta["pipeline"] = {{"stages", {"lossless"}},
+  std::vector<std::string> stages = o.stages;
+  stages.push_back("lossless");
+  meta["pipeline"] = {{"stages", stages},
                       {"level", o.level},
                       {"chunk_size", o.chunk_size},
                       {"min_decode_speed_gbps", o.min_decode_speed_gbps},
                       {"codecs", codec_count},
                       {"transforms", transform_count},
                       {"duplicate_tensors", duplicates}};
+  if (!o.lossy.is_null()) meta["pipeline"]["lossy"] = o.lossy;
   const std::string mj = meta.dump();
   ix.metadata = make_blob(w, {reinterpret_cast<const uint8_t*>(mj.data()), mj.size()}, o.level);
   w.finish(ix);
@@ -224,6 +227,9 @@ nlohmann::json compress(const CompressOptions& o) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   uint64_t tensor_bytes = 0;
   for (const auto& j : jobs) tensor_bytes += j.bytes.size();
+  nlohmann::json stored = nlohmann::json::object();  // per tensor: stored payload bytes
+  for (const auto& t : ix.tensors) stored[t.name] = 0;
+  for (const auto& c : ix.chunks) stored[ix.tensors[c.tensor].name] = stored[ix.tensors[c.tensor].name].get<uint64_t>() + c.stored_size;
   return {{"input", o.input.string()},
           {"output", o.output.string()},
           {"input_bytes", src.size()},
@@ -236,6 +242,7 @@ nlohmann::json compress(const CompressOptions& o) {
           {"modelled_decode_gbps", modelled_seconds > 0 ? double(tensor_bytes) / modelled_seconds / 1e9 : 0.0},
           {"codecs", codec_count},
           {"transforms", transform_count},
+          {"tensor_stored_bytes", stored},
           {"seconds", secs}};
 }
 
