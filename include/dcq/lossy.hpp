@@ -105,7 +105,8 @@ struct ErrorWeights {
 };
 ErrorWeights error_weights(const FloatTensor& t, const std::string& site, const Calibration* calib);
 
-// Symmetric per-row (or per-group) quantization with max |w| -> 2^(bits-1)-1.
+// Symmetric per-row (or per-group) quantization with max |w| -> 2^(bits-1)-1. A row that is not
+// a whole number of groups gets one scale per row (QuantTensor::group says which was used).
 QuantTensor quantize_int(const FloatTensor& t, int bits, int64_t group, const ErrorWeights& w);
 // Uniform quantization with one step for the whole tensor (codes clamped to [-127, 127]).
 QuantTensor quantize_step(const FloatTensor& t, double step, const ErrorWeights& w);

@@ -79,9 +79,9 @@ int8_t code_of(float x, float inv, int qmax) {
 QuantTensor quantize_int(const FloatTensor& t, int bits, int64_t group, const ErrorWeights& w) {
   if (bits < 2 || bits > 8) fail_usage("--bits must be 2..8, got " + std::to_string(bits));
   const int64_t cols = t.cols(), rows = t.rows();
-  const int64_t g = group > 0 ? group : cols;
-  if (cols % g != 0)
-    fail_input(t.name + ": rows of " + std::to_string(cols) + " cannot be split into groups of " + std::to_string(g));
+  // A row that is not a whole number of groups (ffn_down rows of 172) gets one scale per row,
+  // as llama.cpp falls back to another type for such rows.
+  const int64_t g = group > 0 && cols % group == 0 ? group : cols;
   const int qmax = (1 << (bits - 1)) - 1;
   QuantTensor q;
   q.group = g;

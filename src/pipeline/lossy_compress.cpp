@@ -19,6 +19,7 @@
 #include "dcq/tokenizer.hpp"
 #include "dcq/weights.hpp"
 #include "pipeline/compress_internal.hpp"
+#include "pipeline/type_choice.hpp"
 
 namespace dcq {
 namespace {
@@ -28,8 +29,9 @@ using namespace lossy;
 // A temporary file removed when this goes out of scope.
 struct TempPath {
   std::filesystem::path path;
+  // The tag ends with the extension the consumer expects (convert keys on ".gguf").
   explicit TempPath(const std::filesystem::path& out, const char* tag)
-      : path(out.string() + ".tmp-" + tag + "." + std::to_string(getpid())) {}
+      : path(out.string() + ".tmp-" + std::to_string(getpid()) + "-" + tag) {}
   ~TempPath() {
     std::error_code ec;
     std::filesystem::remove(path, ec);
@@ -72,7 +74,8 @@ QuantChoice parse_quant(const LossyOptions& o) {
     if (o.group < 0) fail_usage("--group must be >= 0");
     return q;
   }
-  // Anything else must be a llama.cpp tensor type or file type, which convert() validates.
+  // Anything else must be a llama.cpp tensor type or file type (checked now, before any work).
+  pipeline::plan_types(Model{}, s, false, false);
   q.gguf = true;
   q.gguf_type = s;
   return q;
