@@ -11,6 +11,6 @@ shift || true
 mkdir -p "$out"
 text=$data/text/tinystories_val.txt
 head -c 80000 "$text" > "$out/calib.txt"
-tail -c +80001 "$text" | head -c 300000 > "$out/eval.txt"
+head -c 380000 "$text" | tail -c 300000 > "$out/eval.txt"
 "$dcq" bench sweep "$data/models/stories260K/stories260K-F32.gguf" --calib "$out/calib.txt" \
   --eval "$out/eval.txt" -c 256 -o "$out" --threads 2 "$@"

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "dcq/engine.hpp"
@@ -265,6 +266,58 @@ TEST(Lossy, BadInputFailsWithOneLineAndNoOutput) {
   EXPECT_FALSE(std::filesystem::exists(out));
   for (const auto& e : std::filesystem::directory_iterator(dir.path()))
     EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+TEST(Lossy, OutputIsTheSameForAnyThreadCount) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const std::string text = read_text_file(data_dir() / "text" / "tinystories_val.txt").substr(0, 20000);
+  test::spit(dir / "calib.txt", std::vector<uint8_t>(text.begin(), text.end()));
+  const std::string args = "compress " + stories_gguf("F32").string() + " --no-baselines --quant ecsq --target-bpw 4 " +
+                           "--rescale entropy --prune 0.1 --prune-by linf --calib " + (dir / "calib.txt").string();
+  ASSERT_EQ(run_dcq(args + " -o " + (dir / "a.dcq").string() + " --threads 1").exit_code, 0);
+  ASSERT_EQ(run_dcq(args + " -o " + (dir / "b.dcq").string() + " --threads 2").exit_code, 0);
+  EXPECT_EQ(test::slurp(dir / "a.dcq"), test::slurp(dir / "b.dcq"));
+}
+
+// A two-point sweep: files written, the Pareto flags consistent, and a second run reuses every
+// point instead of recomputing it.
+TEST(Sweep, WritesResultsAndPlotAndResumes) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const std::string text = read_text_file(data_dir() / "text" / "tinystories_val.txt");
+  test::spit(dir / "calib.txt", std::vector<uint8_t>(text.begin(), text.begin() + 20000));
+  test::spit(dir / "eval.txt", std::vector<uint8_t>(text.begin() + 20000, text.begin() + 40000));
+  const std::string cfg = R"([{"name": "e4", "quant": "ecsq", "target_bpw": 4, "rescale": "entropy"}])";
+  test::spit(dir / "grid.json", std::vector<uint8_t>(cfg.begin(), cfg.end()));
+  const std::string args = "bench sweep " + stories_gguf("F32").string() + " --calib " + (dir / "calib.txt").string() +
+                           " --eval " + (dir / "eval.txt").string() + " --configs " + (dir / "grid.json").string() +
+                           " --baselines Q4_0 -c 128 --chunks 4 --json -o " + (dir / "out").string();
+  const auto r1 = run_dcq(args);
+  ASSERT_EQ(r1.exit_code, 0) << r1.err;
+  const auto j = nlohmann::json::parse(r1.out);
+  ASSERT_EQ(j["points"].size(), 3u);
+  std::map<std::string, nlohmann::json> by;
+  for (const auto& p : j["points"]) by[p["name"]] = p;
+  ASSERT_TRUE(by.count("Q4_0") && by.count("Q4_0+lossless") && by.count("e4"));
+  // The lossless copy has the same perplexity and fewer bytes, so the plain GGUF is dominated.
+  EXPECT_DOUBLE_EQ(by["Q4_0"]["ppl"].get<double>(), by["Q4_0+lossless"]["ppl"].get<double>());
+  EXPECT_LT(by["Q4_0+lossless"]["bytes"].get<uint64_t>(), by["Q4_0"]["bytes"].get<uint64_t>());
+  EXPECT_FALSE(by["Q4_0"]["pareto"].get<bool>());
+  EXPECT_EQ(by["Q4_0"]["bytes"].get<uint64_t>(), std::filesystem::file_size(stories_gguf("Q4_0")));
+  EXPECT_GT(by["e4"]["kld"].get<double>(), 0);
+  const auto svg_bytes = test::slurp(dir / "out" / "plot.svg");
+  const std::string svg(svg_bytes.begin(), svg_bytes.end());
+  EXPECT_NE(svg.find("<svg"), std::string::npos);
+  EXPECT_NE(svg.find(">e4<"), std::string::npos);
+  EXPECT_NE(svg.find("<polyline"), std::string::npos);  // the front has at least two points
+  const auto csv = test::slurp(dir / "out" / "results.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4);
+  const auto before = std::filesystem::last_write_time(dir / "out" / "points" / "e4.dcq");
+  const auto r2 = run_dcq(args);
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  EXPECT_EQ(std::filesystem::last_write_time(dir / "out" / "points" / "e4.dcq"), before);
+  EXPECT_EQ(nlohmann::json::parse(r2.out)["points"], j["points"]);
 }
 
 }  // namespace
