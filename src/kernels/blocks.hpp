@@ -51,6 +51,10 @@ using QuantizeFn = void (*)(const float* x, void* dst, int64_t n);
 using VecDot4Fn = void (*)(int64_t n, const void* const w[4], const void* const a[4], float out[4]);
 // dcq's I8 codes with a float scale per `group` codes, against float activations.
 using I8DotFn = float (*)(int64_t n, const int8_t* w, const float* x, const float* scales, int64_t group);
+// One I8 row against four token rows x[0..3] (the batch kernel: each code is widened once and
+// used four times). Each out[i] is within the I8 budget of I8DotFn(n, w, x[i], ...).
+using I8Dot4Fn = void (*)(int64_t n, const int8_t* w, const float* const x[4], const float* scales, int64_t group,
+                          float out[4]);
 using AttentionFn = void (*)(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
                              int head_dim, float scale, float* out);
 
@@ -61,6 +65,7 @@ struct KernelTable {
   VecDot4Fn vec_dot4[kMaxType] = {};    // optional
   AttentionFn attention = nullptr;
   I8DotFn dot_i8 = nullptr;
+  I8Dot4Fn dot_i8_4 = nullptr;
 };
 
 // Fills every entry with the scalar reference.

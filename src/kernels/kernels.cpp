@@ -200,15 +200,31 @@ void check_i8(const Matrix& w) {
 }
 
 // dcq's I8 codes: activations stay float (any row width works, including ffn widths such as 172).
+// A batch goes in tiles of 16 rows x 4 tokens: each code is widened once per 4 tokens, and the
+// tile's rows and tokens stay in cache while they are combined.
 void matmul_i8(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool* pool) {
   check_i8(w);
   const I8DotFn dot = active().table.dot_i8;
+  const I8Dot4Fn dot4 = active().table.dot_i8_4;
   const int64_t n_groups = w.n_cols / w.group;
+  const auto* codes = reinterpret_cast<const int8_t*>(w.data);
   auto rows = [&](int64_t r0, int64_t r1) {
-    for (int64_t t = 0; t < n_tok; ++t)
-      for (int64_t r = r0; r < r1; ++r)
-        y[t * w.n_rows + r] = dot(w.n_cols, reinterpret_cast<const int8_t*>(w.data) + r * w.n_cols,
-                                  x + t * w.n_cols, w.scales + r * n_groups, w.group);
+    constexpr int64_t kRowTile = 16;
+    for (int64_t rt = r0; rt < r1; rt += kRowTile) {
+      const int64_t re = std::min(rt + kRowTile, r1);
+      int64_t t = 0;
+      for (; t + 4 <= n_tok; t += 4) {
+        const float* xs[4] = {x + t * w.n_cols, x + (t + 1) * w.n_cols, x + (t + 2) * w.n_cols, x + (t + 3) * w.n_cols};
+        for (int64_t r = rt; r < re; ++r) {
+          float out[4];
+          dot4(w.n_cols, codes + r * w.n_cols, xs, w.scales + r * n_groups, w.group, out);
+          for (int i = 0; i < 4; ++i) y[(t + i) * w.n_rows + r] = out[i];
+        }
+      }
+      for (; t < n_tok; ++t)
+        for (int64_t r = rt; r < re; ++r)
+          y[t * w.n_rows + r] = dot(w.n_cols, codes + r * w.n_cols, x + t * w.n_cols, w.scales + r * n_groups, w.group);
+    }
   };
   if (pool && pool->size() > 1 && w.n_rows * w.n_cols * n_tok >= 32768) pool->parallel_for(w.n_rows, rows);
   else rows(0, w.n_rows);

@@ -360,6 +360,53 @@ float dot_q6_k(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
+// ---------------------------------------------------------------- dcq I8 codes
+
+// Codes widened to float and multiplied with float activations. Per group the products go into
+// vector lanes; the group's lane sums are scaled into a running vector (one FMA per group, one
+// horizontal sum per row), and the group's last group % 8 elements into a scalar. Compared with
+// the scalar twin only the float summation order differs.
+inline __m256 widen8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+template <int T>
+inline void dot_i8_rows(int64_t n, const int8_t* w, const float* const* x, const float* scales, int64_t group,
+                        float* out) {
+  __m256 total[T];
+  float tail[T];
+  for (int i = 0; i < T; ++i) total[i] = _mm256_setzero_ps(), tail[i] = 0.f;
+  const int64_t vec = group & ~int64_t(7);
+  for (int64_t g0 = 0, g = 0; g0 < n; g0 += group, ++g) {
+    __m256 part[T];
+    for (int i = 0; i < T; ++i) part[i] = _mm256_setzero_ps();
+    for (int64_t k = g0; k < g0 + vec; k += 8) {
+      const __m256 wf = widen8(w + k);
+      for (int i = 0; i < T; ++i) part[i] = _mm256_fmadd_ps(wf, _mm256_loadu_ps(x[i] + k), part[i]);
+    }
+    const __m256 sc = _mm256_set1_ps(scales[g]);
+    for (int i = 0; i < T; ++i) total[i] = _mm256_fmadd_ps(sc, part[i], total[i]);
+    if (vec != group) {
+      for (int i = 0; i < T; ++i) {
+        float t = 0.f;
+        for (int64_t k = g0 + vec; k < g0 + group; ++k) t += float(w[k]) * x[i][k];
+        tail[i] += scales[g] * t;
+      }
+    }
+  }
+  for (int i = 0; i < T; ++i) out[i] = hsum(total[i]) + tail[i];
+}
+
+float dot_i8(int64_t n, const int8_t* w, const float* x, const float* scales, int64_t group) {
+  float out;
+  dot_i8_rows<1>(n, w, &x, scales, group, &out);
+  return out;
+}
+
+void dot_i8_4(int64_t n, const int8_t* w, const float* const x[4], const float* scales, int64_t group, float out[4]) {
+  dot_i8_rows<4>(n, w, x, scales, group, out);
+}
+
 // ---------------------------------------------------------------- attention (F16 KV cache)
 
 // Same steps as attention_f16_scalar (q rounded to F16, online softmax, F16 accumulator rounded
@@ -427,6 +474,8 @@ void fill_avx2(KernelTable& t) {
   t.quantize[static_cast<int>(GgmlType::Q8_0)] = quantize_q8<BlockQ8_0, false>;
   t.quantize[static_cast<int>(GgmlType::Q8_1)] = quantize_q8<BlockQ8_1, true>;
   t.attention = attention;
+  t.dot_i8 = dot_i8;
+  t.dot_i8_4 = dot_i8_4;
   set(GgmlType::Q4_K, dot_q4_k);
   set(GgmlType::Q6_K, dot_q6_k);
   t.vec_dot4[static_cast<int>(GgmlType::Q8_0)] = dot4_q8_0;
