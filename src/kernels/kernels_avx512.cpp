@@ -132,6 +132,7 @@ struct Q8_0Levels {
   static __m512i pair(const BlockQ8_0& b0, const BlockQ8_0& b1) {
     return _mm512_xor_si512(load_pair(b0.qs, b1.qs), _mm512_set1_epi8(static_cast<char>(0x80)));
   }
+  static __m512i signed_pair(const BlockQ8_0& b0, const BlockQ8_0& b1) { return load_pair(b0.qs, b1.qs); }
   static __m256i one(const BlockQ8_0& b) {
     return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)), _mm256_set1_epi8(static_cast<char>(0x80)));
   }
@@ -142,6 +143,9 @@ struct Q4_0Levels {
   static constexpr int kShift = 3;  // offset 8
   static __m512i pair(const BlockQ4_0& b0, const BlockQ4_0& b1) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(nibbles(b0.qs)), nibbles(b1.qs), 1);
+  }
+  static __m512i signed_pair(const BlockQ4_0& b0, const BlockQ4_0& b1) {
+    return _mm512_sub_epi8(pair(b0, b1), _mm512_set1_epi8(8));
   }
   static __m256i one(const BlockQ4_0& b) { return nibbles(b.qs); }
 };
@@ -161,21 +165,29 @@ void dot4_vnni(int64_t n, const void* const w[4], const void* const a[4], float 
   __m128 sum = _mm_setzero_ps();
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {
-    __m512i yv[4], acc[4];
-    for (int i = 0; i < 4; ++i) {
-      if (i > 0 && one_act) {
-        yv[i] = yv[0];
-        acc[i] = acc[0];
-        continue;
+    __m512i acc[4];
+    if (one_w) {
+      // One row against four tokens (prompt batches): the row's signs move onto each token's
+      // bytes, so vpdpbusd sees |level| (exact, -128 included) and no offset correction is needed.
+      const __m512i q = L::signed_pair(x[0][b], x[0][b + 1]);
+      const __m512i aq = _mm512_abs_epi8(q);
+      const __mmask64 neg = _mm512_movepi8_mask(q);
+      for (int i = 0; i < 4; ++i) {
+        const __m512i yv = load_pair(y[i][b].qs, y[i][b + 1].qs);
+        acc[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aq, _mm512_mask_sub_epi8(yv, neg, _mm512_setzero_si512(), yv));
       }
-      yv[i] = load_pair(y[i][b].qs, y[i][b + 1].qs);
-      const __m512i ysum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, yv[i]);
-      acc[i] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(ysum, L::kShift));
-    }
-    if (one_w) {  // one row against four tokens (prompt batches): unpack the row once
-      const __m512i u = L::pair(x[0][b], x[0][b + 1]);
-      for (int i = 0; i < 4; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], u, yv[i]);
     } else {
+      __m512i yv[4];
+      for (int i = 0; i < 4; ++i) {
+        if (i > 0 && one_act) {
+          yv[i] = yv[0];
+          acc[i] = acc[0];
+          continue;
+        }
+        yv[i] = load_pair(y[i][b].qs, y[i][b + 1].qs);
+        const __m512i ysum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, yv[i]);
+        acc[i] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(ysum, L::kShift));
+      }
       for (int i = 0; i < 4; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], L::pair(x[i][b], x[i][b + 1]), yv[i]);
     }
     // Transpose-reduce: 128-bit lanes 0-1 hold block b, lanes 2-3 block b + 1.
@@ -185,10 +197,15 @@ void dot4_vnni(int64_t n, const void* const w[4], const void* const a[4], float 
     const __m512i even = _mm512_shuffle_i64x2(r, r, _MM_SHUFFLE(2, 0, 2, 0));
     const __m512i odd = _mm512_shuffle_i64x2(r, r, _MM_SHUFFLE(3, 1, 3, 1));
     const __m256 isum = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm512_castsi512_si256(even), _mm512_castsi512_si256(odd)));
-    const __m128i hx = _mm_setr_epi16(static_cast<short>(x[0][b].d), static_cast<short>(x[1][b].d),
-                                      static_cast<short>(x[2][b].d), static_cast<short>(x[3][b].d),
-                                      static_cast<short>(x[0][b + 1].d), static_cast<short>(x[1][b + 1].d),
-                                      static_cast<short>(x[2][b + 1].d), static_cast<short>(x[3][b + 1].d));
+    __m256 dx;
+    if (one_w) {
+      dx = _mm256_set_m128(_mm_set1_ps(_cvtsh_ss(x[0][b + 1].d)), _mm_set1_ps(_cvtsh_ss(x[0][b].d)));
+    } else {
+      dx = _mm256_cvtph_ps(_mm_setr_epi16(static_cast<short>(x[0][b].d), static_cast<short>(x[1][b].d),
+                                          static_cast<short>(x[2][b].d), static_cast<short>(x[3][b].d),
+                                          static_cast<short>(x[0][b + 1].d), static_cast<short>(x[1][b + 1].d),
+                                          static_cast<short>(x[2][b + 1].d), static_cast<short>(x[3][b + 1].d)));
+    }
     __m256 dy;
     if (one_act) {
       dy = _mm256_set_m128(_mm_set1_ps(_cvtsh_ss(y[0][b + 1].d)), _mm_set1_ps(_cvtsh_ss(y[0][b].d)));
@@ -198,7 +215,7 @@ void dot4_vnni(int64_t n, const void* const w[4], const void* const a[4], float 
                                           static_cast<short>(y[0][b + 1].d), static_cast<short>(y[1][b + 1].d),
                                           static_cast<short>(y[2][b + 1].d), static_cast<short>(y[3][b + 1].d)));
     }
-    const __m256 prod = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(hx), dy), isum);
+    const __m256 prod = _mm256_mul_ps(_mm256_mul_ps(dx, dy), isum);
     sum = _mm_add_ps(sum, _mm256_castps256_ps128(prod));
     sum = _mm_add_ps(sum, _mm256_extractf128_ps(prod, 1));
   }
