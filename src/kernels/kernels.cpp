@@ -248,6 +248,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
   for (int64_t t = 0; t < n_tok; ++t) qf(x + t * w.n_cols, abuf.data() + t * *a_stride, w.n_cols);
   const VecDotFn dot = act.table.vec_dot[static_cast<int>(w.type)];
   const VecDot4Fn dot4 = act.table.vec_dot4[static_cast<int>(w.type)];
+  const Gemm4x4Fn gemm = act.table.gemm4x4[static_cast<int>(w.type)];
   const uint8_t* abase = abuf.data();
   auto wrow = [&](int64_t r) { return static_cast<const void*>(w.data + size_t(r) * *w_stride); };
   auto arow = [&](int64_t t) { return static_cast<const void*>(abase + size_t(t) * *a_stride); };
@@ -267,6 +268,21 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
     for (int64_t rt = r; rt < r1; rt += kRowTile) {
       const int64_t re = std::min(rt + kRowTile, r1);
       int64_t t = 0;
+      if (gemm) {  // 4 rows x 4 tokens per call, remainder rows one at a time
+        for (; t + 4 <= n_tok; t += 4) {
+          const void* a[4] = {arow(t), arow(t + 1), arow(t + 2), arow(t + 3)};
+          int64_t rr = rt;
+          for (; rr + 4 <= re; rr += 4) {
+            const void* wr[4] = {wrow(rr), wrow(rr + 1), wrow(rr + 2), wrow(rr + 3)};
+            float out[16];
+            gemm(w.n_cols, wr, a, out);
+            for (int i = 0; i < 4; ++i)
+              for (int j = 0; j < 4; ++j) y[(t + i) * w.n_rows + rr + j] = out[4 * i + j];
+          }
+          for (; rr < re; ++rr)
+            for (int i = 0; i < 4; ++i) y[(t + i) * w.n_rows + rr] = dot(w.n_cols, wrow(rr), a[i]);
+        }
+      }
       if (dot4) {
         for (; t + 4 <= n_tok; t += 4) {
           const void* a[4] = {arow(t), arow(t + 1), arow(t + 2), arow(t + 3)};
