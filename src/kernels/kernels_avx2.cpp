@@ -284,6 +284,46 @@ void dot4_q5_0(int64_t n, const void* const w[4], const void* const a[4], float 
   });
 }
 
+// Batches: 4 rows x 4 tokens, each row's levels unpacked once per block and each token's bytes
+// loaded once; per output exactly dot4_q8act's arithmetic.
+template <typename Block, typename Levels>
+void gemm4x4_q8act(int64_t n, const void* const w[4], const void* const a[4], float out[16], Levels levels) {
+  const Block* x[4] = {static_cast<const Block*>(w[0]), static_cast<const Block*>(w[1]),
+                       static_cast<const Block*>(w[2]), static_cast<const Block*>(w[3])};
+  const BlockQ8_0* y[4] = {static_cast<const BlockQ8_0*>(a[0]), static_cast<const BlockQ8_0*>(a[1]),
+                           static_cast<const BlockQ8_0*>(a[2]), static_cast<const BlockQ8_0*>(a[3])};
+  __m128 sum[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};  // per token
+  for (int64_t b = 0; b < n / QK; ++b) {
+    __m256i q[4], aq[4];
+    float dx[4];
+    for (int r = 0; r < 4; ++r) {
+      q[r] = levels(x[r][b]);
+      aq[r] = _mm256_sign_epi8(q[r], q[r]);
+      dx[r] = f16(x[r][b].d);
+    }
+    const __m128 dxv = _mm_loadu_ps(dx);
+    for (int t = 0; t < 4; ++t) {
+      const __m256i yv = load32(y[t][b].qs);
+      __m256i p[4];
+      for (int r = 0; r < 4; ++r)
+        p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(yv, q[r])), _mm256_set1_epi16(1));
+      const __m128 isum = _mm_cvtepi32_ps(hsum4_i32(p[0], p[1], p[2], p[3]));
+      const __m128 d = _mm_mul_ps(dxv, _mm_set1_ps(f16(y[t][b].d)));
+      sum[t] = _mm_add_ps(sum[t], _mm_mul_ps(d, isum));
+    }
+  }
+  for (int t = 0; t < 4; ++t) _mm_storeu_ps(out + 4 * t, sum[t]);
+}
+
+void gemm4x4_q8_0(int64_t n, const void* const w[4], const void* const a[4], float out[16]) {
+  gemm4x4_q8act<BlockQ8_0>(n, w, a, out, [](const BlockQ8_0& blk) { return load32(blk.qs); });
+}
+
+void gemm4x4_q4_0(int64_t n, const void* const w[4], const void* const a[4], float out[16]) {
+  gemm4x4_q8act<BlockQ4_0>(n, w, a, out,
+                           [](const BlockQ4_0& blk) { return _mm256_sub_epi8(nibbles(blk.qs), _mm256_set1_epi8(8)); });
+}
+
 // ---------------------------------------------------------------- k-quants
 // Same integers as the scalar twin (sub-block sums times integer scales, exact), same float
 // combination per super-block, so results are bit-identical with it.
@@ -482,6 +522,8 @@ void fill_avx2(KernelTable& t) {
   t.vec_dot4[static_cast<int>(GgmlType::Q4_0)] = dot4_q4_0;
   t.vec_dot4[static_cast<int>(GgmlType::Q5_0)] = dot4_q5_0;
   t.vec_dot4[static_cast<int>(GgmlType::IQ4_NL)] = dot4_iq4_nl;
+  t.gemm4x4[static_cast<int>(GgmlType::Q8_0)] = gemm4x4_q8_0;
+  t.gemm4x4[static_cast<int>(GgmlType::Q4_0)] = gemm4x4_q4_0;
 }
 
 }  // namespace dcq::kernels
