@@ -49,6 +49,28 @@ inline F4 clamp_levels(I4 l, int lo, int hi) {
   return __builtin_convertvector(l, F4);
 }
 
+// clamp(nearest_int(f), lo, hi) as floats. The exact route goes through nearest_int's bits for
+// any f (NaN and out-of-range values included). The fast route, valid when every |f| < 2^22:
+// f + 1.5 * 2^23 then lies in [2^23, 2^24) where floats are exactly the integers, so the add
+// rounds f to nearest-even as nearest_int does and subtracting 1.5 * 2^23 back is exact; the
+// clamp happens on floats (min/max instead of integer compare-and-blend, no conversion).
+template <bool kFast>
+inline F4 levels(F4 f, int lo, int hi) {
+  if constexpr (kFast) {
+    const F4 c = splat(12582912.f);
+    const F4 vlo = c + splat(float(lo)), vhi = c + splat(float(hi));
+    F4 v = f + c;
+    v = v < vlo ? vlo : v;
+    v = v > vhi ? vhi : v;
+    return v - c;
+  } else {
+    return clamp_levels(nearest_int4(f), lo, hi);
+  }
+}
+
+// Below this bound on |f| the fast route of levels() is exact.
+constexpr float kFastLevelBound = 4194304.f;  // 2^22
+
 // fabsf in every lane: clears the sign bit, as fabsf does.
 inline F4 abs4(F4 f) {
   I4 i;
@@ -69,11 +91,16 @@ inline void store4(float* p, F4 v) { std::memcpy(p, &v, sizeof v); }
 // Symmetric quantization of N values to [-nmax, nmax-1] with the x^2-weighted (rmse_type 1)
 // least-squares scale search of ggml's make_qx_quants: 18 candidate inverse scales around
 // -nmax/max, keeping the one maximising sumlx^2/suml2. L receives levels offset by nmax.
+template <int N, bool kFast>
+float qx_candidates(int nmax, const float* x, int8_t* L, float max);
+
 template <int N>
 float qx_search(int nmax, const float* x, int8_t* L) {
   float max = 0, amax = 0;
+  bool finite = true;
   for (int i = 0; i < N; ++i) {
     const float ax = std::fabs(x[i]);
+    finite = finite && ax <= 3.4e38f;  // false for inf and NaN
     if (ax > amax) {
       amax = ax;
       max = x[i];
@@ -83,6 +110,12 @@ float qx_search(int nmax, const float* x, int8_t* L) {
     std::fill(L, L + N, int8_t(0));
     return 0.f;
   }
+  // Finite values give |iscale * x[i]| <= (nmax + 0.9) |x[i] / max| <= nmax + 1: fast levels.
+  return finite ? qx_candidates<N, true>(nmax, x, L, max) : qx_candidates<N, false>(nmax, x, L, max);
+}
+
+template <int N, bool kFast>
+float qx_candidates(int nmax, const float* x, int8_t* L, float max) {
   // The max-based start, scalar as in ggml; w * x[i] does not depend on the candidate.
   const float iscale0 = float(-nmax) / max;
   float wx[N];
@@ -109,8 +142,8 @@ float qx_search(int nmax, const float* x, int8_t* L) {
     F4 a0{}, a1{}, b0{}, b1{};
     for (int i = 0; i < N; ++i) {
       const F4 xi = splat(x[i]), w = splat(x[i] * x[i]), wxi = splat(wx[i]);
-      const F4 l0 = clamp_levels(nearest_int4(is0 * xi), -nmax, nmax - 1);
-      const F4 l1 = clamp_levels(nearest_int4(is1 * xi), -nmax, nmax - 1);
+      const F4 l0 = levels<kFast>(is0 * xi, -nmax, nmax - 1);
+      const F4 l1 = levels<kFast>(is1 * xi, -nmax, nmax - 1);
       a0 += wxi * l0;
       a1 += wxi * l1;
       b0 += w * l0 * l0;
@@ -136,6 +169,53 @@ float qx_search(int nmax, const float* x, int8_t* L) {
     }
   }
   return scale;
+}
+
+// One pass of make_qkx2_quants' candidates in 4 * G lanes against a fixed min: the weighted
+// sums of the levels, the least-squares scale and min (D, this_scale, this_min) and the error of
+// each candidate, every lane in ggml's order of operations.
+template <int N, int G, bool kMad, bool kFast>
+void qkx2_lanes(int nmax, const float* x, const float* weights, const float* xm, const float* iscales, float sum_w,
+                float sum_x, float* Ds, float* errors, float* tscales, float* tmins) {
+  F4 is[G], sl[G], sl2[G], sxl[G], ts[G], tm[G], err[G];
+  F4 lv[N][G];
+  for (int k = 0; k < G; ++k) {
+    is[k] = load4(iscales + 4 * k);
+    sl[k] = sl2[k] = sxl[k] = err[k] = splat(0.f);
+  }
+  for (int i = 0; i < N; ++i) {
+    const F4 w = splat(weights[i]), xi = splat(x[i]), d = splat(xm[i]);
+    for (int k = 0; k < G; ++k) {
+      const F4 l = levels<kFast>(is[k] * d, 0, nmax);
+      lv[i][k] = l;
+      const F4 wl = w * l;
+      sl[k] += wl;
+      sl2[k] += wl * l;
+      sxl[k] += wl * xi;
+    }
+  }
+  const F4 vsum_w = splat(sum_w), vsum_x = splat(sum_x);
+  for (int k = 0; k < G; ++k) {
+    const F4 D = vsum_w * sl2[k] - sl[k] * sl[k];
+    ts[k] = (vsum_w * sxl[k] - vsum_x * sl[k]) / D;
+    tm[k] = (sl2[k] * vsum_x - sl[k] * sxl[k]) / D;
+    // ggml: a positive min is clamped to 0 and the scale refitted without it.
+    const auto positive = tm[k] > splat(0.f);
+    ts[k] = positive ? sxl[k] / sl2[k] : ts[k];
+    tm[k] = positive ? splat(0.f) : tm[k];
+    store4(Ds + 4 * k, D);
+    store4(tscales + 4 * k, ts[k]);
+    store4(tmins + 4 * k, tm[k]);
+  }
+  for (int i = 0; i < N; ++i) {
+    const F4 w = splat(weights[i]), xi = splat(x[i]);
+    for (int k = 0; k < G; ++k) {
+      F4 diff = ts[k] * lv[i][k] + tm[k] - xi;
+      diff = kMad ? abs4(diff) : diff * diff;
+      err[k] += w * diff;
+    }
+  }
+  for (int k = 0; k < G; ++k) store4(errors + 4 * k, err[k]);
 }
 
 // Asymmetric quantization x ~ scale * L + min with L in [0, nmax] (ggml's make_qkx2_quants):
@@ -177,7 +257,6 @@ float qkx2_search(int nmax, const float* x, const float* weights, uint8_t* L, fl
     diff = kMad ? std::fabs(diff) : diff * diff;
     best_error += weights[i] * diff;
   }
-  const F4 vsum_w = splat(sum_w), vsum_x = splat(sum_x);
   bool have_winner = false;
   float win_iscale = 0, win_min = 0;  // what the winner's levels were computed with
   float xm[N];
@@ -186,52 +265,22 @@ float qkx2_search(int nmax, const float* x, const float* weights, uint8_t* L, fl
     alignas(16) float iscales[8], Ds[8], errors[8], tscales[8], tmins[8];
     for (int k = 0; k < 8; ++k) iscales[k] = (rmin + rdelta * float(first + k) + float(nmax)) / (max - min);
     for (int i = 0; i < N; ++i) xm[i] = x[i] - min;  // invariant across the candidates
-    const F4 is0 = load4(iscales), is1 = load4(iscales + 4);
-    F4 lv[N][2];
-    F4 sl0{}, sl1{}, sl20{}, sl21{}, sxl0{}, sxl1{};
-    for (int i = 0; i < N; ++i) {
-      const F4 w = splat(weights[i]), xi = splat(x[i]), d = splat(xm[i]);
-      const F4 l0 = clamp_levels(nearest_int4(is0 * d), 0, nmax);
-      const F4 l1 = clamp_levels(nearest_int4(is1 * d), 0, nmax);
-      lv[i][0] = l0;
-      lv[i][1] = l1;
-      const F4 wl0 = w * l0, wl1 = w * l1;
-      sl0 += wl0;
-      sl1 += wl1;
-      sl20 += wl0 * l0;
-      sl21 += wl1 * l1;
-      sxl0 += wl0 * xi;
-      sxl1 += wl1 * xi;
-    }
-    F4 ts[2], tm[2];
-    const F4 sl[2] = {sl0, sl1}, sl2[2] = {sl20, sl21}, sxl[2] = {sxl0, sxl1};
-    for (int k = 0; k < 2; ++k) {
-      const F4 D = vsum_w * sl2[k] - sl[k] * sl[k];
-      ts[k] = (vsum_w * sxl[k] - vsum_x * sl[k]) / D;
-      tm[k] = (sl2[k] * vsum_x - sl[k] * sxl[k]) / D;
-      // ggml: a positive min is clamped to 0 and the scale refitted without it.
-      const auto positive = tm[k] > splat(0.f);
-      ts[k] = positive ? sxl[k] / sl2[k] : ts[k];
-      tm[k] = positive ? splat(0.f) : tm[k];
-      store4(Ds + 4 * k, D);
-      store4(tscales + 4 * k, ts[k]);
-      store4(tmins + 4 * k, tm[k]);
-    }
-    F4 e0{}, e1{};
-    for (int i = 0; i < N; ++i) {
-      const F4 w = splat(weights[i]), xi = splat(x[i]);
-      F4 d0 = ts[0] * lv[i][0] + tm[0] - xi;
-      F4 d1 = ts[1] * lv[i][1] + tm[1] - xi;
-      d0 = kMad ? abs4(d0) : d0 * d0;
-      d1 = kMad ? abs4(d1) : d1 * d1;
-      e0 += w * d0;
-      e1 += w * d1;
-    }
-    store4(errors, e0);
-    store4(errors + 4, e1);
+    // The fast levels need |iscale * (x[i] - min)| < 2^22; sum_x is finite only if every x is.
+    float max_xm = 0, max_is = 0;
+    for (int i = 0; i < N; ++i) max_xm = std::max(max_xm, std::fabs(xm[i]));
+    for (int k = 0; k < 8; ++k) max_is = std::max(max_is, std::fabs(iscales[k]));
+    const bool fast = std::isfinite(sum_x) && max_xm * max_is < kFastLevelBound;  // false if NaN
+    // Eight lanes keep six sums in flight; the last four or fewer candidates need only four.
+    const int width = nstep + 1 - first > 4 ? 8 : 4;
+    if (width == 8)
+      fast ? qkx2_lanes<N, 2, kMad, true>(nmax, x, weights, xm, iscales, sum_w, sum_x, Ds, errors, tscales, tmins)
+           : qkx2_lanes<N, 2, kMad, false>(nmax, x, weights, xm, iscales, sum_w, sum_x, Ds, errors, tscales, tmins);
+    else
+      fast ? qkx2_lanes<N, 1, kMad, true>(nmax, x, weights, xm, iscales, sum_w, sum_x, Ds, errors, tscales, tmins)
+           : qkx2_lanes<N, 1, kMad, false>(nmax, x, weights, xm, iscales, sum_w, sum_x, Ds, errors, tscales, tmins);
     // ggml's walk over the candidates: D <= 0 is skipped, a strictly smaller error wins.
-    int next = first + 8;
-    for (int k = 0; k < 8 && first + k <= nstep; ++k) {
+    int next = first + width;
+    for (int k = 0; k < width && first + k <= nstep; ++k) {
       if (Ds[k] > 0 && errors[k] < best_error) {
         best_error = errors[k];
         scale = tscales[k];
