@@ -111,6 +111,14 @@ struct LoadPlan {
 // working set (the message gives it).
 LoadPlan make_plan(const DcqReader& reader, const PlanOptions& options);
 
+// Repack for a plan (paper 1: "keep compressed with a fast codec" at its extreme): writes a copy
+// of `input` whose chunks of the tensors named in `store_raw` are stored raw (no entropy coding,
+// so streaming them costs a checksum and a copy), every other payload copied byte for byte. The
+// decoded bytes, hence the rebuilt source and its checksum, are unchanged. Returns a report
+// {"input","output","input_bytes","output_bytes","raw_tensors","raw_chunks"}.
+nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesystem::path& output,
+                          const std::vector<std::string>& store_raw, bool force);
+
 // Lazy weights of a lossless .dcq made from a GGUF.
 class DcqWeights final : public WeightSource {
  public:

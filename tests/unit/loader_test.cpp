@@ -348,3 +348,34 @@ TEST(LoaderCli, BenchMemoryReportsEveryBudget) {
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
   EXPECT_EQ(std::count(csv.out.begin(), csv.out.end(), '\n'), 3) << csv.out;  // header, resident, 50%
 }
+
+// Repack: the streamed tensors of a plan stored raw; same tokens, raw chunks, and the planner on
+// the repacked file sees those tensors as cheap to stream.
+TEST(LoaderRepack, StreamedTensorsStoredRawSameTokens) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const fs::path dcq = make_dcq(dir.path(), "Q8_0");
+  PlanOptions po;
+  po.budget = MemBudget::parse("40%");
+  po.measured_speeds = false;
+  const auto plan = make_plan(DcqReader::open(dcq), po);
+  ASSERT_FALSE(plan.store_raw.empty());
+  const fs::path out = dir.path() / "raw.dcq";
+  const auto rep = repack_raw(dcq, out, plan.store_raw, false);
+  EXPECT_GT(rep["raw_chunks"].get<uint64_t>(), 0u);
+  EXPECT_GT(fs::file_size(out), fs::file_size(dcq));  // raw is larger: the price of zero decode
+  const auto r = DcqReader::open(out);
+  for (const auto& t : r.index().tensors) {
+    if (std::find(plan.store_raw.begin(), plan.store_raw.end(), t.name) == plan.store_raw.end()) continue;
+    for (uint32_t c = t.first_chunk; c < t.first_chunk + t.n_chunks; ++c) {
+      EXPECT_EQ(r.index().chunks[c].codec, CodecId::raw) << t.name;
+    }
+  }
+  DcqWeights a(dcq, po.budget), b(out, po.budget);
+  EXPECT_EQ(greedy(a, *a.model(), 16), greedy(b, *b.model(), 16));
+  const auto v = test::run_dcq("verify " + out.string());
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  // Refuses to overwrite without force, and to write over its input.
+  EXPECT_THROW(repack_raw(dcq, out, plan.store_raw, false), Error);
+  EXPECT_THROW(repack_raw(dcq, dcq, plan.store_raw, true), Error);
+}

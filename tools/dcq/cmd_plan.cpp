@@ -6,6 +6,7 @@
 #include "cli.hpp"
 #include "dcq/container.hpp"
 #include "dcq/error.hpp"
+#include "dcq/file.hpp"
 #include "dcq/loader.hpp"
 
 namespace dcq::cli {
@@ -15,6 +16,8 @@ struct PlanCmdOptions {
   std::filesystem::path model;
   std::string mem_budget;
   std::string read_throttle = "0";
+  std::filesystem::path repack;
+  bool force = false;
 };
 
 void print_text(const LoadPlan& p) {
@@ -51,6 +54,8 @@ const bool registered = register_command("plan", [](CLI::App& app) {
   sub->add_option("--mem-budget", opt->mem_budget, "Memory for decoded weights: BYTES (K/M/G) or PCT% of their size")
       ->required();
   sub->add_option("--read-throttle", opt->read_throttle, "Simulated storage read speed in MB/s (0: off)");
+  sub->add_option("--repack", opt->repack, "Write a copy of MODEL with the streamed tensors stored raw (zero decode cost)");
+  sub->add_flag("--force", opt->force, "Replace an existing --repack output");
   sub->callback([common, opt] {
     common->apply();
     PlanOptions po;
@@ -59,13 +64,22 @@ const bool registered = register_command("plan", [](CLI::App& app) {
     po.threads = common->thread_count();
     po.measure_compute = true;
     const auto reader = DcqReader::open(opt->model);
+    if (!opt->repack.empty()) check_can_write(opt->repack, opt->force);
     const auto plan = make_plan(reader, po);
+    nlohmann::json repacked;
+    if (!opt->repack.empty()) repacked = repack_raw(opt->model, opt->repack, plan.store_raw, opt->force);
     if (common->json) {
       auto j = plan.to_json();
       j["model"] = opt->model.string();
+      if (!repacked.is_null()) j["repack"] = repacked;
       print_json(j);
     } else {
       print_text(plan);
+      if (!repacked.is_null())
+        std::printf("wrote %s: %s (%llu chunks of %llu tensors stored raw)\n", opt->repack.string().c_str(),
+                    human_bytes(repacked["output_bytes"].get<uint64_t>()).c_str(),
+                    (unsigned long long)repacked["raw_chunks"].get<uint64_t>(),
+                    (unsigned long long)repacked["raw_tensors"].get<uint64_t>());
     }
   });
 });
