@@ -46,6 +46,12 @@ class ActivationObserver {
  public:
   virtual ~ActivationObserver() = default;
   virtual void observe(int layer, LinearSite site, const float* x, int n_tok, int width) = 0;
+  // The residual stream entering sub-layer `unit` (2 * layer: attention, 2 * layer + 1: FFN;
+  // 2 * n_layer: the final norm's input), before any skip applies. Structured pruning reads it
+  // (ShortGPT's influence, prefix reuse across candidates). Default: ignored.
+  virtual void observe_residual(int unit, const float* x, int n_tok, int width) {
+    (void)unit, (void)x, (void)n_tok, (void)width;
+  }
 };
 
 struct EngineOptions {
@@ -54,7 +60,9 @@ struct EngineOptions {
   int n_ctx = 0;      // KV cache length; 0: the model's context_length
   int n_threads = 1;
   // Structured pruning: a skipped sub-layer is the identity (its residual branch adds nothing),
-  // so its weights are never read. Empty, or one flag per layer.
+  // so its weights are never read. Empty, or one flag per layer. A model pruned by `dcq prune
+  // --units sublayers` also lists skipped layers in its metadata (dcq.pruned.attn, dcq.pruned.ffn:
+  // arrays of layer indices); those are always skipped, in addition to these.
   std::vector<uint8_t> skip_attn, skip_ffn;
 };
 
@@ -79,11 +87,19 @@ class Engine {
   // Returns the logits of every token (n * n_vocab, row per token) when all_logits, else of the
   // last token only. Throws Error(bad_input) when the context would overflow or an id is bad.
   std::span<const float> eval(std::span<const int32_t> tokens, bool all_logits = false);
+  // Like eval, but starts at sub-layer `unit` (numbered as in observe_residual) from `hidden`, the
+  // residual stream entering it (n rows of n_embd, at positions n_past()..n_past()+n-1). The
+  // sub-layers before `unit` are not run and their KV cache is not filled, which is sound because
+  // no layer reads another layer's cache: a pruning search evaluates many masks that share an
+  // unpruned prefix from residuals observed once. Same numbers as eval for the same stream.
+  std::span<const float> eval_from(int unit, std::span<const float> hidden, bool all_logits = false);
 
  private:
   struct State;
   // One transformer block over n_tok rows; with drop > 0 only rows drop.. leave it (last layer).
-  void forward_layer(int layer, int n_tok, int drop);
+  // from_ffn: start at the FFN half (the attention half already ran or is not wanted).
+  void forward_layer(int layer, int n_tok, int drop, bool from_ffn = false);
+  std::span<const float> finish(int n_tok, int first);  // final norm and classifier
   void attention_block(int layer, int n_tok, int drop);
   void ffn_block(int layer, int n_tok);
 
@@ -92,6 +108,7 @@ class Engine {
   int n_ctx_ = 0;
   int n_past_ = 0;
   std::vector<uint8_t> skip_attn_, skip_ffn_;
+  std::vector<uint8_t> pruned_attn_, pruned_ffn_;  // from metadata (dcq.pruned.*): always skipped
   ActivationObserver* observer_ = nullptr;
   std::unique_ptr<State> st_;
 };

@@ -4,6 +4,7 @@
 // reference; AVX2 and AVX-512 variants are chosen at run time from cpuid (or DCQ_ISA).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -30,6 +31,9 @@ void set_isa(Isa isa);
 // A fixed pool of worker threads. parallel_for splits [0, n) into contiguous ranges, one per
 // thread, so which thread computes which row depends only on n and the thread count; every
 // output element is computed by exactly one thread, hence results do not depend on threading.
+// A forward pass calls parallel_for about a hundred times per token, each call a few tens of
+// microseconds long, so idle workers spin briefly on an atomic before sleeping on the condition
+// variable (a futex wake-up per call would cost as much as the work on small models).
 class ThreadPool {
  public:
   explicit ThreadPool(int n_threads);  // n_threads >= 1 (the caller's thread is one of them)
@@ -47,9 +51,9 @@ class ThreadPool {
   std::condition_variable cv_work_, cv_done_;
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // Weight types the matmul kernels accept.

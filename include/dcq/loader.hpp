@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <future>
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -44,9 +46,78 @@ struct LoaderStats {
   uint64_t weight_bytes = 0;       // decoded size of all (distinct) tensors
   uint64_t min_working_set = 0;    // smallest budget that runs
   uint64_t prefetched = 0;         // misses served by the prefetch thread (decoded ahead)
+  uint64_t bytes_read = 0;         // stored bytes of the decoded chunks
+  double read_wait_seconds = 0;    // time spent waiting for the simulated device (--read-throttle)
   double prefetch_wait_seconds = 0;  // time the forward pass waited for a prefetch to finish
   nlohmann::json to_json() const;
 };
+
+// --read-throttle MB/s: simulated slow storage (paper 2's edge-device flash). Reading a chunk's
+// stored bytes costs stored / rate seconds on one shared "device" clock (reads queue behind each
+// other, as on one flash channel), so a smaller stored chunk is cheaper to fetch. 0: no throttle.
+// Throws Error(usage) on a negative, non-numeric or non-finite value.
+double parse_read_throttle(const std::string& text);  // bytes per second; 0 = off
+
+// The speed-adaptive plan (paper 1; docs/loader.md "Plan"): which tensors stay decoded in memory
+// (pinned) and which are decoded again on every pass (streamed), chosen from a decode-speed model
+// measured on this machine so that the pinned bytes save the most decode time per byte of budget.
+struct PlanOptions {
+  MemBudget budget;
+  int threads = 1;                 // decoder/compute threads (chunks of a tensor decode in parallel)
+  double read_throttle = 0;        // bytes/s of simulated storage; 0: none
+  bool measure_compute = false;    // also time a matrix-vector product (for the tok/s prediction)
+  bool measured_speeds = true;     // false: the codec's modelled speeds (deterministic; tests)
+};
+
+struct TensorPlan {
+  std::string name;
+  std::string encoding;            // dominant "transform/codec" of its chunks
+  uint64_t bytes = 0;              // decoded
+  uint64_t stored_bytes = 0;       // in the container
+  uint64_t bytes_per_pass = 0;     // decoded bytes the engine touches per token (embedding: one row's chunk)
+  double decode_seconds = 0;       // decoding bytes_per_pass, one thread, measured model
+  bool pinned = false;
+  bool row_access = false;         // read by rows (the embedding table)
+};
+
+struct LoadPlan {
+  std::vector<TensorPlan> tensors;        // distinct tensors, container order
+  std::vector<bool> pinned_by_index;      // per container tensor index (duplicates: false)
+  uint64_t budget_bytes = 0;              // UINT64_MAX when unlimited
+  uint64_t weight_bytes = 0, stored_bytes = 0;
+  uint64_t min_working_set = 0;           // smallest budget that runs (nothing pinned)
+  uint64_t working_set = 0;               // streaming window this plan needs beside the pinned tensors
+  uint64_t pinned_bytes = 0;
+  uint64_t streamed_bytes_per_token = 0;  // decoded again on every token
+  uint64_t streamed_stored_per_token = 0; // read again on every token (throttle)
+  int threads = 1;
+  double decode_gbps_one_thread = 0;      // measured over the streamed tensors' encodings (all when none)
+  double decode_seconds_per_token = 0;    // streamed, parallel over `threads` chunks
+  double read_seconds_per_token = 0;      // streamed stored bytes / throttle
+  double compute_seconds_per_token = 0;   // measured matmul time of all weights (0 if not measured)
+  double predicted_tok_s = 0;             // 1 / (compute + decode + read): no overlap
+  double resident_tok_s = 0;              // 1 / compute
+  double limit_tok_s = 0;                 // 1 / max(decode, read, compute): perfect overlap, the ceiling
+  // Repack recommendation: storing the streamed tensors raw (no entropy coding) leaves a checksum
+  // and a copy per token. Predicted speed if they were, and the file growth it costs.
+  std::vector<std::string> store_raw;     // streamed whole-tensor reads, most decode time first
+  double raw_gbps_one_thread = 0;         // measured checksum + copy speed
+  double predicted_tok_s_if_raw = 0;
+  uint64_t raw_extra_file_bytes = 0;
+  nlohmann::json to_json(bool per_tensor = true) const;
+};
+
+// Plans for an open container. Throws Error(resource) when the budget is below the smallest
+// working set (the message gives it).
+LoadPlan make_plan(const DcqReader& reader, const PlanOptions& options);
+
+// Repack for a plan (paper 1: "keep compressed with a fast codec" at its extreme): writes a copy
+// of `input` whose chunks of the tensors named in `store_raw` are stored raw (no entropy coding,
+// so streaming them costs a checksum and a copy), every other payload copied byte for byte. The
+// decoded bytes, hence the rebuilt source and its checksum, are unchanged. Returns a report
+// {"input","output","input_bytes","output_bytes","raw_tensors","raw_chunks"}.
+nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesystem::path& output,
+                          const std::vector<std::string>& store_raw, bool force);
 
 // Lazy weights of a lossless .dcq made from a GGUF.
 class DcqWeights final : public WeightSource {
@@ -58,8 +129,10 @@ class DcqWeights final : public WeightSource {
   // Off by default: at one token per pass decoding dominates and the handoff costs more than the
   // overlap gains (docs/loader.md has the numbers).
   // `threads` decode the chunks of one tensor in parallel (on the forward pass's thread).
+  // `read_throttle` (bytes/s, 0: off) charges each decoded chunk's stored bytes to a simulated
+  // slow device (see parse_read_throttle). Which tensors are pinned comes from make_plan().
   DcqWeights(const std::filesystem::path& path, const MemBudget& budget = {}, bool prefetch = false,
-             int threads = 1);
+             int threads = 1, double read_throttle = 0);
   ~DcqWeights() override;
 
   const GgufValue* find_kv(std::string_view key) const override { return meta_.find_kv(key); }
@@ -72,6 +145,7 @@ class DcqWeights final : public WeightSource {
   const Model* model() const override { return &meta_; }
 
   const LoaderStats& stats() const { return stats_; }
+  const LoadPlan& plan() const { return plan_; }
 
  private:
   struct Entry;
@@ -86,8 +160,16 @@ class DcqWeights final : public WeightSource {
   void schedule_prefetch(size_t tensor);
   void cancel_prefetch();
 
+  void throttle_read(uint64_t stored_bytes) const;
+  void note_read(size_t tensor, uint32_t chunk0, uint32_t chunk1);  // chunk0 == chunk1: whole tensor
+
   DcqReader reader_;
   Model meta_;
+  LoadPlan plan_;
+  double read_throttle_ = 0;
+  mutable std::mutex io_mu_;             // the simulated device's clock (chunks decode in parallel)
+  mutable std::chrono::steady_clock::time_point io_free_at_{};
+  mutable double io_wait_total_ = 0;
   std::unordered_map<std::string, size_t> by_name_;
   std::vector<bool> pinned_;  // per tensor index
   // Keys: tensor index for whole tensors; tensors.size() + chunk index for single chunks.
@@ -117,6 +199,6 @@ struct OpenedModel {
   const Model& model() const { return *weights->model(); }
 };
 OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget = {},
-                         bool prefetch = false, int threads = 1);
+                         bool prefetch = false, int threads = 1, double read_throttle = 0);
 
 }  // namespace dcq

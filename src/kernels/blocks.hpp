@@ -49,8 +49,14 @@ using QuantizeFn = void (*)(const float* x, void* dst, int64_t n);
 // Four independent dot products at once (w[i] with a[i]; pointers may repeat): each result is
 // computed exactly as VecDotFn would, the four chains only interleave to hide latency.
 using VecDot4Fn = void (*)(int64_t n, const void* const w[4], const void* const a[4], float out[4]);
+// A 4 x 4 tile of a batch: out[4 * t + r] = dot(w[r], a[t]), each exactly as VecDotFn computes it.
+using Gemm4x4Fn = void (*)(int64_t n, const void* const w[4], const void* const a[4], float out[16]);
 // dcq's I8 codes with a float scale per `group` codes, against float activations.
 using I8DotFn = float (*)(int64_t n, const int8_t* w, const float* x, const float* scales, int64_t group);
+// One I8 row against four token rows x[0..3] (the batch kernel: each code is widened once and
+// used four times). Each out[i] is within the I8 budget of I8DotFn(n, w, x[i], ...).
+using I8Dot4Fn = void (*)(int64_t n, const int8_t* w, const float* const x[4], const float* scales, int64_t group,
+                          float out[4]);
 using AttentionFn = void (*)(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
                              int head_dim, float scale, float* out);
 
@@ -59,8 +65,10 @@ struct KernelTable {
   VecDotFn vec_dot[kMaxType] = {};      // by weight type
   QuantizeFn quantize[kMaxType] = {};   // by activation type
   VecDot4Fn vec_dot4[kMaxType] = {};    // optional
+  Gemm4x4Fn gemm4x4[kMaxType] = {};     // optional (batches of 4+ tokens)
   AttentionFn attention = nullptr;
   I8DotFn dot_i8 = nullptr;
+  I8Dot4Fn dot_i8_4 = nullptr;
 };
 
 // Fills every entry with the scalar reference.

@@ -200,15 +200,31 @@ void check_i8(const Matrix& w) {
 }
 
 // dcq's I8 codes: activations stay float (any row width works, including ffn widths such as 172).
+// A batch goes in tiles of 16 rows x 4 tokens: each code is widened once per 4 tokens, and the
+// tile's rows and tokens stay in cache while they are combined.
 void matmul_i8(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool* pool) {
   check_i8(w);
   const I8DotFn dot = active().table.dot_i8;
+  const I8Dot4Fn dot4 = active().table.dot_i8_4;
   const int64_t n_groups = w.n_cols / w.group;
+  const auto* codes = reinterpret_cast<const int8_t*>(w.data);
   auto rows = [&](int64_t r0, int64_t r1) {
-    for (int64_t t = 0; t < n_tok; ++t)
-      for (int64_t r = r0; r < r1; ++r)
-        y[t * w.n_rows + r] = dot(w.n_cols, reinterpret_cast<const int8_t*>(w.data) + r * w.n_cols,
-                                  x + t * w.n_cols, w.scales + r * n_groups, w.group);
+    constexpr int64_t kRowTile = 16;
+    for (int64_t rt = r0; rt < r1; rt += kRowTile) {
+      const int64_t re = std::min(rt + kRowTile, r1);
+      int64_t t = 0;
+      for (; t + 4 <= n_tok; t += 4) {
+        const float* xs[4] = {x + t * w.n_cols, x + (t + 1) * w.n_cols, x + (t + 2) * w.n_cols, x + (t + 3) * w.n_cols};
+        for (int64_t r = rt; r < re; ++r) {
+          float out[4];
+          dot4(w.n_cols, codes + r * w.n_cols, xs, w.scales + r * n_groups, w.group, out);
+          for (int i = 0; i < 4; ++i) y[(t + i) * w.n_rows + r] = out[i];
+        }
+      }
+      for (; t < n_tok; ++t)
+        for (int64_t r = rt; r < re; ++r)
+          y[t * w.n_rows + r] = dot(w.n_cols, codes + r * w.n_cols, x + t * w.n_cols, w.scales + r * n_groups, w.group);
+    }
   };
   if (pool && pool->size() > 1 && w.n_rows * w.n_cols * n_tok >= 32768) pool->parallel_for(w.n_rows, rows);
   else rows(0, w.n_rows);
@@ -232,6 +248,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
   for (int64_t t = 0; t < n_tok; ++t) qf(x + t * w.n_cols, abuf.data() + t * *a_stride, w.n_cols);
   const VecDotFn dot = act.table.vec_dot[static_cast<int>(w.type)];
   const VecDot4Fn dot4 = act.table.vec_dot4[static_cast<int>(w.type)];
+  const Gemm4x4Fn gemm = act.table.gemm4x4[static_cast<int>(w.type)];
   const uint8_t* abase = abuf.data();
   auto wrow = [&](int64_t r) { return static_cast<const void*>(w.data + size_t(r) * *w_stride); };
   auto arow = [&](int64_t t) { return static_cast<const void*>(abase + size_t(t) * *a_stride); };
@@ -251,6 +268,21 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
     for (int64_t rt = r; rt < r1; rt += kRowTile) {
       const int64_t re = std::min(rt + kRowTile, r1);
       int64_t t = 0;
+      if (gemm) {  // 4 rows x 4 tokens per call, remainder rows one at a time
+        for (; t + 4 <= n_tok; t += 4) {
+          const void* a[4] = {arow(t), arow(t + 1), arow(t + 2), arow(t + 3)};
+          int64_t rr = rt;
+          for (; rr + 4 <= re; rr += 4) {
+            const void* wr[4] = {wrow(rr), wrow(rr + 1), wrow(rr + 2), wrow(rr + 3)};
+            float out[16];
+            gemm(w.n_cols, wr, a, out);
+            for (int i = 0; i < 4; ++i)
+              for (int j = 0; j < 4; ++j) y[(t + i) * w.n_rows + rr + j] = out[4 * i + j];
+          }
+          for (; rr < re; ++rr)
+            for (int i = 0; i < 4; ++i) y[(t + i) * w.n_rows + rr] = dot(w.n_cols, wrow(rr), a[i]);
+        }
+      }
       if (dot4) {
         for (; t + 4 <= n_tok; t += 4) {
           const void* a[4] = {arow(t), arow(t + 1), arow(t + 2), arow(t + 3)};
@@ -293,7 +325,7 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard lk(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   cv_work_.notify_all();
   for (auto& t : threads_) t.join();
@@ -304,25 +336,31 @@ static void range_of(int64_t n, int parts, int index, int64_t& b, int64_t& e) {
   e = n * (index + 1) / parts;
 }
 
+// About 0.1-0.3 ms of spinning (pause is ~40-140 cycles): longer than the gaps between the
+// matmuls of one token, short enough not to burn a core between tokens.
+static constexpr int kSpins = 4000;
+
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t)>* job;
-    int64_t n;
-    {
-      std::unique_lock lk(mu_);
-      cv_work_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
+    uint64_t g = generation_.load(std::memory_order_acquire);
+    for (int spin = 0; g == seen && !stop_.load(std::memory_order_relaxed); ++spin) {
+      if (spin < kSpins) {
+        __builtin_ia32_pause();
+      } else {
+        std::unique_lock lk(mu_);
+        cv_work_.wait(lk, [&] { return stop_.load() || generation_.load() != seen; });
+      }
+      g = generation_.load(std::memory_order_acquire);
     }
+    if (stop_.load()) return;
+    seen = g;
     int64_t b, e;
-    range_of(n, n_threads_, index, b, e);
-    if (b < e) (*job)(b, e);
-    {
-      std::lock_guard lk(mu_);
-      if (--pending_ == 0) cv_done_.notify_one();
+    range_of(job_n_, n_threads_, index, b, e);
+    if (b < e) (*job_)(b, e);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard lk(mu_);  // pairs with the predicate check in parallel_for: no lost wake-up
+      cv_done_.notify_one();
     }
   }
 }
@@ -332,19 +370,25 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n);
     return;
   }
+  job_ = &fn;
+  job_n_ = n;
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
     std::lock_guard lk(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    pending_ = n_threads_ - 1;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);  // publishes job_ and job_n_
   }
   cv_work_.notify_all();
   int64_t b, e;
   range_of(n, n_threads_, 0, b, e);
   if (b < e) fn(b, e);
-  std::unique_lock lk(mu_);
-  cv_done_.wait(lk, [&] { return pending_ == 0; });
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < kSpins) {
+      __builtin_ia32_pause();
+    } else {
+      std::unique_lock lk(mu_);
+      cv_done_.wait(lk, [&] { return pending_.load() == 0; });
+    }
+  }
 }
 
 }  // namespace dcq::kernels

@@ -284,6 +284,46 @@ void dot4_q5_0(int64_t n, const void* const w[4], const void* const a[4], float 
   });
 }
 
+// Batches: 4 rows x 4 tokens, each row's levels unpacked once per block and each token's bytes
+// loaded once; per output exactly dot4_q8act's arithmetic.
+template <typename Block, typename Levels>
+void gemm4x4_q8act(int64_t n, const void* const w[4], const void* const a[4], float out[16], Levels levels) {
+  const Block* x[4] = {static_cast<const Block*>(w[0]), static_cast<const Block*>(w[1]),
+                       static_cast<const Block*>(w[2]), static_cast<const Block*>(w[3])};
+  const BlockQ8_0* y[4] = {static_cast<const BlockQ8_0*>(a[0]), static_cast<const BlockQ8_0*>(a[1]),
+                           static_cast<const BlockQ8_0*>(a[2]), static_cast<const BlockQ8_0*>(a[3])};
+  __m128 sum[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};  // per token
+  for (int64_t b = 0; b < n / QK; ++b) {
+    __m256i q[4], aq[4];
+    float dx[4];
+    for (int r = 0; r < 4; ++r) {
+      q[r] = levels(x[r][b]);
+      aq[r] = _mm256_sign_epi8(q[r], q[r]);
+      dx[r] = f16(x[r][b].d);
+    }
+    const __m128 dxv = _mm_loadu_ps(dx);
+    for (int t = 0; t < 4; ++t) {
+      const __m256i yv = load32(y[t][b].qs);
+      __m256i p[4];
+      for (int r = 0; r < 4; ++r)
+        p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(yv, q[r])), _mm256_set1_epi16(1));
+      const __m128 isum = _mm_cvtepi32_ps(hsum4_i32(p[0], p[1], p[2], p[3]));
+      const __m128 d = _mm_mul_ps(dxv, _mm_set1_ps(f16(y[t][b].d)));
+      sum[t] = _mm_add_ps(sum[t], _mm_mul_ps(d, isum));
+    }
+  }
+  for (int t = 0; t < 4; ++t) _mm_storeu_ps(out + 4 * t, sum[t]);
+}
+
+void gemm4x4_q8_0(int64_t n, const void* const w[4], const void* const a[4], float out[16]) {
+  gemm4x4_q8act<BlockQ8_0>(n, w, a, out, [](const BlockQ8_0& blk) { return load32(blk.qs); });
+}
+
+void gemm4x4_q4_0(int64_t n, const void* const w[4], const void* const a[4], float out[16]) {
+  gemm4x4_q8act<BlockQ4_0>(n, w, a, out,
+                           [](const BlockQ4_0& blk) { return _mm256_sub_epi8(nibbles(blk.qs), _mm256_set1_epi8(8)); });
+}
+
 // ---------------------------------------------------------------- k-quants
 // Same integers as the scalar twin (sub-block sums times integer scales, exact), same float
 // combination per super-block, so results are bit-identical with it.
@@ -360,6 +400,53 @@ float dot_q6_k(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
+// ---------------------------------------------------------------- dcq I8 codes
+
+// Codes widened to float and multiplied with float activations. Per group the products go into
+// vector lanes; the group's lane sums are scaled into a running vector (one FMA per group, one
+// horizontal sum per row), and the group's last group % 8 elements into a scalar. Compared with
+// the scalar twin only the float summation order differs.
+inline __m256 widen8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+template <int T>
+inline void dot_i8_rows(int64_t n, const int8_t* w, const float* const* x, const float* scales, int64_t group,
+                        float* out) {
+  __m256 total[T];
+  float tail[T];
+  for (int i = 0; i < T; ++i) total[i] = _mm256_setzero_ps(), tail[i] = 0.f;
+  const int64_t vec = group & ~int64_t(7);
+  for (int64_t g0 = 0, g = 0; g0 < n; g0 += group, ++g) {
+    __m256 part[T];
+    for (int i = 0; i < T; ++i) part[i] = _mm256_setzero_ps();
+    for (int64_t k = g0; k < g0 + vec; k += 8) {
+      const __m256 wf = widen8(w + k);
+      for (int i = 0; i < T; ++i) part[i] = _mm256_fmadd_ps(wf, _mm256_loadu_ps(x[i] + k), part[i]);
+    }
+    const __m256 sc = _mm256_set1_ps(scales[g]);
+    for (int i = 0; i < T; ++i) total[i] = _mm256_fmadd_ps(sc, part[i], total[i]);
+    if (vec != group) {
+      for (int i = 0; i < T; ++i) {
+        float t = 0.f;
+        for (int64_t k = g0 + vec; k < g0 + group; ++k) t += float(w[k]) * x[i][k];
+        tail[i] += scales[g] * t;
+      }
+    }
+  }
+  for (int i = 0; i < T; ++i) out[i] = hsum(total[i]) + tail[i];
+}
+
+float dot_i8(int64_t n, const int8_t* w, const float* x, const float* scales, int64_t group) {
+  float out;
+  dot_i8_rows<1>(n, w, &x, scales, group, &out);
+  return out;
+}
+
+void dot_i8_4(int64_t n, const int8_t* w, const float* const x[4], const float* scales, int64_t group, float out[4]) {
+  dot_i8_rows<4>(n, w, x, scales, group, out);
+}
+
 // ---------------------------------------------------------------- attention (F16 KV cache)
 
 // Same steps as attention_f16_scalar (q rounded to F16, online softmax, F16 accumulator rounded
@@ -427,12 +514,16 @@ void fill_avx2(KernelTable& t) {
   t.quantize[static_cast<int>(GgmlType::Q8_0)] = quantize_q8<BlockQ8_0, false>;
   t.quantize[static_cast<int>(GgmlType::Q8_1)] = quantize_q8<BlockQ8_1, true>;
   t.attention = attention;
+  t.dot_i8 = dot_i8;
+  t.dot_i8_4 = dot_i8_4;
   set(GgmlType::Q4_K, dot_q4_k);
   set(GgmlType::Q6_K, dot_q6_k);
   t.vec_dot4[static_cast<int>(GgmlType::Q8_0)] = dot4_q8_0;
   t.vec_dot4[static_cast<int>(GgmlType::Q4_0)] = dot4_q4_0;
   t.vec_dot4[static_cast<int>(GgmlType::Q5_0)] = dot4_q5_0;
   t.vec_dot4[static_cast<int>(GgmlType::IQ4_NL)] = dot4_iq4_nl;
+  t.gemm4x4[static_cast<int>(GgmlType::Q8_0)] = gemm4x4_q8_0;
+  t.gemm4x4[static_cast<int>(GgmlType::Q4_0)] = gemm4x4_q4_0;
 }
 
 }  // namespace dcq::kernels

@@ -366,6 +366,11 @@ static float dot_i8_scalar(int64_t n, const int8_t* w, const float* x, const flo
   return float(sum);
 }
 
+static void dot_i8_4_scalar(int64_t n, const int8_t* w, const float* const x[4], const float* scales, int64_t group,
+                            float out[4]) {
+  for (int i = 0; i < 4; ++i) out[i] = dot_i8_scalar(n, w, x[i], scales, group);
+}
+
 void fill_scalar(KernelTable& t) {
   auto set = [&](GgmlType type, VecDotFn f) { t.vec_dot[static_cast<int>(type)] = f; };
   set(GgmlType::F32, dot_f32);
@@ -392,6 +397,7 @@ void fill_scalar(KernelTable& t) {
   q(GgmlType::Q8_K, quantize_q8_k);
   t.attention = attention_f16_scalar;
   t.dot_i8 = dot_i8_scalar;
+  t.dot_i8_4 = dot_i8_4_scalar;
 }
 
 void dequantize_row_scalar(GgmlType type, const void* src, float* dst, int64_t n) {

@@ -17,6 +17,7 @@
 #include <exception>
 #include <mutex>
 #include <new>
+#include <thread>
 
 #include "dcq/error.hpp"
 #include "dcq/gguf.hpp"
@@ -32,14 +33,6 @@ constexpr std::align_val_t kAlign{64};
 struct AlignedFree {
   void operator()(uint8_t* p) const { ::operator delete[](p, kAlign); }
 };
-
-// "blk.<n>." prefix -> n; -1 for tensors outside the layers.
-long layer_of(const std::string& name) {
-  if (name.rfind("blk.", 0) != 0) return -1;
-  char* end = nullptr;
-  const long n = std::strtol(name.c_str() + 4, &end, 10);
-  return (end && *end == '.') ? n : -1;
-}
 
 std::string human(uint64_t b) {
   char buf[48];
@@ -100,11 +93,15 @@ nlohmann::json LoaderStats::to_json() const {
   j["min_working_set_bytes"] = min_working_set;
   j["prefetched"] = prefetched;
   j["prefetch_wait_seconds"] = prefetch_wait_seconds;
+  j["bytes_read"] = bytes_read;
+  j["read_wait_seconds"] = read_wait_seconds;
   return j;
 }
 
-DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budget, bool prefetch, int threads)
-    : reader_(DcqReader::open(path)), prefetch_(prefetch) {
+DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budget, bool prefetch, int threads,
+                       double read_throttle)
+    : reader_(DcqReader::open(path)), read_throttle_(read_throttle), prefetch_(prefetch) {
+  if (!(read_throttle >= 0) || !std::isfinite(read_throttle)) fail_usage("--read-throttle must be a finite number >= 0");
   if (threads > 1) pool_ = std::make_unique<kernels::ThreadPool>(threads);
   const auto& ix = reader_.index();
   if (ix.source_format != DcqSourceFormat::gguf)
@@ -118,52 +115,49 @@ DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budge
   meta_.format = ModelFormat::dcq;
   meta_.tensors.clear();  // data lives in the chunks; shapes come from the index
 
-  // The smallest working set: the forward pass holds at most three weights of one layer at once
-  // (attn_q/k/v; ffn_gate/up) or one tensor outside the layers (the classifier), and an embedding
-  // row is served from one chunk; so: max(three largest tensors of a layer, largest other
-  // tensor) + largest chunk.
-  std::unordered_map<long, std::vector<uint64_t>> layer_sizes;
-  uint64_t max_other = 0, max_chunk = 0;
-  for (size_t i = 0; i < ix.tensors.size(); ++i) {
-    const auto& t = ix.tensors[i];
-    by_name_.emplace(t.name, i);
-    if (t.duplicate_of != kDcqNoDuplicate) continue;
-    stats_.weight_bytes += t.n_bytes;
-    const long l = layer_of(t.name);
-    if (l >= 0)
-      layer_sizes[l].push_back(t.n_bytes);
-    else
-      max_other = std::max(max_other, t.n_bytes);
-  }
-  for (const auto& c : ix.chunks) max_chunk = std::max(max_chunk, c.decoded_size);
-  uint64_t max_layer = 0;
-  for (auto& [l, sizes] : layer_sizes) {
-    std::sort(sizes.begin(), sizes.end(), std::greater<>());
-    uint64_t top3 = 0;
-    for (size_t k = 0; k < std::min<size_t>(3, sizes.size()); ++k) top3 += sizes[k];
-    max_layer = std::max(max_layer, top3);
-  }
-  stats_.min_working_set = std::max(max_layer, max_other) + max_chunk;
-
-  budget_ = budget.resolve(stats_.weight_bytes);
+  // Which tensors stay decoded comes from the speed-adaptive plan (plan.cpp): measured decode
+  // cost per byte decides, the embedding table (read by rows) streams, the window fits the rest.
+  for (size_t i = 0; i < ix.tensors.size(); ++i) by_name_.emplace(ix.tensors[i].name, i);
+  PlanOptions po;
+  po.budget = budget;
+  po.threads = threads;
+  po.read_throttle = read_throttle;
+  plan_ = make_plan(reader_, po);
+  stats_.weight_bytes = plan_.weight_bytes;
+  stats_.min_working_set = plan_.min_working_set;
+  budget_ = plan_.budget_bytes;
   stats_.budget_bytes = budget_;
-  if (budget_ < stats_.min_working_set)
-    fail(ExitCode::resource, path.string() + ": memory budget of " + human(budget_) +
-                                 " is below the smallest working set of " + human(stats_.min_working_set) +
-                                 " (three tensors of a layer, or the largest tensor, plus one chunk); give at least that");
-
-  // Pin, in container order, the tensors that fit beside the streaming window.
-  pinned_.assign(ix.tensors.size(), false);
+  stats_.pinned_bytes = plan_.pinned_bytes;
+  pinned_ = plan_.pinned_by_index;
   next_.assign(ix.tensors.size(), SIZE_MAX);
-  const uint64_t pin_capacity = budget_ == kUnlimited ? kUnlimited : budget_ - stats_.min_working_set;
-  for (size_t i = 0; i < ix.tensors.size(); ++i) {
-    const auto& t = ix.tensors[i];
-    if (t.duplicate_of != kDcqNoDuplicate) continue;
-    if (pin_capacity == kUnlimited || stats_.pinned_bytes + t.n_bytes <= pin_capacity) {
-      pinned_[i] = true;
-      stats_.pinned_bytes += t.n_bytes;
-    }
+}
+
+void DcqWeights::note_read(size_t tensor, uint32_t chunk0, uint32_t chunk1) {
+  const auto& ix = reader_.index();
+  if (chunk0 == chunk1) {  // the whole tensor
+    chunk0 = ix.tensors[tensor].first_chunk;
+    chunk1 = chunk0 + ix.tensors[tensor].n_chunks;
   }
+  for (uint32_t c = chunk0; c < chunk1; ++c) stats_.bytes_read += ix.chunks[c].stored_size;
+  std::lock_guard<std::mutex> lock(io_mu_);
+  stats_.read_wait_seconds = io_wait_total_;
+}
+
+void DcqWeights::throttle_read(uint64_t stored_bytes) const {
+  // One simulated device: a read starts when the device is free and takes stored/rate seconds;
+  // the caller sleeps until its read is done (parallel decoders queue behind each other).
+  if (read_throttle_ <= 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point done;
+  {
+    std::lock_guard<std::mutex> lock(io_mu_);
+    const auto start = std::max(now, io_free_at_);
+    io_free_at_ = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                              std::chrono::duration<double>(double(stored_bytes) / read_throttle_));
+    done = io_free_at_;
+    io_wait_total_ += std::chrono::duration<double>(done - now).count();
+  }
+  std::this_thread::sleep_until(done);
 }
 
 DcqWeights::~DcqWeights() {
@@ -211,9 +205,11 @@ void DcqWeights::decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels
   std::vector<uint64_t> at(chunk1 - chunk0 + 1, 0);
   for (uint32_t c = chunk0; c < chunk1; ++c) at[c - chunk0 + 1] = at[c - chunk0] + ix.chunks[c].decoded_size;
   auto decode = [&](int64_t b, int64_t end) {
-    for (int64_t k = b; k < end; ++k)
+    for (int64_t k = b; k < end; ++k) {
+      throttle_read(ix.chunks[chunk0 + uint32_t(k)].stored_size);
       reader_.decode_chunk(chunk0 + uint32_t(k), std::span<uint8_t>(e.data.get() + at[size_t(k)],
                                                                     at[size_t(k) + 1] - at[size_t(k)]));
+    }
   };
   if (!pool || chunk1 - chunk0 < 2) {
     decode(0, chunk1 - chunk0);
@@ -264,6 +260,7 @@ DcqWeights::Entry* DcqWeights::take_prefetch(size_t tensor) {
   ++stats_.misses;
   ++stats_.prefetched;
   stats_.bytes_decoded += e->bytes;
+  note_read(tensor, 0, 0);
   stats_.decode_seconds += e->decode_seconds;
   e->holds = 1;
   Entry* ref = e.get();
@@ -325,6 +322,7 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
   decode_into(*e, chunk0, chunk1, pool_.get());
   stats_.decode_seconds += e->decode_seconds;
   stats_.bytes_decoded += bytes;
+  note_read(tensor, chunk0, chunk1);
   stats_.resident_bytes += bytes;
   stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
   e->holds = 1;
@@ -390,10 +388,10 @@ void DcqWeights::release(std::string_view name) {
 }
 
 OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget,
-                         bool prefetch, int threads) {
+                         bool prefetch, int threads, double read_throttle) {
   OpenedModel m;
   if (detect_format(path) == ModelFormat::dcq) {
-    auto w = std::make_unique<DcqWeights>(path, budget, prefetch, threads);
+    auto w = std::make_unique<DcqWeights>(path, budget, prefetch, threads, read_throttle);
     m.dcq = w.get();
     m.weights = std::move(w);
     return m;

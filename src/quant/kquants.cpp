@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "dcq/error.hpp"
 #include "dcq/fp16.hpp"
 #include "dcq/quant_blocks.hpp"
 #include "quant/quant_internal.hpp"
@@ -19,54 +20,311 @@ namespace {
 // Below this a group counts as all zero (ggml's GROUP_MAX_EPS).
 constexpr float kGroupMaxEps = 1e-15f;
 
-// Symmetric quantization of n values to [-nmax, nmax-1] with the x^2-weighted (rmse_type 1)
-// least-squares scale search of ggml's make_qx_quants: tries 19 candidate inverse scales around
-// -nmax/max and keeps the one maximising sumlx^2/suml2. L receives levels offset by nmax.
-float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
+// --- Lanes of candidate scales -------------------------------------------------------------
+// The scale searches below try a fixed list of candidate scales per sub-block. ggml walks the
+// list one candidate at a time, each with serial float sums; we run four candidates side by side
+// in the lanes of a 16-byte vector (GCC/Clang vector extensions: SSE2 on plain x86-64). A lane
+// holds one candidate and repeats ggml's scalar sequence of operations for it, in the same order
+// and precision, so its sums are bit-identical to ggml's; only the bookkeeping (which candidate
+// wins) is done afterwards, walking the candidates in ggml's order with ggml's comparisons.
+typedef float F4 __attribute__((vector_size(16)));
+typedef int32_t I4 __attribute__((vector_size(16)));
+
+inline F4 splat(float v) { return F4{v, v, v, v}; }
+inline I4 splat_i(int32_t v) { return I4{v, v, v, v}; }
+
+// nearest_int in every lane (same bit trick, same tie rule).
+inline I4 nearest_int4(F4 f) {
+  const F4 v = f + splat(12582912.f);
+  I4 i;
+  std::memcpy(&i, &v, sizeof i);
+  return (i & splat_i(0x007fffff)) - splat_i(0x00400000);
+}
+
+// Clamps levels to [lo, hi] and converts them to float (exact: they are small integers).
+inline F4 clamp_levels(I4 l, int lo, int hi) {
+  const I4 vlo = splat_i(lo), vhi = splat_i(hi);
+  l = l < vlo ? vlo : l;
+  l = l > vhi ? vhi : l;
+  return __builtin_convertvector(l, F4);
+}
+
+// clamp(nearest_int(f), lo, hi) as floats. The exact route goes through nearest_int's bits for
+// any f (NaN and out-of-range values included). The fast route, valid when every |f| < 2^22:
+// f + 1.5 * 2^23 then lies in [2^23, 2^24) where floats are exactly the integers, so the add
+// rounds f to nearest-even as nearest_int does and subtracting 1.5 * 2^23 back is exact; the
+// clamp happens on floats (min/max instead of integer compare-and-blend, no conversion).
+template <bool kFast>
+inline F4 levels(F4 f, int lo, int hi) {
+  if constexpr (kFast) {
+    const F4 c = splat(12582912.f);
+    const F4 vlo = c + splat(float(lo)), vhi = c + splat(float(hi));
+    F4 v = f + c;
+    v = v < vlo ? vlo : v;
+    v = v > vhi ? vhi : v;
+    return v - c;
+  } else {
+    return clamp_levels(nearest_int4(f), lo, hi);
+  }
+}
+
+// Below this bound on |f| the fast route of levels() is exact.
+constexpr float kFastLevelBound = 4194304.f;  // 2^22
+
+// fabsf in every lane: clears the sign bit, as fabsf does.
+inline F4 abs4(F4 f) {
+  I4 i;
+  std::memcpy(&i, &f, sizeof i);
+  i &= splat_i(0x7fffffff);
+  std::memcpy(&f, &i, sizeof f);
+  return f;
+}
+
+inline F4 load4(const float* p) {
+  F4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline void store4(float* p, F4 v) { std::memcpy(p, &v, sizeof v); }
+
+// Symmetric quantization of N values to [-nmax, nmax-1] with the x^2-weighted (rmse_type 1)
+// least-squares scale search of ggml's make_qx_quants: 18 candidate inverse scales around
+// -nmax/max, keeping the one maximising sumlx^2/suml2. L receives levels offset by nmax.
+template <int N, bool kFast>
+float qx_candidates(int nmax, const float* x, int8_t* L, float max);
+
+template <int N>
+float qx_search(int nmax, const float* x, int8_t* L) {
   float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
+  bool finite = true;
+  for (int i = 0; i < N; ++i) {
     const float ax = std::fabs(x[i]);
+    finite = finite && ax <= 3.4e38f;  // false for inf and NaN
     if (ax > amax) {
       amax = ax;
       max = x[i];
     }
   }
   if (amax < kGroupMaxEps) {
-    std::fill(L, L + n, int8_t(0));
+    std::fill(L, L + N, int8_t(0));
     return 0.f;
   }
-  float iscale = float(-nmax) / max;
+  // Finite values give |iscale * x[i]| <= (nmax + 0.9) |x[i] / max| <= nmax + 1: fast levels.
+  return finite ? qx_candidates<N, true>(nmax, x, L, max) : qx_candidates<N, false>(nmax, x, L, max);
+}
+
+template <int N, bool kFast>
+float qx_candidates(int nmax, const float* x, int8_t* L, float max) {
+  // The max-based start, scalar as in ggml; w * x[i] does not depend on the candidate.
+  const float iscale0 = float(-nmax) / max;
+  float wx[N];
   float sumlx = 0, suml2 = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
+  for (int i = 0; i < N; ++i) {
+    const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale0 * x[i])));
     L[i] = int8_t(l + nmax);
     const float w = x[i] * x[i];
-    sumlx += w * x[i] * float(l);
+    wx[i] = w * x[i];
+    sumlx += wx[i] * float(l);
     suml2 += w * float(l) * float(l);
   }
   float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
   float best = scale * sumlx;
-  for (int is = -9; is <= 9; ++is) {
-    if (is == 0) continue;
-    iscale = -(float(nmax) + 0.1f * float(is)) / max;
-    sumlx = suml2 = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
-      const float w = x[i] * x[i];
-      sumlx += w * x[i] * float(l);
-      suml2 += w * float(l) * float(l);
+  // Candidates is = -9..-1, 1..9 in lanes 0..17 (18..23 are padding, never read back).
+  constexpr int kLanes = 24;
+  alignas(16) float iscales[kLanes], slx[kLanes], sl2[kLanes];
+  for (int k = 0; k < kLanes; ++k) {
+    const int is = k < 9 ? k - 9 : k - 8;
+    iscales[k] = -(float(nmax) + 0.1f * float(is)) / max;
+  }
+  for (int g = 0; g < kLanes; g += 8) {
+    const F4 is0 = load4(iscales + g), is1 = load4(iscales + g + 4);
+    F4 a0{}, a1{}, b0{}, b1{};
+    for (int i = 0; i < N; ++i) {
+      const F4 xi = splat(x[i]), w = splat(x[i] * x[i]), wxi = splat(wx[i]);
+      const F4 l0 = levels<kFast>(is0 * xi, -nmax, nmax - 1);
+      const F4 l1 = levels<kFast>(is1 * xi, -nmax, nmax - 1);
+      a0 += wxi * l0;
+      a1 += wxi * l1;
+      b0 += w * l0 * l0;
+      b1 += w * l1 * l1;
     }
-    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-      for (int i = 0; i < n; ++i) {
-        const int l = nearest_int(iscale * x[i]);
-        L[i] = int8_t(nmax + std::max(-nmax, std::min(nmax - 1, l)));
-      }
-      scale = sumlx / suml2;
-      best = scale * sumlx;
+    store4(slx + g, a0);
+    store4(slx + g + 4, a1);
+    store4(sl2 + g, b0);
+    store4(sl2 + g + 4, b1);
+  }
+  int winner = -1;
+  for (int k = 0; k < 18; ++k) {
+    if (sl2[k] > 0 && slx[k] * slx[k] > best * sl2[k]) {
+      scale = slx[k] / sl2[k];
+      best = scale * slx[k];
+      winner = k;
+    }
+  }
+  if (winner >= 0) {
+    for (int i = 0; i < N; ++i) {
+      const int l = nearest_int(iscales[winner] * x[i]);
+      L[i] = int8_t(nmax + std::max(-nmax, std::min(nmax - 1, l)));
     }
   }
   return scale;
 }
+
+// One pass of make_qkx2_quants' candidates in 4 * G lanes against a fixed min: the weighted
+// sums of the levels, the least-squares scale and min (D, this_scale, this_min) and the error of
+// each candidate, every lane in ggml's order of operations.
+template <int N, int G, bool kMad, bool kFast>
+void qkx2_lanes(int nmax, const float* x, const float* weights, const float* xm, const float* iscales, float sum_w,
+                float sum_x, float* Ds, float* errors, float* tscales, float* tmins) {
+  F4 is[G], sl[G], sl2[G], sxl[G], ts[G], tm[G], err[G];
+  F4 lv[N][G];
+  for (int k = 0; k < G; ++k) {
+    is[k] = load4(iscales + 4 * k);
+    sl[k] = sl2[k] = sxl[k] = err[k] = splat(0.f);
+  }
+  for (int i = 0; i < N; ++i) {
+    const F4 w = splat(weights[i]), xi = splat(x[i]), d = splat(xm[i]);
+    for (int k = 0; k < G; ++k) {
+      const F4 l = levels<kFast>(is[k] * d, 0, nmax);
+      lv[i][k] = l;
+      const F4 wl = w * l;
+      sl[k] += wl;
+      sl2[k] += wl * l;
+      sxl[k] += wl * xi;
+    }
+  }
+  const F4 vsum_w = splat(sum_w), vsum_x = splat(sum_x);
+  for (int k = 0; k < G; ++k) {
+    const F4 D = vsum_w * sl2[k] - sl[k] * sl[k];
+    ts[k] = (vsum_w * sxl[k] - vsum_x * sl[k]) / D;
+    tm[k] = (sl2[k] * vsum_x - sl[k] * sxl[k]) / D;
+    // ggml: a positive min is clamped to 0 and the scale refitted without it.
+    const auto positive = tm[k] > splat(0.f);
+    ts[k] = positive ? sxl[k] / sl2[k] : ts[k];
+    tm[k] = positive ? splat(0.f) : tm[k];
+    store4(Ds + 4 * k, D);
+    store4(tscales + 4 * k, ts[k]);
+    store4(tmins + 4 * k, tm[k]);
+  }
+  for (int i = 0; i < N; ++i) {
+    const F4 w = splat(weights[i]), xi = splat(x[i]);
+    for (int k = 0; k < G; ++k) {
+      F4 diff = ts[k] * lv[i][k] + tm[k] - xi;
+      diff = kMad ? abs4(diff) : diff * diff;
+      err[k] += w * diff;
+    }
+  }
+  for (int k = 0; k < G; ++k) store4(errors + 4 * k, err[k]);
+}
+
+// Asymmetric quantization x ~ scale * L + min with L in [0, nmax] (ggml's make_qkx2_quants):
+// weighted least squares over nstep+1 candidate inverse scales. Returns the scale and stores
+// -min (a non-negative offset) in the_min. kMad: absolute instead of squared error.
+//
+// In ggml the candidates are not independent: when one wins, `min` becomes its fitted min and
+// the later candidates are computed against that new min (both the range max - min and the
+// offsets x - min). So the lanes evaluate eight candidates speculatively against the current
+// min; walking them in order, a win that moves the min discards the rest of the eight, which are
+// re-evaluated from the next candidate on against the new min.
+template <int N, bool kMad>
+float qkx2_search(int nmax, const float* x, const float* weights, uint8_t* L, float* the_min, float rmin,
+                  float rdelta, int nstep) {
+  float min = x[0], max = x[0];
+  float sum_w = weights[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < N; ++i) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    const float w = weights[i];
+    sum_w += w;
+    sum_x += w * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    std::fill(L, L + N, uint8_t(0));
+    *the_min = -min;
+    return 0.f;
+  }
+  // The range-based start, scalar as in ggml.
+  float iscale = float(nmax) / (max - min);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < N; ++i) {
+    const int l = nearest_int(iscale * (x[i] - min));
+    L[i] = uint8_t(std::max(0, std::min(nmax, l)));
+    float diff = scale * float(L[i]) + min - x[i];
+    diff = kMad ? std::fabs(diff) : diff * diff;
+    best_error += weights[i] * diff;
+  }
+  bool have_winner = false;
+  float win_iscale = 0, win_min = 0;  // what the winner's levels were computed with
+  float xm[N];
+  int first = 0;
+  while (first <= nstep) {
+    alignas(16) float iscales[8], Ds[8], errors[8], tscales[8], tmins[8];
+    for (int k = 0; k < 8; ++k) iscales[k] = (rmin + rdelta * float(first + k) + float(nmax)) / (max - min);
+    for (int i = 0; i < N; ++i) xm[i] = x[i] - min;  // invariant across the candidates
+    // The fast levels need |iscale * (x[i] - min)| < 2^22; sum_x is finite only if every x is.
+    float max_xm = 0, max_is = 0;
+    for (int i = 0; i < N; ++i) max_xm = std::max(max_xm, std::fabs(xm[i]));
+    for (int k = 0; k < 8; ++k) max_is = std::max(max_is, std::fabs(iscales[k]));
+    const bool fast = std::isfinite(sum_x) && max_xm * max_is < kFastLevelBound;  // false if NaN
+    // Eight lanes keep six sums in flight; the last four or fewer candidates need only four.
+    const int width = nstep + 1 - first > 4 ? 8 : 4;
+    if (width == 8)
+      fast ? qkx2_lanes<N, 2, kMad, true>(nmax, x, weights, xm, iscales, sum_w, sum_x, Ds, errors, tscales, tmins)
+           : qkx2_lanes<N, 2, kMad, false>(nmax, x, weights, xm, iscales, sum_w, sum_x, Ds, errors, tscales, tmins);
+    else
+      fast ? qkx2_lanes<N, 1, kMad, true>(nmax, x, weights, xm, iscales, sum_w, sum_x, Ds, errors, tscales, tmins)
+           : qkx2_lanes<N, 1, kMad, false>(nmax, x, weights, xm, iscales, sum_w, sum_x, Ds, errors, tscales, tmins);
+    // ggml's walk over the candidates: D <= 0 is skipped, a strictly smaller error wins.
+    int next = first + width;
+    for (int k = 0; k < width && first + k <= nstep; ++k) {
+      if (Ds[k] > 0 && errors[k] < best_error) {
+        best_error = errors[k];
+        scale = tscales[k];
+        have_winner = true;
+        win_iscale = iscales[k];
+        win_min = min;
+        const bool moved = std::memcmp(&tmins[k], &min, sizeof min) != 0;
+        min = tmins[k];
+        if (moved) {
+          next = first + k + 1;  // the later lanes used the old min
+          break;
+        }
+      }
+    }
+    first = next;
+  }
+  if (have_winner) {
+    for (int i = 0; i < N; ++i) {
+      const int l = nearest_int(win_iscale * (x[i] - win_min));
+      L[i] = uint8_t(std::max(0, std::min(nmax, l)));
+    }
+  }
+  *the_min = -min;
+  return scale;
+}
+
+}  // namespace
+
+// Non-template entry points (quant_internal.hpp): the shapes the k-quants use, and the tests.
+float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
+  DCQ_ASSERT(n == 16);
+  return qx_search<16>(nmax, x, L);
+}
+
+float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
+                       float rmin, float rdelta, int nstep, bool use_mad) {
+  DCQ_ASSERT(nstep >= 1);
+  if (n == 32 && !use_mad) return qkx2_search<32, false>(nmax, x, weights, L, the_min, rmin, rdelta, nstep);
+  if (n == 16 && use_mad) return qkx2_search<16, true>(nmax, x, weights, L, the_min, rmin, rdelta, nstep);
+  DCQ_ASSERT(!"unsupported make_qkx2_quants shape");
+  return 0.f;
+}
+
+namespace {
 
 // Q3_K's sub-block search (ggml's make_q3_quants with do_rmse): start from the max-based levels,
 // then up to 5 passes moving single levels whenever that improves the x^2-weighted fit.
@@ -119,78 +377,6 @@ float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
   return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
-// Asymmetric quantization x ~ scale * L + min with L in [0, nmax] (ggml's make_qkx2_quants):
-// weighted least squares over nstep+1 candidate inverse scales. Returns the scale and stores
-// -min (a non-negative offset) in the_min.
-float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
-                       uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad) {
-  float min = x[0], max = x[0];
-  float sum_w = weights[0];
-  float sum_x = sum_w * x[0];
-  for (int i = 1; i < n; ++i) {
-    if (x[i] < min) min = x[i];
-    if (x[i] > max) max = x[i];
-    const float w = weights[i];
-    sum_w += w;
-    sum_x += w * x[i];
-  }
-  if (min > 0) min = 0;
-  if (max == min) {
-    std::fill(L, L + n, uint8_t(0));
-    *the_min = -min;
-    return 0.f;
-  }
-  float iscale = float(nmax) / (max - min);
-  float scale = 1 / iscale;
-  float best_error = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = nearest_int(iscale * (x[i] - min));
-    L[i] = uint8_t(std::max(0, std::min(nmax, l)));
-    float diff = scale * float(L[i]) + min - x[i];
-    diff = use_mad ? std::fabs(diff) : diff * diff;
-    best_error += weights[i] * diff;
-  }
-  if (nstep < 1) {
-    *the_min = -min;
-    return scale;
-  }
-  for (int is = 0; is <= nstep; ++is) {
-    iscale = (rmin + rdelta * float(is) + float(nmax)) / (max - min);
-    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = std::max(0, std::min(nmax, nearest_int(iscale * (x[i] - min))));
-      Laux[i] = uint8_t(l);
-      const float w = weights[i];
-      sum_l += w * float(l);
-      sum_l2 += w * float(l) * float(l);
-      sum_xl += w * float(l) * x[i];
-    }
-    const float D = sum_w * sum_l2 - sum_l * sum_l;
-    if (D > 0) {
-      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-      if (this_min > 0) {
-        this_min = 0;
-        this_scale = sum_xl / sum_l2;
-      }
-      float cur_error = 0;
-      for (int i = 0; i < n; ++i) {
-        float diff = this_scale * float(Laux[i]) + this_min - x[i];
-        diff = use_mad ? std::fabs(diff) : diff * diff;
-        cur_error += weights[i] * diff;
-      }
-      if (cur_error < best_error) {
-        std::copy(Laux, Laux + n, L);
-        best_error = cur_error;
-        scale = this_scale;
-        min = this_min;
-      }
-    }
-  }
-  *the_min = -min;
-  return scale;
-}
-
 // Packs 256 2-bit values: byte l of each 32-byte group holds elements l, l+32, l+64, l+96.
 void pack_2bit(const uint8_t* L, uint8_t* qs) {
   for (int j = 0; j < QK_K; j += 128)
@@ -202,7 +388,6 @@ void pack_2bit(const uint8_t* L, uint8_t* qs) {
 // fp16 super-scales, then the levels recomputed against the rounded scales.
 void quantize_k_scales_mins(const float* x, int nmax, float rmin, float rdelta, int nstep, uint16_t& d_out,
                             uint16_t& dmin_out, uint8_t* scales_out, uint8_t* L) {
-  uint8_t Laux[32];
   float weights[32];
   float mins[QK_K / 32], scales[QK_K / 32];
   float max_scale = 0, max_min = 0;
@@ -211,7 +396,7 @@ void quantize_k_scales_mins(const float* x, int nmax, float rmin, float rdelta, 
     for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
     const float av_x = std::sqrt(sum_x2 / 32);
     for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep, false);
+    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], rmin, rdelta, nstep, false);
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
@@ -249,7 +434,7 @@ void quantize_k_scales_mins(const float* x, int nmax, float rmin, float rdelta, 
 
 void quantize_q2_K(const float* x, void* y, int64_t nblocks) {
   auto* out = static_cast<uint8_t*>(y);
-  uint8_t L[QK_K], Laux[16];
+  uint8_t L[QK_K];
   float weights[16], mins[QK_K / 16], scales[QK_K / 16];
   const float q4scale = 15.f;
   for (int64_t i = 0; i < nblocks; ++i, x += QK_K, out += sizeof(BlockQ2_K)) {
@@ -257,7 +442,7 @@ void quantize_q2_K(const float* x, void* y, int64_t nblocks) {
     float max_scale = 0, max_min = 0;  // the min is subtracted, so scales are never negative
     for (int j = 0; j < QK_K / 16; ++j) {
       for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
-      scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+      scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }

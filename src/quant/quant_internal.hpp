@@ -59,6 +59,14 @@ void dequantize_q5_K(const void* x, float* y, int64_t nblocks);
 void dequantize_q6_K(const void* x, float* y, int64_t nblocks);
 void dequantize_q8_K(const void* x, float* y, int64_t nblocks);
 
+// The k-quants' scale searches (ggml's make_qx_quants with rmse_type 1 and no importance
+// weights, and make_qkx2_quants), exposed for the tests that pit them against a plain scalar
+// transcription. Supported shapes: make_qx_quants n = 16; make_qkx2_quants n = 32 without
+// use_mad (Q4_K, Q5_K) and n = 16 with use_mad (Q2_K), nstep >= 1.
+float make_qx_quants(int n, int nmax, const float* x, int8_t* L);
+float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
+                       float rmin, float rdelta, int nstep, bool use_mad);
+
 // Non-linear 4-bit types (iquants.cpp).
 void quantize_iq4_nl(const float* x, void* y, int64_t nblocks);
 void quantize_iq4_xs(const float* x, void* y, int64_t nblocks);

@@ -129,6 +129,24 @@ Engine::Engine(WeightSource& weights, const EngineOptions& options) : w_(weights
     expect(blk(l, "ffn_down"), cfg_.n_ff, cfg_.n_embd, true);
   }
 
+  // Sub-layers a structured pruning removed (their weights are zeros, so skipping them is exact).
+  auto pruned = [&](const char* key) {
+    std::vector<uint8_t> flags(size_t(cfg_.n_layer), 0);
+    if (const GgufValue* v = w_.find_kv(key)) {
+      if (v->type() != GgufType::ARRAY) fail_input(w_.describe() + ": metadata key " + key + " is not an array");
+      for (const GgufValue& item : v->as_array(key).items) {
+        if (!item.is_integer()) fail_input(w_.describe() + ": metadata key " + key + " holds a non-integer");
+        const int64_t l = item.as_int(key);
+        if (l < 0 || l >= cfg_.n_layer)
+          fail_input(w_.describe() + ": metadata key " + key + " names layer " + std::to_string(l) + " of " +
+                     std::to_string(cfg_.n_layer));
+        flags[size_t(l)] = 1;
+      }
+    }
+    return flags;
+  };
+  pruned_attn_ = pruned("dcq.pruned.attn");
+  pruned_ffn_ = pruned("dcq.pruned.ffn");
   set_skips(options.skip_attn, options.skip_ffn);
   st_ = std::make_unique<State>(options.n_threads);
   const size_t cache = size_t(cfg_.n_layer) * size_t(n_ctx_) * size_t(kv_dim);
@@ -150,6 +168,10 @@ void Engine::set_skips(std::vector<uint8_t> skip_attn, std::vector<uint8_t> skip
   skip_ffn_ = std::move(skip_ffn);
   skip_attn_.resize(size_t(cfg_.n_layer), 0);
   skip_ffn_.resize(size_t(cfg_.n_layer), 0);
+  for (size_t l = 0; l < pruned_attn_.size(); ++l) {
+    skip_attn_[l] |= pruned_attn_[l];
+    skip_ffn_[l] |= pruned_ffn_[l];
+  }
   n_past_ = 0;
 }
 
@@ -223,9 +245,34 @@ std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_lo
 
   // Only the rows whose logits are wanted go past the last attention (as llama.cpp does).
   const int first = all_logits ? 0 : n - 1;
-  const int n_out = n - first;
   for (int l = 0; l < cfg_.n_layer; ++l) forward_layer(l, n, l == cfg_.n_layer - 1 ? first : 0);
+  return finish(n, first);
+}
 
+std::span<const float> Engine::eval_from(int unit, std::span<const float> hidden, bool all_logits) {
+  const int dim = cfg_.n_embd;
+  if (unit < 0 || unit > 2 * cfg_.n_layer) fail_usage("eval_from: sub-layer " + std::to_string(unit) + " is out of range");
+  if (hidden.empty() || hidden.size() % size_t(dim) != 0)
+    fail_usage("eval_from: the residual stream is not a whole number of rows of " + std::to_string(dim));
+  const int n = static_cast<int>(hidden.size() / size_t(dim));
+  if (n_past_ + n > n_ctx_)
+    fail_input("context full: " + std::to_string(n_past_ + n) + " tokens do not fit in a context of " +
+               std::to_string(n_ctx_));
+  State& s = *st_;
+  s.x.assign(hidden.begin(), hidden.end());
+  const int first = all_logits ? 0 : n - 1;
+  for (int l = unit / 2; l < cfg_.n_layer; ++l)
+    forward_layer(l, n, l == cfg_.n_layer - 1 ? first : 0, l == unit / 2 && unit % 2 == 1);
+  if (unit == 2 * cfg_.n_layer && first > 0)
+    std::copy(s.x.begin() + ptrdiff_t(first) * dim, s.x.begin() + ptrdiff_t(n) * dim, s.x.begin());
+  return finish(n, first);
+}
+
+std::span<const float> Engine::finish(int n, int first) {
+  const int dim = cfg_.n_embd;
+  const int n_out = n - first;
+  State& s = *st_;
+  if (observer_) observer_->observe_residual(2 * cfg_.n_layer, s.x.data(), n_out, dim);
   // Final norm, then the classifier. s.x now holds the n_out rows.
   s.xb.resize(size_t(n_out) * dim);
   {
@@ -244,7 +291,7 @@ std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_lo
   return s.logits;
 }
 
-void Engine::forward_layer(int l, int n, int drop) {
+void Engine::forward_layer(int l, int n, int drop, bool from_ffn) {
   State& s = *st_;
   const int dim = cfg_.n_embd, n_ff = cfg_.n_ff;
   const size_t N = size_t(n);
@@ -255,10 +302,12 @@ void Engine::forward_layer(int l, int n, int drop) {
 
   // A skipped sub-layer is the identity: the residual stream passes through unchanged, and this
   // layer's KV cache is never read (no later layer looks at another layer's cache).
-  if (!skip_attn_[size_t(l)]) attention_block(l, n, drop);
+  if (observer_ && !from_ffn) observer_->observe_residual(2 * l, s.x.data(), n, dim);
+  if (!from_ffn && !skip_attn_[size_t(l)]) attention_block(l, n, drop);
   else if (drop > 0)
     std::copy(s.x.begin() + ptrdiff_t(drop) * dim, s.x.begin() + ptrdiff_t(n) * dim, s.x.begin());
   const int m = n - drop;
+  if (observer_) observer_->observe_residual(2 * l + 1, s.x.data(), m, dim);
   if (!skip_ffn_[size_t(l)]) ffn_block(l, m);
 }
 

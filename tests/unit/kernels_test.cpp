@@ -82,6 +82,128 @@ TEST(Kernels, EverySimdPathMatchesScalarOnRealTensors) {
   }
 }
 
+// dcq's I8 codes (int8 code, float scale per `group` codes of a row; activations stay float).
+// The SIMD paths change only the float summation order. Budget (kI8Budget): 1e-5 of
+// sum |scale * code * x| per output, against the scalar twin; the scalar twin itself is held to
+// the exact (double) sum within 1e-6 of the same magnitude.
+constexpr double kI8Budget = 1e-5;
+
+struct I8Case {
+  int64_t cols, group;
+};
+
+std::vector<I8Case> i8_cases() {
+  std::vector<I8Case> cases;
+  for (int64_t cols : {64, 172, 256, 4096}) {
+    for (int64_t group : {int64_t(32), int64_t(64), int64_t(128), cols, int64_t(43), int64_t(4)})
+      if (group <= cols && cols % group == 0) cases.push_back({cols, group});
+  }
+  return cases;
+}
+
+TEST(Kernels, I8EveryPathMatchesScalarTwinOnRandomCodes) {
+  IsaGuard guard;
+  std::mt19937 gen(5);
+  std::uniform_int_distribution<int> code(-127, 127);
+  std::uniform_real_distribution<float> scale(1e-3f, 5e-2f);
+  int checked = 0;
+  for (const I8Case c : i8_cases()) {
+    const int64_t rows = 37, n_tok = 6;  // 37 rows: row tiles of 16 plus a remainder
+    std::vector<int8_t> codes(size_t(rows * c.cols));
+    for (auto& v : codes) v = static_cast<int8_t>(code(gen));
+    std::vector<float> scales(size_t(rows * (c.cols / c.group)));
+    for (auto& v : scales) v = scale(gen);
+    const auto x = random_floats(size_t(c.cols * n_tok), uint32_t(c.cols + c.group));
+    const k::Matrix w{GgmlType::I8, c.cols, rows, reinterpret_cast<const uint8_t*>(codes.data()), scales.data(), c.group};
+    // Exact sums and magnitudes in double.
+    std::vector<double> exact(size_t(rows * n_tok)), mag(exact.size());
+    for (int64_t t = 0; t < n_tok; ++t)
+      for (int64_t r = 0; r < rows; ++r) {
+        double s = 0, a = 0;
+        for (int64_t i = 0; i < c.cols; ++i) {
+          const double p = double(scales[size_t(r * (c.cols / c.group) + i / c.group)]) *
+                           codes[size_t(r * c.cols + i)] * x[size_t(t * c.cols + i)];
+          s += p;
+          a += std::fabs(p);
+        }
+        exact[size_t(t * rows + r)] = s;
+        mag[size_t(t * rows + r)] = a;
+      }
+    k::set_isa(k::Isa::scalar);
+    std::vector<float> ref(exact.size());
+    k::matmul(w, x.data(), n_tok, ref.data(), nullptr);
+    for (size_t i = 0; i < ref.size(); ++i)
+      ASSERT_NEAR(ref[i], exact[i], 1e-6 * mag[i]) << "scalar cols " << c.cols << " group " << c.group;
+    for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+      if (!k::cpu_supports(isa)) continue;
+      k::set_isa(isa);
+      std::vector<float> got(ref.size());
+      k::matmul(w, x.data(), n_tok, got.data(), nullptr);  // 4-token tiles + 2 single tokens
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_NEAR(got[i], ref[i], kI8Budget * mag[i])
+            << k::isa_name(isa) << " cols " << c.cols << " group " << c.group << " at " << i;
+      for (int64_t r = 0; r < rows; ++r) {  // the one-row dot of token 3 alone
+        const float one = k::vec_dot_i8(c.cols, codes.data() + r * c.cols, x.data() + 3 * c.cols,
+                                        scales.data() + r * (c.cols / c.group), c.group);
+        ASSERT_NEAR(one, ref[size_t(3 * rows + r)], kI8Budget * mag[size_t(3 * rows + r)])
+            << k::isa_name(isa) << " dot cols " << c.cols << " group " << c.group;
+      }
+      k::ThreadPool pool(2);
+      std::vector<float> threaded(ref.size());
+      k::matmul(w, x.data(), n_tok, threaded.data(), &pool);
+      EXPECT_EQ(threaded, got) << "threads change I8 results";
+      ++checked;
+    }
+  }
+  if (k::cpu_supports(k::Isa::avx2)) {
+    EXPECT_GE(checked, 13);
+  }
+}
+
+// The Q8_0 / Q4_0 kernels (AVX2 maddubs, AVX-512 VNNI) promise more than the 1e-5 budget: exact
+// integer block sums and the scalar twin's float chain, so results are bit-identical with it
+// (llama.cpp's perplexities are matched to 0.1 %, and single-token and batched evaluation must
+// agree exactly). Random blocks, extreme levels (-128 in Q8_0) included; 3 and 24 blocks per
+// row (odd and even block counts), 1 and 5 tokens, 9 rows (4-row groups plus a remainder).
+TEST(Kernels, Q8_0AndQ4_0PathsAreBitIdenticalWithScalarTwin) {
+  IsaGuard guard;
+  std::mt19937 gen(17);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> dist(1e-4f, 1e-2f);
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    for (int64_t cols : {96, 768}) {
+      const int64_t rows = 9, n_tok = 5;
+      const size_t stride = *row_bytes(type, cols);
+      std::vector<uint8_t> wbytes(stride * rows);
+      for (auto& v : wbytes) v = static_cast<uint8_t>(byte(gen));
+      const size_t block = type == GgmlType::Q8_0 ? 34 : 18;
+      for (size_t off = 0; off < wbytes.size(); off += block) {  // valid, finite scales
+        const uint16_t d = float_to_fp16(dist(gen));
+        wbytes[off] = uint8_t(d & 0xFF);
+        wbytes[off + 1] = uint8_t(d >> 8);
+      }
+      const auto x = random_floats(size_t(cols * n_tok), uint32_t(cols), 2.f);
+      const k::Matrix w{type, cols, rows, wbytes.data()};
+      k::set_isa(k::Isa::scalar);
+      std::vector<float> ref(size_t(rows * n_tok));
+      k::matmul(w, x.data(), n_tok, ref.data(), nullptr);
+      for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+        if (!k::cpu_supports(isa)) continue;
+        k::set_isa(isa);
+        std::vector<float> got(ref.size());
+        k::matmul(w, x.data(), n_tok, got.data(), nullptr);
+        EXPECT_EQ(got, ref) << type_name(type) << " " << cols << " " << k::isa_name(isa) << " batch";
+        for (int64_t t = 0; t < n_tok; ++t) {
+          std::vector<float> one(static_cast<size_t>(rows));
+          k::matmul(w, x.data() + t * cols, 1, one.data(), nullptr);
+          EXPECT_EQ(one, std::vector<float>(ref.begin() + t * rows, ref.begin() + (t + 1) * rows))
+              << type_name(type) << " " << cols << " " << k::isa_name(isa) << " token " << t;
+        }
+      }
+    }
+  }
+}
+
 // Activation quantization must be bit-identical on every path: it decides which integers the
 // block sums see, and llama.cpp's numbers depend on them.
 TEST(Kernels, ActivationQuantizersAreBitIdenticalOnEveryPath) {

@@ -2,6 +2,9 @@
 // memory budget, never holds more than the budget, and refuses corrupt chunks and tiny budgets.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+
 #include <nlohmann/json.hpp>
 
 #include "dcq/compress.hpp"
@@ -209,4 +212,170 @@ TEST(LoaderIntegrity, CorruptChunkGivesExit4DuringRun) {
   const auto p = test::run_dcq("run " + dcq.string() + " -p 'Once upon a time' -n 8 --temp 0 --prefetch --mem-budget 50%");
   EXPECT_EQ(p.exit_code, 4) << p.err;
   EXPECT_NE(p.err.find(tensor), std::string::npos) << p.err;
+}
+
+// The speed-adaptive plan: pinned bytes plus the streaming window it needs stay within the budget
+// at every budget, less memory never streams less, the row-read embedding table is streamed
+// first, and the loader follows the plan (its own accounting stays below the budget).
+TEST(LoaderPlan, RespectsBudgetAndStreamsMoreWithLessMemory) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const fs::path dcq = make_dcq(dir.path(), "Q8_0");
+  const auto reader = DcqReader::open(dcq);
+  uint64_t last_streamed = 0;
+  for (const char* budget : {"100%", "80%", "60%", "40%", "30%", "20%"}) {
+    PlanOptions po;
+    po.budget = MemBudget::parse(budget);
+    po.measured_speeds = false;  // deterministic
+    const LoadPlan p = make_plan(reader, po);
+    EXPECT_LE(p.pinned_bytes + p.working_set, p.budget_bytes) << budget;
+    EXPECT_LE(p.working_set, p.min_working_set) << budget;
+    uint64_t pinned = 0, streamed = 0;
+    for (const auto& t : p.tensors) {
+      if (t.pinned) {
+        pinned += t.bytes;
+      } else {
+        streamed += t.bytes_per_pass;
+      }
+      if (t.name == "token_embd.weight") {
+        EXPECT_TRUE(t.row_access);
+        if (std::string(budget) != "100%") {
+          EXPECT_FALSE(t.pinned) << budget << ": rows cost one chunk per token";
+        }
+      }
+    }
+    EXPECT_EQ(pinned, p.pinned_bytes) << budget;
+    EXPECT_EQ(streamed, p.streamed_bytes_per_token) << budget;
+    EXPECT_GE(p.streamed_bytes_per_token, last_streamed) << budget;
+    last_streamed = p.streamed_bytes_per_token;
+    if (std::string(budget) != "100%") {
+      EXPECT_GT(p.streamed_bytes_per_token, 0u) << budget;
+      EXPECT_GT(p.decode_seconds_per_token, 0) << budget;
+      EXPECT_FALSE(p.store_raw.empty()) << budget;
+    }
+    DcqWeights w(dcq, po.budget);
+    // The loader plans with measured speeds (a different but equally valid choice): it follows it.
+    EXPECT_EQ(w.stats().pinned_bytes, w.plan().pinned_bytes) << budget;
+    EXPECT_LE(w.plan().pinned_bytes + w.plan().working_set, w.stats().budget_bytes) << budget;
+    (void)greedy(w, *w.model(), 4);
+    EXPECT_LE(w.stats().peak_resident_bytes, w.stats().budget_bytes) << budget;
+  }
+  // 100%: everything fits, nothing is decoded twice.
+  PlanOptions all;
+  all.budget = MemBudget::parse("200%");
+  all.measured_speeds = false;
+  EXPECT_EQ(make_plan(reader, all).streamed_bytes_per_token, 0u);
+}
+
+// Same greedy tokens as the GGUF at more budgets, with two decoder threads and a (fast)
+// simulated slow device; the measured wall time is never below the device time of what was read.
+TEST(LoaderGreedy, DcqMatchesGgufWithThreadsAndReadThrottle) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const Model gguf = load_model(test::model_path("stories260K/stories260K-Q8_0.gguf"));
+  ModelWeights gw(gguf);
+  const auto want = greedy(gw, gguf, 16);
+  const fs::path dcq = make_dcq(dir.path(), "Q8_0");
+  const double rate = 50e6;  // 50 MB/s
+  for (const char* budget : {"75%", "35%", "25%"}) {
+    DcqWeights w(dcq, MemBudget::parse(budget), false, 2, rate);
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(greedy(w, *w.model(), 16), want) << budget;
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto& s = w.stats();
+    EXPECT_GT(s.bytes_read, 0u);
+    EXPECT_LT(s.bytes_read, s.bytes_decoded) << "the stored bytes are compressed";
+    EXPECT_GE(wall, 0.95 * double(s.bytes_read) / rate) << budget;
+    EXPECT_GT(s.read_wait_seconds, 0) << budget;
+    EXPECT_LE(s.peak_resident_bytes, s.budget_bytes) << budget;
+  }
+}
+
+// Flags: bad budgets and throttles exit 2 with one line; `plan --json` agrees with the library.
+TEST(LoaderCli, PlanAndBadFlags) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const fs::path dcq = make_dcq(dir.path(), "Q8_0");
+  const auto ok = test::run_dcq("plan " + dcq.string() + " --mem-budget 40% --json");
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  const auto j = nlohmann::json::parse(ok.out);
+  EXPECT_LE(j["pinned_bytes"].get<uint64_t>() + j["working_set_bytes"].get<uint64_t>(), j["budget_bytes"].get<uint64_t>());
+  EXPECT_GT(j["streamed_bytes_per_token"].get<uint64_t>(), 0u);
+  EXPECT_GT(j["compute_seconds_per_token"].get<double>(), 0);
+  EXPECT_GT(j["predicted_tok_s"].get<double>(), 0);
+  EXPECT_LE(j["predicted_tok_s"].get<double>(), j["resident_tok_s"].get<double>());
+  size_t distinct = 0;
+  const auto reader = DcqReader::open(dcq);
+  for (const auto& t : reader.index().tensors) distinct += t.duplicate_of == kDcqNoDuplicate;
+  EXPECT_EQ(j["tensors"].size(), distinct);
+  const auto text = test::run_dcq("plan " + dcq.string() + " --mem-budget 40%");
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("streamed"), std::string::npos);
+  const std::string run = "run " + dcq.string() + " -p 'Once upon a time' -n 2 --temp 0";
+  for (const std::string& bad : std::vector<std::string>{"plan " + dcq.string() + " --mem-budget 0", "plan " + dcq.string() + " --mem-budget abc",
+                                "plan " + dcq.string() + " --mem-budget 50% --read-throttle -5",
+                                run + " --mem-budget 0", run + " --read-throttle x", run + " --read-throttle -1",
+                                "bench memory " + dcq.string() + " --budgets 50%,zz",
+                                "bench memory " + dcq.string() + " --read-throttle -3"}) {
+    const auto r = test::run_dcq(bad);
+    EXPECT_EQ(r.exit_code, 2) << bad << "\n" << r.err;
+    std::string e = r.err;
+    while (!e.empty() && e.back() == '\n') e.pop_back();
+    EXPECT_FALSE(e.empty()) << bad;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << bad << ": " << r.err;
+  }
+  const auto small = test::run_dcq("plan " + dcq.string() + " --mem-budget 1K");
+  EXPECT_EQ(small.exit_code, 5) << small.err;
+}
+
+// `dcq bench memory`: one row per budget, the tokens of the resident run, the cache within budget.
+TEST(LoaderCli, BenchMemoryReportsEveryBudget) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const fs::path dcq = make_dcq(dir.path(), "Q8_0");
+  const auto r = test::run_dcq("bench memory " + dcq.string() + " --budgets 100%,30% --tokens 4 --repeats 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["budgets"].size(), 2u);
+  for (const auto& b : j["budgets"]) {
+    EXPECT_TRUE(b["tokens_equal_resident"].get<bool>()) << b.dump();
+    EXPECT_LE(b["peak_cache_bytes"].get<uint64_t>(), b["budget_bytes"].get<uint64_t>());
+    EXPECT_GT(b["gen_tok_s"].get<double>(), 0);
+    EXPECT_GT(b["peak_rss_bytes"].get<uint64_t>(), 0u);
+    EXPECT_GT(b["limit_tok_s"].get<double>(), 0);
+  }
+  const auto csv = test::run_dcq("bench memory " + dcq.string() + " --budgets 50% --tokens 2 --repeats 1 --csv");
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  EXPECT_EQ(std::count(csv.out.begin(), csv.out.end(), '\n'), 3) << csv.out;  // header, resident, 50%
+}
+
+// Repack: the streamed tensors of a plan stored raw; same tokens, raw chunks, and the planner on
+// the repacked file sees those tensors as cheap to stream.
+TEST(LoaderRepack, StreamedTensorsStoredRawSameTokens) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const fs::path dcq = make_dcq(dir.path(), "Q8_0");
+  PlanOptions po;
+  po.budget = MemBudget::parse("40%");
+  po.measured_speeds = false;
+  const auto plan = make_plan(DcqReader::open(dcq), po);
+  ASSERT_FALSE(plan.store_raw.empty());
+  const fs::path out = dir.path() / "raw.dcq";
+  const auto rep = repack_raw(dcq, out, plan.store_raw, false);
+  EXPECT_GT(rep["raw_chunks"].get<uint64_t>(), 0u);
+  EXPECT_GT(fs::file_size(out), fs::file_size(dcq));  // raw is larger: the price of zero decode
+  const auto r = DcqReader::open(out);
+  for (const auto& t : r.index().tensors) {
+    if (std::find(plan.store_raw.begin(), plan.store_raw.end(), t.name) == plan.store_raw.end()) continue;
+    for (uint32_t c = t.first_chunk; c < t.first_chunk + t.n_chunks; ++c) {
+      EXPECT_EQ(r.index().chunks[c].codec, CodecId::raw) << t.name;
+    }
+  }
+  DcqWeights a(dcq, po.budget), b(out, po.budget);
+  EXPECT_EQ(greedy(a, *a.model(), 16), greedy(b, *b.model(), 16));
+  const auto v = test::run_dcq("verify " + out.string());
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  // Refuses to overwrite without force, and to write over its input.
+  EXPECT_THROW(repack_raw(dcq, out, plan.store_raw, false), Error);
+  EXPECT_THROW(repack_raw(dcq, dcq, plan.store_raw, true), Error);
 }

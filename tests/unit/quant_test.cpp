@@ -3,19 +3,148 @@
 // model, thread-count independence and input validation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "dcq/error.hpp"
 #include "dcq/gguf.hpp"
 #include "dcq/quant.hpp"
+#include "quant/quant_internal.hpp"
 #include "test_support.hpp"
 
 using namespace dcq;
 
 namespace {
+
+// Below this a group counts as all zero (ggml's GROUP_MAX_EPS).
+constexpr float kGroupMaxEps = 1e-15f;
+
+// Oracle: ggml's make_qx_quants (rmse_type 1) transcribed one candidate at a time, the way the
+// library computed it before its searches ran candidates in vector lanes. Symmetric quantization of n values to [-nmax, nmax-1] with the x^2-weighted (rmse_type 1)
+// least-squares scale search of ggml's make_qx_quants: tries 19 candidate inverse scales around
+// -nmax/max and keeps the one maximising sumlx^2/suml2. L receives levels offset by nmax.
+float oracle_qx_quants(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    std::fill(L, L + n, int8_t(0));
+    return 0.f;
+  }
+  float iscale = float(-nmax) / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::max(-nmax, std::min(nmax - 1, quant_detail::nearest_int(iscale * x[i])));
+    L[i] = int8_t(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * float(l);
+    suml2 += w * float(l) * float(l);
+  }
+  float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(float(nmax) + 0.1f * float(is)) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::max(-nmax, std::min(nmax - 1, quant_detail::nearest_int(iscale * x[i])));
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * float(l);
+      suml2 += w * float(l) * float(l);
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) {
+        const int l = quant_detail::nearest_int(iscale * x[i]);
+        L[i] = int8_t(nmax + std::max(-nmax, std::min(nmax - 1, l)));
+      }
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+// Oracle: ggml's make_qkx2_quants transcribed one candidate at a time. Asymmetric quantization x ~ scale * L + min with L in [0, nmax] (ggml's make_qkx2_quants):
+// weighted least squares over nstep+1 candidate inverse scales. Returns the scale and stores
+// -min (a non-negative offset) in the_min.
+float oracle_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
+                       uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad) {
+  float min = x[0], max = x[0];
+  float sum_w = weights[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    const float w = weights[i];
+    sum_w += w;
+    sum_x += w * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    std::fill(L, L + n, uint8_t(0));
+    *the_min = -min;
+    return 0.f;
+  }
+  float iscale = float(nmax) / (max - min);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = quant_detail::nearest_int(iscale * (x[i] - min));
+    L[i] = uint8_t(std::max(0, std::min(nmax, l)));
+    float diff = scale * float(L[i]) + min - x[i];
+    diff = use_mad ? std::fabs(diff) : diff * diff;
+    best_error += weights[i] * diff;
+  }
+  if (nstep < 1) {
+    *the_min = -min;
+    return scale;
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * float(is) + float(nmax)) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::max(0, std::min(nmax, quant_detail::nearest_int(iscale * (x[i] - min))));
+      Laux[i] = uint8_t(l);
+      const float w = weights[i];
+      sum_l += w * float(l);
+      sum_l2 += w * float(l) * float(l);
+      sum_xl += w * float(l) * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+      }
+      float cur_error = 0;
+      for (int i = 0; i < n; ++i) {
+        float diff = this_scale * float(Laux[i]) + this_min - x[i];
+        diff = use_mad ? std::fabs(diff) : diff * diff;
+        cur_error += weights[i] * diff;
+      }
+      if (cur_error < best_error) {
+        std::copy(Laux, Laux + n, L);
+        best_error = cur_error;
+        scale = this_scale;
+        min = this_min;
+      }
+    }
+  }
+  *the_min = -min;
+  return scale;
+}
 
 // synth256 file suffix -> the block type its 2-D tensors hold (k-quant files are named _S).
 struct SynthFile {
@@ -238,4 +367,85 @@ TEST(Quantize, DegenerateBlocks) {
       }
     }
   }
+}
+
+// The library's scale searches evaluate candidate scales in vector lanes; bytes stay identical
+// only if each lane repeats ggml's scalar arithmetic exactly. Pit them against the one-candidate-
+// at-a-time oracle above on sub-blocks built to reach every branch: Gaussian and uniform values
+// at many magnitudes, all-positive blocks (min clamped to 0), exact ties (multiples of 1/8),
+// constant and all-zero blocks, single spikes, denormals and values whose squares overflow.
+TEST(Quantize, ScaleSearchesMatchScalarOracle) {
+  std::mt19937 rng(20261129);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::uniform_real_distribution<float> ud(-1.f, 1.f);
+  std::uniform_int_distribution<int> pick(0, 8);
+  std::uniform_int_distribution<int> eighths(-24, 24);
+  std::uniform_real_distribution<float> log_mag(-12.f, 12.f);
+  auto bits = [](float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    return u;
+  };
+  auto make_block = [&](int n, int kind) {
+    std::vector<float> x(static_cast<size_t>(n));
+    const float mag = std::pow(10.f, log_mag(rng));
+    for (auto& v : x) {
+      switch (kind) {
+        case 0: v = nd(rng) * mag; break;
+        case 1: v = ud(rng) * mag; break;
+        case 2: v = std::fabs(nd(rng)) * mag + 0.5f * mag; break;  // all positive
+        case 3: v = float(eighths(rng)) / 8.f; break;              // ties at every rounding
+        case 4: v = 0.375f; break;                                 // constant
+        case 5: v = 0.f; break;
+        case 6: v = nd(rng) * 1e-39f; break;  // denormal: below GROUP_MAX_EPS
+        case 7: v = nd(rng) * 3e19f; break;   // x^2 * x overflows to inf
+        default: v = (&v == &x[3]) ? -2.5f * mag : 0.f; break;  // one spike
+      }
+    }
+    return x;
+  };
+  int compared = 0;
+  for (int iter = 0; iter < 6000; ++iter) {
+    const int kind = pick(rng);
+    // Q4_K and Q5_K: 32 values, av_x + |x| weights, squared error.
+    for (const auto& [nmax, rmin, nstep] : {std::tuple{15, -1.f, 20}, std::tuple{31, -0.5f, 15}}) {
+      const auto x = make_block(32, kind);
+      float sum_x2 = 0;
+      for (float v : x) sum_x2 += v * v;
+      const float av_x = std::sqrt(sum_x2 / 32);
+      std::vector<float> w(32);
+      for (int l = 0; l < 32; ++l) w[size_t(l)] = av_x + std::fabs(x[size_t(l)]);
+      uint8_t L[32], Lref[32], Laux[32];
+      float m = -1, mref = -2;
+      const float s = quant_detail::make_qkx2_quants(32, nmax, x.data(), w.data(), L, &m, rmin, 0.1f, nstep, false);
+      const float sref = oracle_qkx2_quants(32, nmax, x.data(), w.data(), Lref, &mref, Laux, rmin, 0.1f, nstep, false);
+      ASSERT_EQ(bits(s), bits(sref)) << "qkx2 n=32 nmax=" << nmax << " kind " << kind << " iter " << iter;
+      ASSERT_EQ(bits(m), bits(mref)) << "qkx2 n=32 nmax=" << nmax << " kind " << kind << " iter " << iter;
+      ASSERT_EQ(0, std::memcmp(L, Lref, sizeof L)) << "qkx2 n=32 nmax=" << nmax << " kind " << kind;
+      ++compared;
+    }
+    {  // Q2_K: 16 values, |x| weights, absolute error.
+      const auto x = make_block(16, kind);
+      std::vector<float> w(16);
+      for (int l = 0; l < 16; ++l) w[size_t(l)] = std::fabs(x[size_t(l)]);
+      uint8_t L[16], Lref[16], Laux[16];
+      float m = -1, mref = -2;
+      const float s = quant_detail::make_qkx2_quants(16, 3, x.data(), w.data(), L, &m, -0.5f, 0.1f, 15, true);
+      const float sref = oracle_qkx2_quants(16, 3, x.data(), w.data(), Lref, &mref, Laux, -0.5f, 0.1f, 15, true);
+      ASSERT_EQ(bits(s), bits(sref)) << "qkx2 n=16 kind " << kind << " iter " << iter;
+      ASSERT_EQ(bits(m), bits(mref)) << "qkx2 n=16 kind " << kind << " iter " << iter;
+      ASSERT_EQ(0, std::memcmp(L, Lref, sizeof L)) << "qkx2 n=16 kind " << kind << " iter " << iter;
+      ++compared;
+    }
+    {  // Q6_K: 16 values, nmax 32.
+      const auto x = make_block(16, kind);
+      int8_t L[16], Lref[16];
+      const float s = quant_detail::make_qx_quants(16, 32, x.data(), L);
+      const float sref = oracle_qx_quants(16, 32, x.data(), Lref);
+      ASSERT_EQ(bits(s), bits(sref)) << "qx kind " << kind << " iter " << iter;
+      ASSERT_EQ(0, std::memcmp(L, Lref, sizeof L)) << "qx kind " << kind << " iter " << iter;
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 6000 * 4);
 }

@@ -27,6 +27,7 @@ struct RunOptions {
   SamplerOptions sampling;
   LoadOptions load;
   std::string mem_budget;
+  std::string read_throttle = "0";
   bool prefetch = false;
 };
 
@@ -41,8 +42,12 @@ uint64_t peak_rss_bytes() {
 
 void run(const RunOptions& opt, const Common& common) {
   const auto t_load = Clock::now();
+  const double throttle = parse_read_throttle(opt.read_throttle);
+  if (throttle > 0 && detect_format(opt.model) != ModelFormat::dcq)
+    fail_usage("--read-throttle applies to .dcq containers only (store a GGUF raw with `dcq compress "
+               "--min-decode-speed 1000` to run it through the same simulated device)");
   const OpenedModel opened = open_weights(opt.model, opt.load, MemBudget::parse(opt.mem_budget), opt.prefetch,
-                                           common.thread_count());
+                                           common.thread_count(), throttle);
   const Tokenizer tok = Tokenizer::from_model(opened.model());
   WeightSource& weights = *opened.weights;
   const LlamaConfig cfg = LlamaConfig::from(weights);
@@ -134,6 +139,7 @@ const bool registered = register_command("run", [](CLI::App& app) {
   sub->add_option("--seed", opt->sampling.seed, "Random seed");
   sub->add_flag("--prefetch", opt->prefetch, "Decode the next .dcq tensor ahead on a second thread");
   sub->add_option("--mem-budget", opt->mem_budget, "Memory for decoded weights of a .dcq: BYTES (K/M/G) or PCT% of their size");
+  sub->add_option("--read-throttle", opt->read_throttle, "Simulated storage read speed for a .dcq, MB/s (0: off)");
   add_load_options(sub, opt->load);
   sub->callback([common, opt] {
     common->apply();

@@ -1,0 +1,187 @@
+// dcq bench memory X.dcq --budgets 100%,75%,50%,25%: prompt and generation tokens/s and peak RSS
+// against the memory budget, each measured in a fresh `dcq run` process (so peak RSS belongs to
+// that budget alone), best of --repeats; beside each, the plan's prediction and physical limit,
+// and the ratios to the all-resident run (no budget) measured in the same invocation.
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "cli.hpp"
+#include "dcq/container.hpp"
+#include "dcq/error.hpp"
+#include "dcq/loader.hpp"
+
+namespace dcq::cli {
+namespace {
+
+struct BenchMemoryOptions {
+  std::filesystem::path model;
+  std::vector<std::string> budgets = {"100%", "75%", "50%", "25%"};
+  int tokens = 32;
+  int repeats = 3;
+  std::string prompt = "Once upon a time";
+  std::string read_throttle = "0";
+  bool prefetch = false;
+  bool csv = false;
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Runs this executable's `run` command and parses its --json document.
+nlohmann::json run_once(const BenchMemoryOptions& o, const std::string& budget, int threads) {
+  const auto self = std::filesystem::read_symlink("/proc/self/exe").string();
+  std::string cmd = quote(self) + " run " + quote(o.model.string()) + " -p " + quote(o.prompt) + " -n " +
+                    std::to_string(o.tokens) + " --temp 0 --json -q --threads " + std::to_string(threads) +
+                    " --read-throttle " + quote(o.read_throttle);
+  if (!budget.empty()) cmd += " --mem-budget " + quote(budget);
+  if (o.prefetch) cmd += " --prefetch";
+  cmd += " 2>&1";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) fail(ExitCode::internal, "cannot start `dcq run` for the benchmark");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) out.append(buf.data(), n);
+  const int status = ::pclose(f);
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+  if (code != 0) {
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    const auto nl = out.rfind('\n');
+    throw Error(ExitCode(code), "budget " + (budget.empty() ? std::string("none") : budget) + ": " +
+                                    (nl == std::string::npos ? out : out.substr(nl + 1)));
+  }
+  return nlohmann::json::parse(out);
+}
+
+struct Row {
+  std::string budget;
+  nlohmann::json best;  // the run with the best generation speed
+  double gen_min = 0, gen_max = 0;
+  LoadPlan plan;
+};
+
+Row measure(const BenchMemoryOptions& o, const DcqReader& reader, const std::string& budget, int threads) {
+  Row r;
+  r.budget = budget;
+  PlanOptions po;
+  po.budget = MemBudget::parse(budget);
+  po.threads = threads;
+  po.read_throttle = parse_read_throttle(o.read_throttle);
+  po.measure_compute = true;
+  r.plan = make_plan(reader, po);
+  for (int i = 0; i < o.repeats; ++i) {
+    auto j = run_once(o, budget, threads);
+    const double g = j["gen_tokens_per_s"].get<double>();
+    if (i == 0 || g < r.gen_min) r.gen_min = g;
+    if (i == 0 || g > r.gen_max) {
+      r.gen_max = g;
+      r.best = std::move(j);
+    }
+  }
+  return r;
+}
+
+const bool registered = register_command("bench-memory", [](CLI::App& app) {
+  auto* sub = bench_group(app)->add_subcommand("memory", "Tokens/s and peak memory of a .dcq against the memory budget");
+  auto common = add_common(sub);
+  auto o = std::make_shared<BenchMemoryOptions>();
+  sub->add_option("MODEL", o->model, ".dcq container")->required();
+  sub->add_option("--budgets", o->budgets, "Budgets (BYTES with K/M/G or PCT%)")->delimiter(',');
+  sub->add_option("--tokens", o->tokens, "Tokens to generate per run")->check(CLI::Range(1, 1 << 16));
+  sub->add_option("--repeats", o->repeats, "Runs per budget (best and spread reported)")->check(CLI::Range(1, 100));
+  sub->add_option("-p,--prompt", o->prompt, "Prompt text");
+  sub->add_option("--read-throttle", o->read_throttle, "Simulated storage read speed in MB/s (0: off)");
+  sub->add_flag("--prefetch", o->prefetch, "Decode the next tensor ahead on a second thread");
+  sub->add_flag("--csv", o->csv, "Print CSV instead of a table");
+  sub->callback([common, o] {
+    common->apply();
+    // Check every flag before the first (long) run: a bad budget or throttle exits 2 at once.
+    for (const auto& b : o->budgets) (void)MemBudget::parse(b);
+    if (o->budgets.empty()) fail_usage("--budgets: give at least one budget");
+    (void)parse_read_throttle(o->read_throttle);
+    const int threads = common->thread_count();
+    const auto reader = DcqReader::open(o->model);
+    const Row resident = measure(*o, reader, "", threads);
+    std::vector<Row> rows;
+    for (const auto& b : o->budgets) rows.push_back(measure(*o, reader, b, threads));
+    const double res_gen = resident.gen_max, res_prompt = resident.best["prompt_tokens_per_s"].get<double>();
+
+    nlohmann::json out;
+    out["model"] = o->model.string();
+    out["threads"] = threads;
+    out["tokens"] = o->tokens;
+    out["repeats"] = o->repeats;
+    out["read_throttle_mb_s"] = parse_read_throttle(o->read_throttle) / 1e6;
+    out["prefetch"] = o->prefetch;
+    out["resident"] = {{"gen_tok_s", res_gen}, {"gen_tok_s_min", resident.gen_min},
+                       {"prompt_tok_s", res_prompt},
+                       {"peak_rss_bytes", resident.best["peak_rss_bytes"]}};
+    auto& arr = out["budgets"] = nlohmann::json::array();
+    for (const auto& r : rows) {
+      const auto& b = r.best;
+      const auto& ld = b["loader"];
+      arr.push_back({{"budget", r.budget},
+                     {"budget_bytes", ld["budget_bytes"]},
+                     {"gen_tok_s", r.gen_max},
+                     {"gen_tok_s_min", r.gen_min},
+                     {"prompt_tok_s", b["prompt_tokens_per_s"]},
+                     {"gen_vs_resident", res_gen > 0 ? r.gen_max / res_gen : 0.0},
+                     {"prompt_vs_resident", res_prompt > 0 ? b["prompt_tokens_per_s"].get<double>() / res_prompt : 0.0},
+                     {"predicted_tok_s", r.plan.predicted_tok_s},
+                     {"limit_tok_s", r.plan.limit_tok_s},
+                     {"gen_vs_limit", r.plan.limit_tok_s > 0 ? r.gen_max / r.plan.limit_tok_s : 0.0},
+                     {"predicted_tok_s_if_raw", r.plan.predicted_tok_s_if_raw},
+                     {"streamed_bytes_per_token", r.plan.streamed_bytes_per_token},
+                     {"decode_gbps_one_thread", r.plan.decode_gbps_one_thread},
+                     {"peak_rss_bytes", b["peak_rss_bytes"]},
+                     {"peak_cache_bytes", ld["peak_resident_bytes"]},
+                     {"pinned_bytes", ld["pinned_bytes"]},
+                     {"bytes_decoded", ld["bytes_decoded"]},
+                     {"decode_seconds", ld["decode_seconds"]},
+                     {"read_wait_seconds", ld["read_wait_seconds"]},
+                     {"tokens_equal_resident", b["tokens"] == resident.best["tokens"]}});
+    }
+    if (common->json) {
+      print_json(out);
+      return;
+    }
+    if (o->csv) {
+      std::printf("budget,budget_bytes,gen_tok_s,gen_tok_s_min,prompt_tok_s,gen_vs_resident,predicted_tok_s,limit_tok_s,"
+                  "gen_vs_limit,peak_rss_bytes,peak_cache_bytes,tokens_equal_resident\n");
+      std::printf("none,,%.3f,%.3f,%.3f,1,,,,%llu,,true\n", res_gen, resident.gen_min, res_prompt,
+                  (unsigned long long)resident.best["peak_rss_bytes"].get<uint64_t>());
+      for (const auto& a : arr)
+        std::printf("%s,%llu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%llu,%llu,%s\n", a["budget"].get<std::string>().c_str(),
+                    (unsigned long long)a["budget_bytes"].get<uint64_t>(), a["gen_tok_s"].get<double>(),
+                    a["gen_tok_s_min"].get<double>(), a["prompt_tok_s"].get<double>(), a["gen_vs_resident"].get<double>(),
+                    a["predicted_tok_s"].get<double>(), a["limit_tok_s"].get<double>(), a["gen_vs_limit"].get<double>(),
+                    (unsigned long long)a["peak_rss_bytes"].get<uint64_t>(),
+                    (unsigned long long)a["peak_cache_bytes"].get<uint64_t>(),
+                    a["tokens_equal_resident"].get<bool>() ? "true" : "false");
+      return;
+    }
+    std::printf("%-8s %9s %9s %9s %8s %10s %9s %8s %10s %10s %6s\n", "budget", "gen t/s", "spread", "prompt",
+                "x res", "predicted", "limit", "x limit", "peak RSS", "peak cache", "same");
+    std::printf("%-8s %9.2f %9.2f %9.1f %8.2f %10s %9s %8s %10s %10s %6s\n", "none", res_gen, res_gen - resident.gen_min,
+                res_prompt, 1.0, "-", "-", "-", human_bytes(resident.best["peak_rss_bytes"].get<uint64_t>()).c_str(), "-", "-");
+    for (const auto& a : arr)
+      std::printf("%-8s %9.2f %9.2f %9.1f %8.2f %10.2f %9.2f %8.2f %10s %10s %6s\n", a["budget"].get<std::string>().c_str(),
+                  a["gen_tok_s"].get<double>(), a["gen_tok_s"].get<double>() - a["gen_tok_s_min"].get<double>(),
+                  a["prompt_tok_s"].get<double>(), a["gen_vs_resident"].get<double>(), a["predicted_tok_s"].get<double>(),
+                  a["limit_tok_s"].get<double>(), a["gen_vs_limit"].get<double>(),
+                  human_bytes(a["peak_rss_bytes"].get<uint64_t>()).c_str(),
+                  human_bytes(a["peak_cache_bytes"].get<uint64_t>()).c_str(),
+                  a["tokens_equal_resident"].get<bool>() ? "yes" : "NO");
+  });
+});
+
+}  // namespace
+}  // namespace dcq::cli
