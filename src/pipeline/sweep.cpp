@@ -34,7 +34,7 @@ json default_grid() {
   g.push_back({{"name", "int8-prune0.3-linf"}, {"quant", "int8"}, {"prune", 0.3}, {"prune_by", "linf"}});
   g.push_back({{"name", "int8-entropy-prune0.3-wanda"}, {"quant", "int8"}, {"rescale", "entropy"}, {"prune", 0.3}, {"prune_by", "wanda"}});
   g.push_back({{"name", "int4-g32"}, {"quant", "int4"}, {"group", 32}});
-  for (double b : {2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0}) {
+  for (double b : {2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0}) {
     char name[64];
     std::snprintf(name, sizeof name, "ecsq%.1f-entropy", b);
     g.push_back({{"name", name}, {"quant", "ecsq"}, {"target_bpw", b}, {"rescale", "entropy"}});

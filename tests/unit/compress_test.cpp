@@ -45,7 +45,9 @@ TEST(CompressCli, UsageErrors) {
   DCQ_REQUIRE_DATA();
   TempDir tmp;
   const auto in = dcq::test::model_path("stories260K/stories260K-Q4_0.gguf");
-  EXPECT_EQ(run_dcq("compress " + q(in) + " -o " + q(tmp / "m.dcq")).exit_code, 2);  // no --lossless
+  // Lossy options with --lossless contradict each other.
+  EXPECT_EQ(run_dcq("compress " + q(in) + " -o " + q(tmp / "m.dcq") + " --lossless --quant int8").exit_code, 2);
+  EXPECT_FALSE(std::filesystem::exists(tmp / "m.dcq"));
   dcq::test::spit(tmp / "exists.dcq", {1, 2, 3});
   EXPECT_EQ(run_dcq("compress " + q(in) + " -o " + q(tmp / "exists.dcq") + " --lossless").exit_code, 2);
   EXPECT_EQ(run_dcq("compress " + q(in) + " -o " + q(tmp / "m.dcq") + " --lossless --level 40").exit_code, 2);
