@@ -19,7 +19,9 @@ mkdir -p "$out"
 head -c 200000 "$data/text/tinystories_val.txt" > "$out/calib.txt"
 tail -c +200001 "$data/text/tinystories_val.txt" > "$out/heldout.txt"
 wiki=$data/text/wikitext2-test.txt
-CHUNKS=${CHUNKS:-400}   # perplexity chunks of 256 tokens per text (about 100k tokens)
+CHUNKS=${CHUNKS:-150}   # perplexity chunks of 256 tokens per text (38,400 tokens, half of them scored)
+SAMPLES=${SAMPLES:-16}  # calibration samples of 128 tokens
+POP=${POP:-16}; GEN=${GEN:-10}  # EvoP budget: at most POP*GEN masks (the spaces have 5..210)
 THREADS=${THREADS:-2}
 
 ppl() {  # model text -> PPL
@@ -35,8 +37,8 @@ run() {  # units S method sampling
   local f=$out/$units-$s-$method-$sampling.gguf
   local j
   j=$("$dcq" prune "$model" -o "$f" --force --structured --units "$units" --sparsity "$s" --method "$method" \
-      --calib "$out/calib.txt" --calib-samples 32 --calib-tokens 128 --clusters 4 --calib-sampling "$sampling" \
-      --population 32 --generations 20 --seed 0 --threads "$THREADS" --json)
+      --calib "$out/calib.txt" --calib-samples "$SAMPLES" --calib-tokens 128 --clusters 4 --calib-sampling "$sampling" \
+      --population "$POP" --generations "$GEN" --seed 0 --threads "$THREADS" --json)
   echo "$j" > "${f%.gguf}.json"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$units" "$s" "$method" "$sampling" \
     "$(ppl "$f" "$out/heldout.txt")" "$(ppl "$f" "$wiki")" "$(echo "$j" | jq -r '.calib_ppl')" \
@@ -49,10 +51,10 @@ for cfg in "blocks 1" "blocks 2" "sublayers 2" "sublayers 3" "sublayers 4"; do
   for m in evop exhaustive; do run "$1" "$2" "$m" random; done
 done
 
-# Search time of EvoP at a larger population (3 repeats; best and spread).
+# Search time of EvoP, sub-layers, sparsity 4 (3 repeats; best and spread).
 for i in 1 2 3; do
   "$dcq" prune "$model" -o "$out/t.gguf" --force --structured --units sublayers --sparsity 4 --method evop \
-    --calib "$out/calib.txt" --threads "$THREADS" --json | jq -r '"evop sublayers 4: search \(.search_seconds) s, \(.masks_evaluated) masks"'
+    --calib "$out/calib.txt" --calib-samples "$SAMPLES" --population "$POP" --generations "$GEN" --threads "$THREADS" --json | jq -r '"evop sublayers 4: search \(.search_seconds) s, \(.masks_evaluated) masks"'
 done
 
 # Size after double compression (lossless .dcq of the pruned GGUF).
@@ -68,8 +70,16 @@ for f in "$model" "$out/blocks-2-exhaustive-ccds.gguf" "$out/sublayers-4-exhaust
   for i in 1 2 3; do
     "$peers/llama-bench" -m "$f" -p 64 -n 128 -t "$THREADS" -o json 2>/dev/null |
       jq -r --arg f "$(basename "$f")" '.[] | "llama-bench \($f) \(if .n_prompt > 0 then "pp" else "tg" end) \(.avg_ts) tok/s"'
-    "$dcq" run "$f" -p "Once upon a time" -n 128 --temp 0 --threads "$THREADS" --json |
+    "$dcq" run "$f" -p "Once upon a time" -n 128 -c 256 --temp 0 --threads "$THREADS" --json 2>/dev/null |
       jq -r --arg f "$(basename "$f")" '"dcq run \($f) gen \(.gen_tokens_per_s) tok/s, prompt \(.prompt_tokens_per_s) tok/s"'
+  done
+done
+
+# Speed after double compression: dcq run from the .dcq files (decoded on demand), 3 runs each.
+for f in unpruned blocks-2-exhaustive-ccds sublayers-4-exhaustive-ccds; do
+  for i in 1 2 3; do
+    "$dcq" run "$out/$f.dcq" -p "Once upon a time" -n 128 -c 256 --temp 0 --threads "$THREADS" --json 2>/dev/null |
+      jq -r --arg f "$f" '"dcq run \($f).dcq gen \(.gen_tokens_per_s) tok/s"'
   done
 done
 

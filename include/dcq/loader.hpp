@@ -160,7 +160,9 @@ class DcqWeights final : public WeightSource {
   void schedule_prefetch(size_t tensor);
   void cancel_prefetch();
 
-  void throttle_read(uint64_t stored_bytes) const;
+  // --read-throttle: reserve device time for the chunks' reads; wait for one of them.
+  std::vector<std::chrono::steady_clock::time_point> issue_reads(uint32_t chunk0, uint32_t chunk1) const;
+  void wait_read(std::chrono::steady_clock::time_point done) const;
   void note_read(size_t tensor, uint32_t chunk0, uint32_t chunk1);  // chunk0 == chunk1: whole tensor
 
   DcqReader reader_;

@@ -143,21 +143,32 @@ void DcqWeights::note_read(size_t tensor, uint32_t chunk0, uint32_t chunk1) {
   stats_.read_wait_seconds = io_wait_total_;
 }
 
-void DcqWeights::throttle_read(uint64_t stored_bytes) const {
-  // One simulated device: a read starts when the device is free and takes stored/rate seconds;
-  // the caller sleeps until its read is done (parallel decoders queue behind each other).
-  if (read_throttle_ <= 0) return;
+std::vector<std::chrono::steady_clock::time_point> DcqWeights::issue_reads(uint32_t chunk0, uint32_t chunk1) const {
+  // One simulated device with a queue: all reads of a decode request are issued at once, each
+  // starts when the device is free and takes stored/rate seconds. The decoder waits for chunk k's
+  // read to finish before decoding it, so decoding chunk k overlaps the read of chunk k+1 (as
+  // with asynchronous I/O or the kernel's readahead); the device itself never goes faster.
+  std::vector<std::chrono::steady_clock::time_point> done;
+  if (read_throttle_ <= 0) return done;
+  const auto& ix = reader_.index();
   const auto now = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point done;
-  {
-    std::lock_guard<std::mutex> lock(io_mu_);
-    const auto start = std::max(now, io_free_at_);
-    io_free_at_ = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                              std::chrono::duration<double>(double(stored_bytes) / read_throttle_));
-    done = io_free_at_;
-    io_wait_total_ += std::chrono::duration<double>(done - now).count();
+  std::lock_guard<std::mutex> lock(io_mu_);
+  auto t = std::max(now, io_free_at_);
+  for (uint32_t c = chunk0; c < chunk1; ++c) {
+    t += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(double(ix.chunks[c].stored_size) / read_throttle_));
+    done.push_back(t);
   }
+  io_free_at_ = t;
+  return done;
+}
+
+void DcqWeights::wait_read(std::chrono::steady_clock::time_point done) const {
+  const auto now = std::chrono::steady_clock::now();
+  if (done <= now) return;
   std::this_thread::sleep_until(done);
+  std::lock_guard<std::mutex> lock(io_mu_);
+  io_wait_total_ += std::chrono::duration<double>(done - now).count();
 }
 
 DcqWeights::~DcqWeights() {
@@ -204,9 +215,10 @@ void DcqWeights::decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels
   const auto& ix = reader_.index();
   std::vector<uint64_t> at(chunk1 - chunk0 + 1, 0);
   for (uint32_t c = chunk0; c < chunk1; ++c) at[c - chunk0 + 1] = at[c - chunk0] + ix.chunks[c].decoded_size;
+  const auto reads = issue_reads(chunk0, chunk1);
   auto decode = [&](int64_t b, int64_t end) {
     for (int64_t k = b; k < end; ++k) {
-      throttle_read(ix.chunks[chunk0 + uint32_t(k)].stored_size);
+      if (!reads.empty()) wait_read(reads[size_t(k)]);
       reader_.decode_chunk(chunk0 + uint32_t(k), std::span<uint8_t>(e.data.get() + at[size_t(k)],
                                                                     at[size_t(k) + 1] - at[size_t(k)]));
     }

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "dcq/error.hpp"
@@ -64,18 +65,20 @@ std::string unit_name(PruneUnits units, int unit) {
 }
 
 int sparsity_count(double s, int n_units, const std::string& source) {
+  char shown[32];
+  std::snprintf(shown, sizeof shown, "%g", s);
   if (!(s >= 0) || !std::isfinite(s)) fail_usage("--sparsity must be a count of units or a fraction in (0, 1)");
   int k;
   if (s < 1) {
     k = int(std::lround(s * n_units));
   } else {
-    if (s != std::floor(s)) fail_usage("--sparsity " + std::to_string(s) + " is neither a whole count nor a fraction below 1");
+    if (s != std::floor(s)) fail_usage("--sparsity " + std::string(shown) + " is neither a whole count nor a fraction below 1");
     k = s > 1e9 ? n_units : int(s);
   }
   if (k < 1)
-    fail_input(source + ": sparsity " + std::to_string(s) + " removes none of its " + std::to_string(n_units) + " units");
+    fail_input(source + ": sparsity " + std::string(shown) + " removes none of its " + std::to_string(n_units) + " units");
   if (k >= n_units)
-    fail_input(source + ": sparsity " + std::to_string(s) + " removes every one of its " + std::to_string(n_units) +
+    fail_input(source + ": sparsity " + std::string(shown) + " removes every one of its " + std::to_string(n_units) +
                " units (at most " + std::to_string(n_units - 1) + ")");
   return k;
 }

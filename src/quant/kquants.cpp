@@ -88,6 +88,24 @@ inline F4 load4(const float* p) {
 
 inline void store4(float* p, F4 v) { std::memcpy(p, &v, sizeof v); }
 
+// The last step of every k-quant: levels against the final (rounded) scale d and offset dm,
+// L[i] = clamp(nearest_int((x[i] + dm) / d), lo, hi) + bias for n (a multiple of 4) values,
+// four at a time. Vector division and nearest_int's bit route give ggml's scalar results exactly
+// for any input; kAddMin false computes x[i] / d as ggml does for the symmetric types.
+template <bool kAddMin, typename T>
+inline void requantize(const float* x, int n, float dm, float d, int lo, int hi, int bias, T* L) {
+  const F4 vd = splat(d), vdm = splat(dm);
+  for (int i = 0; i < n; i += 4) {
+    F4 v = load4(x + i);
+    if constexpr (kAddMin) v = v + vdm;
+    I4 l = nearest_int4(v / vd);
+    l = l < splat_i(lo) ? splat_i(lo) : l;
+    l = l > splat_i(hi) ? splat_i(hi) : l;
+    l += splat_i(bias);
+    for (int k = 0; k < 4; ++k) L[i + k] = T(l[k]);
+  }
+}
+
 // Symmetric quantization of N values to [-nmax, nmax-1] with the x^2-weighted (rmse_type 1)
 // least-squares scale search of ggml's make_qx_quants: 18 candidate inverse scales around
 // -nmax/max, keeping the one maximising sumlx^2/suml2. L receives levels offset by nmax.
@@ -307,9 +325,103 @@ float qkx2_search(int nmax, const float* x, const float* weights, uint8_t* L, fl
   return scale;
 }
 
+// Q3_K's sub-block search (ggml's make_q3_quants with do_rmse): start from the max-based levels,
+// then up to 5 passes moving single levels whenever that improves the x^2-weighted fit. Each
+// move depends on the sums left by the previous one, so the lanes here are sub-blocks, not
+// elements: 4 * G sub-blocks of 16 values side by side, each lane repeating ggml's scalar
+// sequence for its own sub-block; a lane stops changing once its pass changed nothing (ggml's
+// break) while the others go on.
+template <int G>
+void q3_lanes(int nmax, const float* x, int8_t* L, float* scales) {
+  constexpr int n = 16;
+  F4 xt[n][G];  // xt[i][k] lane j: element i of sub-block 4k + j
+  for (int k = 0; k < G; ++k)
+    for (int j = 0; j < 4; ++j)
+      for (int i = 0; i < n; ++i) xt[i][k][j] = x[n * (4 * k + j) + i];
+  I4 lt[n][G];
+  F4 sumlx[G], suml2[G];
+  I4 active[G];   // lanes whose search is still running (not all zero, not converged)
+  I4 nonzero[G];  // lanes that are not all zero (ggml returns early for those)
+  for (int k = 0; k < G; ++k) {
+    F4 max = splat(0.f), amax = splat(0.f);
+    for (int i = 0; i < n; ++i) {
+      const F4 ax = abs4(xt[i][k]);
+      const auto bigger = ax > amax;
+      amax = bigger ? ax : amax;
+      max = bigger ? xt[i][k] : max;
+    }
+    nonzero[k] = amax < splat(kGroupMaxEps) ? splat_i(0) : splat_i(-1);
+    active[k] = nonzero[k];
+    const F4 iscale = splat(float(-nmax)) / max;  // garbage in all-zero lanes, never used
+    sumlx[k] = suml2[k] = splat(0.f);
+    for (int i = 0; i < n; ++i) {
+      I4 l = nearest_int4(iscale * xt[i][k]);
+      l = l < splat_i(-nmax) ? splat_i(-nmax) : l;
+      l = l > splat_i(nmax - 1) ? splat_i(nmax - 1) : l;
+      lt[i][k] = l;
+      const F4 lf = __builtin_convertvector(l, F4);
+      const F4 w = xt[i][k] * xt[i][k];
+      sumlx[k] += w * xt[i][k] * lf;
+      suml2[k] += w * lf * lf;
+    }
+  }
+  for (int itry = 0; itry < 5; ++itry) {
+    I4 changed[G];
+    for (int k = 0; k < G; ++k) changed[k] = splat_i(0);
+    for (int i = 0; i < n; ++i) {
+      for (int k = 0; k < G; ++k) {
+        const F4 xi = xt[i][k];
+        const F4 w = xi * xi;
+        const F4 lf = __builtin_convertvector(lt[i][k], F4);
+        const F4 slx0 = sumlx[k] - w * xi * lf;
+        F4 slx = slx0;
+        F4 sl2 = suml2[k] - w * lf * lf;
+        I4 nl = nearest_int4(xi * sl2 / slx);
+        nl = nl < splat_i(-nmax) ? splat_i(-nmax) : nl;
+        nl = nl > splat_i(nmax - 1) ? splat_i(nmax - 1) : nl;
+        const F4 nlf = __builtin_convertvector(nl, F4);
+        slx += w * xi * nlf;
+        sl2 += w * nlf * nlf;
+        // ggml: slx > 0, a different level, sl2 > 0 and a better fit (in this order; the
+        // comparisons have no side effects, so evaluating all of them is the same).
+        const I4 accept = active[k] & (slx0 > splat(0.f)) & (nl != lt[i][k]) & (sl2 > splat(0.f)) &
+                          (slx * slx * suml2[k] > sumlx[k] * sumlx[k] * sl2);
+        lt[i][k] = accept ? nl : lt[i][k];
+        sumlx[k] = accept ? slx : sumlx[k];
+        suml2[k] = accept ? sl2 : suml2[k];
+        changed[k] |= accept;
+      }
+    }
+    bool any = false;
+    for (int k = 0; k < G; ++k) {
+      active[k] &= changed[k];
+      for (int j = 0; j < 4; ++j) any = any || active[k][j] != 0;
+    }
+    if (!any) break;
+  }
+  for (int k = 0; k < G; ++k) {
+    for (int j = 0; j < 4; ++j) {
+      const int sb = 4 * k + j;
+      if (nonzero[k][j] == 0) {  // all zero: levels 0 (not offset by nmax) and scale 0, as ggml
+        std::fill(L + n * sb, L + n * sb + n, int8_t(0));
+        scales[sb] = 0.f;
+        continue;
+      }
+      const float a = sumlx[k][j], b2 = suml2[k][j];
+      scales[sb] = b2 > 0.0f ? a / b2 : 0.0f;
+      for (int i = 0; i < n; ++i) L[n * sb + i] = int8_t(lt[i][k][j] + nmax);
+    }
+  }
+}
+
 }  // namespace
 
 // Non-template entry points (quant_internal.hpp): the shapes the k-quants use, and the tests.
+void make_q3_quants_256(int nmax, const float* x, int8_t* L, float* scales) {
+  q3_lanes<2>(nmax, x, L, scales);
+  q3_lanes<2>(nmax, x + 128, L + 128, scales + 8);
+}
+
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
   DCQ_ASSERT(n == 16);
   return qx_search<16>(nmax, x, L);
@@ -325,57 +437,6 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
 }
 
 namespace {
-
-// Q3_K's sub-block search (ggml's make_q3_quants with do_rmse): start from the max-based levels,
-// then up to 5 passes moving single levels whenever that improves the x^2-weighted fit.
-float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
-    std::fill(L, L + n, int8_t(0));
-    return 0.f;
-  }
-  const float iscale = float(-nmax) / max;
-  float sumlx = 0, suml2 = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
-    L[i] = int8_t(l);
-    const float w = x[i] * x[i];
-    sumlx += w * x[i] * float(l);
-    suml2 += w * float(l) * float(l);
-  }
-  for (int itry = 0; itry < 5; ++itry) {
-    int n_changed = 0;
-    for (int i = 0; i < n; ++i) {
-      const float w = x[i] * x[i];
-      float slx = sumlx - w * x[i] * float(L[i]);
-      if (slx > 0) {
-        float sl2 = suml2 - w * float(L[i]) * float(L[i]);
-        int new_l = nearest_int(x[i] * sl2 / slx);
-        new_l = std::max(-nmax, std::min(nmax - 1, new_l));
-        if (new_l != L[i]) {
-          slx += w * x[i] * float(new_l);
-          sl2 += w * float(new_l) * float(new_l);
-          if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
-            L[i] = int8_t(new_l);
-            sumlx = slx;
-            suml2 = sl2;
-            ++n_changed;
-          }
-        }
-      }
-    }
-    if (!n_changed) break;
-  }
-  for (int i = 0; i < n; ++i) L[i] = int8_t(L[i] + nmax);
-  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
-}
 
 // Packs 256 2-bit values: byte l of each 32-byte group holds elements l, l+32, l+64, l+96.
 void pack_2bit(const uint8_t* L, uint8_t* qs) {
@@ -423,10 +484,7 @@ void quantize_k_scales_mins(const float* x, int nmax, float rmin, float rdelta, 
     const float d = d_all * float(sc);
     if (d == 0.0f) continue;
     const float dm = dmin_all * float(m);
-    for (int ii = 0; ii < 32; ++ii) {
-      const int l = nearest_int((x[32 * j + ii] + dm) / d);
-      L[32 * j + ii] = uint8_t(std::max(0, std::min(nmax, l)));
-    }
+    requantize<true>(x + 32 * j, 32, dm, d, 0, nmax, 0, L + 32 * j);
   }
 }
 
@@ -466,10 +524,7 @@ void quantize_q2_K(const float* x, void* y, int64_t nblocks) {
       const float d = d_all * float(b.scales[j] & 0xF);
       if (d == 0.0f) continue;
       const float dm = dmin_all * float(b.scales[j] >> 4);
-      for (int ii = 0; ii < 16; ++ii) {
-        const int l = nearest_int((x[16 * j + ii] + dm) / d);
-        L[16 * j + ii] = uint8_t(std::max(0, std::min(3, l)));
-      }
+      requantize<true>(x + 16 * j, 16, dm, d, 0, 3, 0, L + 16 * j);
     }
     pack_2bit(L, b.qs);
     std::memcpy(out, &b, sizeof b);
@@ -483,8 +538,8 @@ void quantize_q3_K(const float* x, void* y, int64_t nblocks) {
   for (int64_t i = 0; i < nblocks; ++i, x += QK_K, out += sizeof(BlockQ3_K)) {
     BlockQ3_K b;
     float max_scale = 0, amax = 0;
+    make_q3_quants_256(4, x, L, scales);
     for (int j = 0; j < QK_K / 16; ++j) {
-      scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
       const float scale = std::fabs(scales[j]);
       if (scale > amax) {
         amax = scale;
@@ -513,21 +568,16 @@ void quantize_q3_K(const float* x, void* y, int64_t nblocks) {
       sc = (sc | (((b.scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
       const float d = d_all * float(sc);
       if (d == 0.0f) continue;
-      for (int ii = 0; ii < 16; ++ii) {
-        const int l = nearest_int(x[16 * j + ii] / d);
-        L[16 * j + ii] = int8_t(std::max(-4, std::min(3, l)) + 4);
-      }
+      requantize<false>(x + 16 * j, 16, 0.f, d, -4, 3, 4, L + 16 * j);
     }
     // High bit of element j goes to bit (j / 32) of hmask[j % 32].
     std::memset(b.hmask, 0, sizeof b.hmask);
     uint8_t Lu[QK_K];
     for (int j = 0; j < QK_K; ++j) {
-      int l = L[j];
-      if (l > 3) {
-        b.hmask[j % (QK_K / 8)] |= uint8_t(1 << (j / (QK_K / 8)));
-        l -= 4;
-      }
-      Lu[j] = uint8_t(l);
+      // Levels are 0..7: bit 2 is the high bit. Branch-free (the branch mispredicted half the time).
+      const int l = L[j];
+      b.hmask[j % (QK_K / 8)] |= uint8_t((l >> 2) << (j / (QK_K / 8)));
+      Lu[j] = uint8_t(l & 3);
     }
     pack_2bit(Lu, b.qs);
     std::memcpy(out, &b, sizeof b);
@@ -603,10 +653,7 @@ void quantize_q6_K(const float* x, void* y, int64_t nblocks) {
     for (int j = 0; j < QK_K / 16; ++j) {
       const float d = d_all * float(b.scales[j]);
       if (d == 0.0f) continue;
-      for (int ii = 0; ii < 16; ++ii) {
-        const int l = nearest_int(x[16 * j + ii] / d);
-        L[16 * j + ii] = int8_t(std::max(-32, std::min(31, l)) + 32);
-      }
+      requantize<false>(x + 16 * j, 16, 0.f, d, -32, 31, 32, L + 16 * j);
     }
     uint8_t* ql = b.ql;
     uint8_t* qh = b.qh;

@@ -66,6 +66,9 @@ void dequantize_q8_K(const void* x, float* y, int64_t nblocks);
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L);
 float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
                        float rmin, float rdelta, int nstep, bool use_mad);
+// ggml's make_q3_quants (do_rmse) on each of the 16 sub-blocks of 16 values in x[256]: levels
+// in L[256] (offset by nmax; 0 for an all-zero sub-block), scales[16].
+void make_q3_quants_256(int nmax, const float* x, int8_t* L, float* scales);
 
 // Non-linear 4-bit types (iquants.cpp).
 void quantize_iq4_nl(const float* x, void* y, int64_t nblocks);

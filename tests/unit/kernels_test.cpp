@@ -204,6 +204,30 @@ TEST(Kernels, Q8_0AndQ4_0PathsAreBitIdenticalWithScalarTwin) {
   }
 }
 
+// F32 batches use register tiles on AVX-512; each output must still be computed exactly as the
+// same token alone computes it (the engine's batched prompt equals token-by-token evaluation).
+TEST(Kernels, F32BatchEqualsTokenByTokenOnEveryPath) {
+  IsaGuard guard;
+  for (int64_t cols : {64, 200, 768}) {  // 200: a tail after the 64-wide steps
+    const int64_t rows = 11, n_tok = 7;
+    const auto wf = random_floats(size_t(rows * cols), uint32_t(cols), 0.1f);
+    const auto x = random_floats(size_t(cols * n_tok), uint32_t(cols + 1));
+    const k::Matrix w{GgmlType::F32, cols, rows, reinterpret_cast<const uint8_t*>(wf.data())};
+    for (k::Isa isa : {k::Isa::scalar, k::Isa::avx2, k::Isa::avx512}) {
+      if (!k::cpu_supports(isa)) continue;
+      k::set_isa(isa);
+      std::vector<float> batch(size_t(rows * n_tok));
+      k::matmul(w, x.data(), n_tok, batch.data(), nullptr);
+      for (int64_t t = 0; t < n_tok; ++t) {
+        std::vector<float> one(static_cast<size_t>(rows));
+        k::matmul(w, x.data() + t * cols, 1, one.data(), nullptr);
+        EXPECT_EQ(one, std::vector<float>(batch.begin() + t * rows, batch.begin() + (t + 1) * rows))
+            << cols << " " << k::isa_name(isa) << " token " << t;
+      }
+    }
+  }
+}
+
 // Activation quantization must be bit-identical on every path: it decides which integers the
 // block sums see, and llama.cpp's numbers depend on them.
 TEST(Kernels, ActivationQuantizersAreBitIdenticalOnEveryPath) {

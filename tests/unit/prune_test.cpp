@@ -48,7 +48,7 @@ std::vector<std::vector<int32_t>> samples(const Model& m, int n, int len) {
 std::vector<float> logits(const Model& m, const std::vector<int32_t>& toks, std::vector<uint8_t> sa = {},
                           std::vector<uint8_t> sf = {}) {
   ModelWeights w(m);
-  EngineOptions o(int(toks.size()), 2);
+  EngineOptions o(int(toks.size()), 1);
   o.skip_attn = std::move(sa);
   o.skip_ffn = std::move(sf);
   Engine e(w, o);
@@ -134,7 +134,7 @@ TEST(Prune, PrefixReuseGivesTheFullEvaluation) {
   const Model m = read_gguf(stories_gguf("F32"));
   ModelWeights w(m);
   for (PruneUnits u : {PruneUnits::blocks, PruneUnits::sublayers}) {
-    PruneEvaluator ev(w, u, samples(m, 3, 40), 2);
+    PruneEvaluator ev(w, u, samples(m, 3, 40), 1);
     const int n = ev.n_units();
     for (const UnitMask& mask : {mask_of(n, {0}), mask_of(n, {2}), mask_of(n, {n - 1}), mask_of(n, {1, n - 2}),
                                  mask_of(n, {})}) {
@@ -158,7 +158,7 @@ TEST(Prune, EvalFromEqualsEval) {
     }
     std::vector<std::vector<float>> res;
   } rec;
-  Engine e(w, {64, 2});
+  Engine e(w, {64, 1});
   e.set_observer(&rec);
   const auto l = e.eval(toks, false);
   const std::vector<float> ref(l.begin(), l.end());
@@ -177,7 +177,7 @@ TEST(Prune, SearchIsDeterministicPerSeed) {
   DCQ_REQUIRE_DATA();
   const Model m = read_gguf(stories_gguf("F32"));
   ModelWeights w(m);
-  PruneEvaluator ev(w, PruneUnits::sublayers, samples(m, 4, 48), 2);
+  PruneEvaluator ev(w, PruneUnits::sublayers, samples(m, 4, 48), 1);
   SearchOptions o;
   o.sparsity = 3;
   o.population = 8;
@@ -228,7 +228,7 @@ TEST(Prune, ExhaustiveAndEvopFindTheBruteForceOptimum) {
   };
   for (const Case c : {Case{PruneUnits::blocks, 1}, Case{PruneUnits::sublayers, 2}}) {
     SCOPED_TRACE(std::string(units_name(c.units)));
-    PruneEvaluator ev(w, c.units, samples(m, 6, 48), 2);
+    PruneEvaluator ev(w, c.units, samples(m, 6, 48), 1);
     double best = 0;
     const UnitMask truth = brute_force(ev, c.k, best);
     SearchOptions o;
@@ -260,7 +260,7 @@ TEST(Prune, HeuristicsGiveValidMasks) {
   DCQ_REQUIRE_DATA();
   const Model m = read_gguf(stories_gguf("F32"));
   ModelWeights w(m);
-  PruneEvaluator ev(w, PruneUnits::sublayers, samples(m, 4, 48), 2);
+  PruneEvaluator ev(w, PruneUnits::sublayers, samples(m, 4, 48), 1);
   ASSERT_EQ(ev.influence().size(), 10u);
   for (double x : ev.influence()) {
     EXPECT_GT(x, 0.0);
@@ -310,8 +310,8 @@ TEST(Prune, KmeansAndCcdsCoverEveryCluster) {
   const Model m = read_gguf(stories_gguf("F32"));
   ModelWeights w(m);
   const Tokenizer tok = Tokenizer::from_model(m);
-  const auto ids = tok.encode(text_prefix("tinystories_val.txt", 30000), false);
-  Engine e(w, {64, 2});
+  const auto ids = tok.encode(text_prefix("tinystories_val.txt", 15000), false);
+  Engine e(w, {64, 1});
   CalibOptions o;
   o.n_samples = 10;
   o.sample_tokens = 64;
@@ -341,13 +341,13 @@ class PruneCli : public ::testing::Test {
   void SetUp() override {
     if (!test::data_available()) GTEST_SKIP() << "shared test data not found";
     calib = dir / "calib.txt";
-    std::ofstream(calib) << text_prefix("tinystories_val.txt", 20000);
+    std::ofstream(calib) << text_prefix("tinystories_val.txt", 12000);
     eval = dir / "eval.txt";
     std::ofstream(eval) << text_prefix("wikitext2-test.txt", 6000);
   }
   std::string base(const std::string& extra) {
     return stories_gguf("F32").string() + " --structured --calib " + calib.string() +
-           " --calib-samples 6 --calib-tokens 64 --clusters 3 " + extra;
+           " --calib-samples 6 --calib-tokens 64 --clusters 3 --threads 1 " + extra;
   }
   TempDir dir;
   std::filesystem::path calib, eval;

@@ -74,6 +74,57 @@ float oracle_qx_quants(int n, int nmax, const float* x, int8_t* L) {
   return scale;
 }
 
+// Oracle: ggml's make_q3_quants transcribed one sub-block at a time. Q3_K's sub-block search (ggml's make_q3_quants with do_rmse): start from the max-based levels,
+// then up to 5 passes moving single levels whenever that improves the x^2-weighted fit.
+float oracle_q3_quants(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    std::fill(L, L + n, int8_t(0));
+    return 0.f;
+  }
+  const float iscale = float(-nmax) / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::max(-nmax, std::min(nmax - 1, quant_detail::nearest_int(iscale * x[i])));
+    L[i] = int8_t(l);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * float(l);
+    suml2 += w * float(l) * float(l);
+  }
+  for (int itry = 0; itry < 5; ++itry) {
+    int n_changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sumlx - w * x[i] * float(L[i]);
+      if (slx > 0) {
+        float sl2 = suml2 - w * float(L[i]) * float(L[i]);
+        int new_l = quant_detail::nearest_int(x[i] * sl2 / slx);
+        new_l = std::max(-nmax, std::min(nmax - 1, new_l));
+        if (new_l != L[i]) {
+          slx += w * x[i] * float(new_l);
+          sl2 += w * float(new_l) * float(new_l);
+          if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+            L[i] = int8_t(new_l);
+            sumlx = slx;
+            suml2 = sl2;
+            ++n_changed;
+          }
+        }
+      }
+    }
+    if (!n_changed) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = int8_t(L[i] + nmax);
+  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
 // Oracle: ggml's make_qkx2_quants transcribed one candidate at a time. Asymmetric quantization x ~ scale * L + min with L in [0, nmax] (ggml's make_qkx2_quants):
 // weighted least squares over nstep+1 candidate inverse scales. Returns the scale and stores
 // -min (a non-negative offset) in the_min.
@@ -437,6 +488,22 @@ TEST(Quantize, ScaleSearchesMatchScalarOracle) {
       ASSERT_EQ(0, std::memcmp(L, Lref, sizeof L)) << "qkx2 n=16 kind " << kind << " iter " << iter;
       ++compared;
     }
+    {  // Q3_K: 16 sub-blocks of 16 searched side by side, each of its own kind.
+      std::vector<float> x;
+      for (int sb = 0; sb < 16; ++sb) {
+        const auto part = make_block(16, sb == 0 ? kind : pick(rng));
+        x.insert(x.end(), part.begin(), part.end());
+      }
+      int8_t L[256], Lref[256];
+      float sc[16];
+      quant_detail::make_q3_quants_256(4, x.data(), L, sc);
+      for (int sb = 0; sb < 16; ++sb) {
+        const float sref = oracle_q3_quants(16, 4, x.data() + 16 * sb, Lref + 16 * sb);
+        ASSERT_EQ(bits(sc[sb]), bits(sref)) << "q3 sub-block " << sb << " iter " << iter;
+      }
+      ASSERT_EQ(0, std::memcmp(L, Lref, sizeof L)) << "q3 iter " << iter;
+      ++compared;
+    }
     {  // Q6_K: 16 values, nmax 32.
       const auto x = make_block(16, kind);
       int8_t L[16], Lref[16];
@@ -447,5 +514,5 @@ TEST(Quantize, ScaleSearchesMatchScalarOracle) {
       ++compared;
     }
   }
-  EXPECT_EQ(compared, 6000 * 4);
+  EXPECT_EQ(compared, 6000 * 5);
 }
