@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Loader benchmark (docs/loader_bench.md): tokens/s and peak RSS against the memory budget on the
+# Loader benchmark (docs/benchmarks.md, "Running from a .dcq under a memory budget"): tokens/s and peak RSS against the memory budget on the
 # stories110M-shape synth Q8_0 and Q4_0 (lossless .dcq), their raw repacks, and the simulated slow
 # storage comparison (.dcq against the same weights stored raw, i.e. the GGUF's bytes).
 # Usage: tools/bench_loader.sh BUILD_DIR WORK_DIR   (WORK_DIR receives the models, ~1.3 GB)
