@@ -108,7 +108,8 @@ ErrorWeights error_weights(const FloatTensor& t, const std::string& site, const 
 // Symmetric per-row (or per-group) quantization with max |w| -> 2^(bits-1)-1. A row that is not
 // a whole number of groups gets one scale per row (QuantTensor::group says which was used).
 QuantTensor quantize_int(const FloatTensor& t, int bits, int64_t group, const ErrorWeights& w);
-// Uniform quantization with one step for the whole tensor (codes clamped to [-127, 127]).
+// Uniform quantization with one step for the whole tensor; a row whose largest weight would need
+// a code beyond +-127 uses max|w| / 127 instead (its own scale), so nothing is clipped.
 QuantTensor quantize_step(const FloatTensor& t, double step, const ErrorWeights& w);
 // Entropy of int8 codes, bits per symbol (order 0).
 double code_entropy(std::span<const int8_t> codes);

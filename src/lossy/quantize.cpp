@@ -104,15 +104,38 @@ QuantTensor quantize_int(const FloatTensor& t, int bits, int64_t group, const Er
   return q;
 }
 
+namespace {
+
+// max |w| of every row.
+std::vector<float> row_max(const FloatTensor& t) {
+  const int64_t cols = t.cols();
+  std::vector<float> m(size_t(t.rows()), 0.f);
+  for (int64_t r = 0; r < t.rows(); ++r)
+    for (int64_t c = 0; c < cols; ++c) m[size_t(r)] = std::max(m[size_t(r)], std::fabs(t.data[size_t(r * cols + c)]));
+  return m;
+}
+
+// The step a row actually uses: the tensor's, unless the row's largest weight would not fit in
+// +-127 codes; clipping heavy-tailed rows (not rate) was what limited fine steps.
+float row_step(double step, float row_max_abs) { return float(std::max(step, double(row_max_abs) / 127.0)); }
+
+}  // namespace
+
 QuantTensor quantize_step(const FloatTensor& t, double step, const ErrorWeights& w) {
   if (!(step > 0)) fail_input(t.name + ": quantization step must be positive");
   QuantTensor q;
   q.group = t.cols();
   q.step = step;
   q.codes.resize(t.data.size());
-  q.scales.assign(size_t(t.rows()), float(step));
-  const float inv = float(1.0 / step);
-  for (size_t i = 0; i < t.data.size(); ++i) q.codes[i] = code_of(t.data[i], inv, 127);
+  const auto rm = row_max(t);
+  q.scales.resize(size_t(t.rows()));
+  const int64_t cols = t.cols();
+  for (int64_t r = 0; r < t.rows(); ++r) {
+    const float s = row_step(step, rm[size_t(r)]);
+    q.scales[size_t(r)] = s;
+    const float inv = 1.0f / s;
+    for (int64_t c = 0; c < cols; ++c) q.codes[size_t(r * cols + c)] = code_of(t.data[size_t(r * cols + c)], inv, 127);
+  }
   measure(t, q, w);
   return q;
 }
@@ -140,20 +163,21 @@ Curve curve_of(const EcsqTensor& e) {
     c.err = {0.0};
     return c;
   }
+  const auto rm = row_max(t);
   constexpr size_t kSample = 1 << 18;
   const size_t stride = std::max<size_t>(1, n / kSample);
   const double scale_up = double(n) / double((n + stride - 1) / stride);
   // Steps from rms/128 (about 9 bits) to 8 * rms (mostly zeros), 8 per octave.
   for (int k = -56; k <= 24; ++k) {
     const double step = rms * std::exp2(double(k) / 8.0);
-    const float inv = float(1.0 / step);
     std::array<uint64_t, 256> h{};
     double err = 0;
     uint64_t m = 0;
     for (size_t i = 0; i < n; i += stride, ++m) {
-      const int8_t q = code_of(t.data[i], inv, 127);
+      const float s = row_step(step, rm[i / size_t(cols)]);
+      const int8_t q = code_of(t.data[i], 1.0f / s, 127);
       ++h[uint8_t(q)];
-      const double d = double(t.data[i]) - step * q;
+      const double d = double(t.data[i]) - double(s) * q;
       const double cw = e.weights.col.empty() ? 1.0 : e.weights.col[i % size_t(cols)];
       const double rw = e.weights.row.empty() ? 1.0 : e.weights.row[i / size_t(cols)];
       err += cw * rw * d * d;
