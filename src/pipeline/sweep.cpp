@@ -72,17 +72,21 @@ void write_text(const fs::path& p, const std::string& s) {
 }
 
 std::string svg_plot(const json& points, const std::string& title) {
-  // x: kilobytes (linear), y: perplexity (linear); the axes span the data with a margin.
+  // x: kilobytes (linear), y: perplexity (linear). The y axis stops at 1.5x the best perplexity:
+  // a few very lossy points would otherwise squash the interesting region into a line; points
+  // beyond it sit on the top edge with their perplexity in the label.
   double x0 = INFINITY, x1 = 0, y0 = INFINITY, y1 = 0;
   for (const auto& p : points) {
     const double x = p["bytes"].get<double>() / 1000, y = p["ppl"];
     x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
   }
+  const double y_cap = std::min(y1, 1.5 * y0);
+  y1 = y_cap;
   const double dx = std::max(1e-9, x1 - x0), dy = std::max(1e-9, y1 - y0);
   x0 -= 0.05 * dx, x1 += 0.05 * dx, y0 -= 0.05 * dy, y1 += 0.08 * dy;
   const double W = 900, H = 600, L = 70, R = 30, T = 40, B = 60;
   auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
-  auto py = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
+  auto py = [&](double y) { return H - B - (std::min(y, y_cap + 0.04 * dy) - y0) / (y1 - y0) * (H - T - B); };
   std::ostringstream s;
   char buf[512];
   s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
@@ -114,14 +118,20 @@ std::string svg_plot(const json& points, const std::string& title) {
     for (const auto& [x, y] : front) s << px(x) << "," << py(y) << " ";
     s << "\"/>\n";
   }
+  int index = 0;
   for (const auto& p : points) {
     const std::string kind = p["kind"];
+    const bool off_scale = p["ppl"].get<double>() > y_cap;
+    const std::string label = p["name"].get<std::string>() +
+                              (off_scale ? " (PPL " + std::to_string(p["ppl"].get<double>()).substr(0, 5) + ")" : "");
+    // Alternate labels above and below their points: neighbours on the front are close.
+    const double dy_label = (index++ % 2) ? 14 : -4;
     const char* color = kind == "dcq" ? "#d33" : kind == "baseline" ? "#36c" : "#a5c";
     const double x = px(p["bytes"].get<double>() / 1000), y = py(p["ppl"].get<double>());
     std::snprintf(buf, sizeof buf, "<circle cx=\"%g\" cy=\"%g\" r=\"%d\" fill=\"%s\"/>\n", x, y, p.value("pareto", false) ? 5 : 3, color);
     s << buf;
-    std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"%g\" fill=\"%s\">%s</text>\n", x + 6, y - 4, color,
-                  p["name"].get<std::string>().c_str());
+    std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"%g\" fill=\"%s\">%s</text>\n", x + 6, y + dy_label, color,
+                  label.c_str());
     s << buf;
   }
   std::snprintf(buf, sizeof buf,
