@@ -6,7 +6,7 @@
 
 #include "dcq/error.hpp"
 #include "dcq/lossy.hpp"
-#include "lossy/parallel.hpp"
+#include "dcq/parallel.hpp"
 
 namespace dcq::lossy {
 
@@ -197,7 +197,7 @@ Curve curve_of(const EcsqTensor& e) {
 std::vector<double> allocate_ecsq_steps(const std::vector<EcsqTensor>& tensors, double target_bpw, int n_threads) {
   if (!(target_bpw > 0 && target_bpw <= 8)) fail_usage("--target-bpw must be in (0, 8]");
   std::vector<Curve> curves(tensors.size());
-  parallel_jobs(tensors.size(), n_threads, [&](size_t i) { curves[i] = curve_of(tensors[i]); });
+  parallel_for(tensors.size(), size_t(n_threads), [&](size_t i) { curves[i] = curve_of(tensors[i]); });
   double total_n = 0;
   for (const auto& c : curves) total_n += c.n;
   const double budget = target_bpw * total_n;

@@ -12,7 +12,7 @@
 
 #include "dcq/error.hpp"
 #include "dcq/lossy.hpp"
-#include "lossy/parallel.hpp"
+#include "dcq/parallel.hpp"
 
 namespace dcq::lossy {
 namespace {
@@ -114,7 +114,6 @@ std::vector<double> power_scales(const Site& site, double gamma) {
 double entropy_cost(const Site& site, const std::vector<double>& s, const RescaleOptions& o) {
   const std::vector<double> cs = column_scales(site, s);
   double bits = 0, err = 0, n = 0;
-  std::vector<double> act(site.consumers.front()->cols());
   const std::vector<double> site_cols = column_scales(site, std::vector<double>(site.stats.mean_sq.begin(), site.stats.mean_sq.end()));
   for (const FloatTensor* t : site.consumers) {
     FloatTensor x = *t;
@@ -190,7 +189,7 @@ std::vector<RescaleGroup> rescale(FloatModel& model, const Calibration& calib, c
   std::vector<std::vector<double>> scales(sites.size());
   // Choosing reads only the site's own consumers; ffn_up is read by two sites but only written
   // below, after every choice is made.
-  parallel_jobs(sites.size(), n_threads, [&](size_t i) {
+  parallel_for(sites.size(), size_t(n_threads), [&](size_t i) {
     const Site& s = sites[i];
     RescaleGroup& g = report[i];
     g.site = s.key;

@@ -3,6 +3,7 @@
 // intermediate GGUFs are temporary files beside the output, removed whatever happens.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -81,7 +82,7 @@ QuantChoice parse_quant(const LossyOptions& o) {
   return q;
 }
 
-std::vector<int32_t> calibration_tokens(const LossyOptions& o, const Model& src) {
+std::vector<int32_t> calibration_tokens(const LossyOptions& o, const Tokenizer& tok) {
   std::string text;
   try {
     text = read_text_file(o.calib);
@@ -97,7 +98,6 @@ std::vector<int32_t> calibration_tokens(const LossyOptions& o, const Model& src)
     while (cut > 0 && (static_cast<uint8_t>(text[cut]) & 0xC0) == 0x80) --cut;  // whole characters
     text.resize(cut);
   }
-  const Tokenizer tok = Tokenizer::from_model(src);
   std::vector<int32_t> ids = tok.encode(text, /*add_bos=*/false);
   if (ids.size() > size_t(o.calib_tokens)) ids.resize(size_t(o.calib_tokens));
   if (ids.size() < size_t(o.calib_ctx))
@@ -186,8 +186,9 @@ nlohmann::json compress_lossy(const LossyOptions& o) {
   int32_t bos = -1;
   if (!o.calib.empty()) {
     const auto t = std::chrono::steady_clock::now();
-    calib_ids = calibration_tokens(o, src);
-    bos = Tokenizer::from_model(src).bos();
+    const Tokenizer tok = Tokenizer::from_model(src);
+    calib_ids = calibration_tokens(o, tok);
+    bos = tok.bos();
     calib = calibrate(fm, calib_ids, o.calib_ctx, bos, threads);
     timing["calibrate"] = seconds_since(t);
     spdlog::info("calibrated on {} tokens ({} chunks) in {:.1f} s", calib->n_tokens, calib->n_chunks,
@@ -334,9 +335,9 @@ nlohmann::json compress_lossy(const LossyOptions& o) {
                       ? uint64_t(ft.data.size()) + 4 * uint64_t(ft.rows())
                       : 4 * uint64_t(ft.data.size());
   }
-  int8_bytes += std::filesystem::file_size(co.input) > src_tensor_bytes && !std::filesystem::is_directory(co.input)
-                    ? std::filesystem::file_size(co.input) - src_tensor_bytes
-                    : 0;
+  // A folder (sharded safetensors) has no single file size: its tensors stand for it.
+  const uint64_t in_bytes = std::filesystem::is_directory(co.input) ? src_tensor_bytes : std::filesystem::file_size(co.input);
+  int8_bytes += in_bytes - std::min(in_bytes, src_tensor_bytes);  // the source's metadata
   for (auto& j : tensors) {
     const std::string name = j["name"];
     uint64_t b = stored.contains(name) ? stored[name].get<uint64_t>() : 0;
@@ -349,7 +350,6 @@ nlohmann::json compress_lossy(const LossyOptions& o) {
     }
   }
   const uint64_t out_bytes = rep["output_bytes"];
-  const uint64_t in_bytes = std::filesystem::is_directory(co.input) ? src_tensor_bytes : std::filesystem::file_size(co.input);
   nlohmann::json totals = {{"params", params},
                            {"quantized_params", qparams},
                            {"entropy_bpw", qparams ? bits / double(qparams) : 0.0},

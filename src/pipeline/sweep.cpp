@@ -222,7 +222,7 @@ json bench_sweep(const SweepOptions& o) {
 
   for (const std::string& t : o.baselines) {
     const fs::path gguf = points_dir / (t + ".gguf");
-    measure(t, "baseline", {{"type", t}}, [&] {
+    auto build_gguf = [&] {
       ConvertOptions c;
       c.input = o.model;
       c.output = gguf;
@@ -231,17 +231,10 @@ json bench_sweep(const SweepOptions& o) {
       c.threads = o.threads;
       convert(c);
       return gguf;
-    });
+    };
+    measure(t, "baseline", {{"type", t}}, build_gguf);
     measure(t + "+lossless", "baseline+lossless", {{"type", t}}, [&] {
-      if (!fs::exists(gguf)) {
-        ConvertOptions c;
-        c.input = o.model;
-        c.output = gguf;
-        c.type = t;
-        c.force = true;
-        c.threads = o.threads;
-        convert(c);
-      }
+      if (!fs::exists(gguf)) build_gguf();
       CompressOptions c;
       c.input = gguf;
       c.output = points_dir / (t + ".dcq");

@@ -1,18 +1,19 @@
-// n independent jobs over up to `threads` std::threads; the first exception is rethrown on the
-// caller's thread. Results must not depend on which thread ran a job.
+// n independent jobs on up to `threads` std::threads (compress, decompress, analyze, the lossy
+// stage); the first exception is rethrown on the caller's thread.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
 
-namespace dcq::lossy {
+namespace dcq {
 
 template <class F>
-void parallel_jobs(size_t n, int threads, F&& f) {
+void parallel_for(size_t n, size_t threads, F&& f) {
   if (threads <= 1 || n <= 1) {
     for (size_t i = 0; i < n; ++i) f(i);
     return;
@@ -32,10 +33,11 @@ void parallel_jobs(size_t n, int threads, F&& f) {
     }
   };
   std::vector<std::thread> pool;
-  for (size_t t = 1; t < std::min(size_t(threads), n); ++t) pool.emplace_back(work);
+  const size_t k = std::min(threads, n);
+  for (size_t t = 1; t < k; ++t) pool.emplace_back(work);
   work();
   for (auto& t : pool) t.join();
   if (error) std::rethrow_exception(error);
 }
 
-}  // namespace dcq::lossy
+}  // namespace dcq
