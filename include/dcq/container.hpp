@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dcq/codec.hpp"
@@ -21,10 +22,15 @@
 
 namespace dcq {
 
-// Format version written by this dcq; readers accept 1..kDcqFormatVersion.
+class ByteReader;
+
+// Newest format version this dcq reads and writes; readers accept 1..kDcqFormatVersion. A
+// writer writes the lowest version that holds the contents: single files stay version 1.
 // Changelog (append-only, mirrored in docs/format.md "Versions"):
 //   1  dcq 0.1.0  first version
-inline constexpr uint32_t kDcqFormatVersion = 1;
+//   2  dcq 0.1.0  source_format 2 (a folder) and the file table
+inline constexpr uint32_t kDcqFormatVersion = 2;
+inline constexpr uint32_t kDcqFolderFormatVersion = 2;
 inline constexpr uint32_t kDcqHeaderSize = 32;
 inline constexpr uint32_t kDcqFooterSize = 64;
 inline constexpr uint32_t kDcqPayloadAlignment = 16;
@@ -33,8 +39,10 @@ inline constexpr uint64_t kDcqMaxChunkBytes = 1ull << 30;     // decoded size of
 inline constexpr uint64_t kDcqMaxMetadataBytes = 64ull << 20;  // decoded JSON metadata
 inline constexpr uint64_t kDcqMaxExtrasBytes = 1ull << 30;     // decoded non-tensor bytes
 inline constexpr uint64_t kDcqMaxIndexBytes = 256ull << 20;    // decoded index
+inline constexpr uint64_t kDcqMaxVerbatimFile = 64ull << 20;   // a non-safetensors file of a folder
+inline constexpr size_t kDcqMaxFileName = 255;
 
-enum class DcqSourceFormat : uint32_t { gguf = 0, safetensors = 1 };
+enum class DcqSourceFormat : uint32_t { gguf = 0, safetensors = 1, folder = 2 };
 
 struct DcqBlob {
   CodecSpec codec;
@@ -68,6 +76,15 @@ struct DcqSegment {
   uint64_t a = 0, b = 0;  // extras: offset, length; tensor: index, 0
 };
 
+// One file of a folder container (version 2): a contiguous range of layout segments.
+struct DcqFile {
+  enum Kind : uint8_t { safetensors = 0, verbatim = 1 };
+  std::string name;  // a plain file name (no '/', '\\', NUL, '.', '..')
+  Kind kind = verbatim;
+  uint64_t size = 0, xxh3 = 0;
+  uint32_t first_segment = 0, n_segments = 0;
+};
+
 struct DcqIndex {
   DcqSourceFormat source_format = DcqSourceFormat::gguf;
   uint64_t source_size = 0, source_xxh3 = 0;
@@ -75,7 +92,16 @@ struct DcqIndex {
   std::vector<DcqTensor> tensors;
   std::vector<DcqChunk> chunks;
   std::vector<DcqSegment> segments;
+  std::vector<DcqFile> files;  // version 2, folder containers only; empty for a single file
+  // Bytes a segment contributes to the rebuilt stream.
+  uint64_t segment_bytes(const DcqSegment& s) const {
+    return s.kind == DcqSegment::extras ? s.b : tensors[s.a].n_bytes;
+  }
 };
+
+// True when `name` may be created inside a folder: not empty, at most kDcqMaxFileName bytes, no
+// '/', '\\' or NUL, not "." or "..". Checked when writing and when reading a file table.
+bool dcq_safe_file_name(std::string_view name);
 
 // One stream of a chunk payload, as the payload header describes it.
 struct DcqStreamInfo {
@@ -105,7 +131,8 @@ void decode_payload(GgmlType type, TransformId t, std::span<const uint8_t> paylo
 
 class DcqWriter {
  public:
-  DcqWriter(const std::filesystem::path& path, bool force);
+  // `version`: 1 for a single file, kDcqFolderFormatVersion when the index has a file table.
+  DcqWriter(const std::filesystem::path& path, bool force, uint32_t version = 1);
   // Writes one payload at the next aligned offset and returns that offset.
   uint64_t write_payload(std::span<const uint8_t> bytes);
   // Writes index and footer and renames the file into place. The index's offsets must be ones
@@ -114,6 +141,7 @@ class DcqWriter {
 
  private:
   AtomicFile out_;
+  uint32_t version_ = 1;
 };
 
 struct DcqReadOptions {
@@ -144,6 +172,7 @@ class DcqReader {
  private:
   DcqReader() = default;
   void parse_all(const DcqReadOptions& options);
+  void parse_files(ByteReader& r);
   std::shared_ptr<MappedFile> file_;
   std::span<const uint8_t> bytes_;
   std::string source_;

@@ -42,7 +42,7 @@ void put_blob(std::vector<uint8_t>& v, const DcqBlob& b) {
   put(v, b.xxh3_raw);
 }
 
-std::vector<uint8_t> serialize_index(const DcqIndex& ix) {
+std::vector<uint8_t> serialize_index(const DcqIndex& ix, uint32_t version) {
   std::vector<uint8_t> v;
   put<uint32_t>(v, static_cast<uint32_t>(ix.source_format));
   put<uint32_t>(v, 0);
@@ -83,10 +83,32 @@ std::vector<uint8_t> serialize_index(const DcqIndex& ix) {
     put(v, s.a);
     put(v, s.b);
   }
+  if (version >= 2) {
+    put<uint32_t>(v, static_cast<uint32_t>(ix.files.size()));
+    for (const auto& f : ix.files) {
+      DCQ_ASSERT(dcq_safe_file_name(f.name));
+      put<uint16_t>(v, static_cast<uint16_t>(f.name.size()));
+      v.insert(v.end(), f.name.begin(), f.name.end());
+      put<uint8_t>(v, f.kind);
+      put<uint8_t>(v, 0);
+      put<uint16_t>(v, 0);
+      put(v, f.size);
+      put(v, f.xxh3);
+      put(v, f.first_segment);
+      put(v, f.n_segments);
+    }
+  } else {
+    DCQ_ASSERT(ix.files.empty() && ix.source_format != DcqSourceFormat::folder);
+  }
   return v;
 }
 
 }  // namespace
+
+bool dcq_safe_file_name(std::string_view name) {
+  if (name.empty() || name.size() > kDcqMaxFileName || name == "." || name == "..") return false;
+  return name.find_first_of(std::string_view("/\\\0", 3)) == std::string_view::npos;
+}
 
 uint64_t DcqTensor::row_bytes() const {
   const auto r = dcq::row_bytes(type, ne.empty() ? 1 : ne[0]);
@@ -102,10 +124,12 @@ uint64_t DcqTensor::n_rows() const {
 
 // ---- writer ----
 
-DcqWriter::DcqWriter(const std::filesystem::path& path, bool force) : out_(path, force) {
+DcqWriter::DcqWriter(const std::filesystem::path& path, bool force, uint32_t version)
+    : out_(path, force), version_(version) {
+  DCQ_ASSERT(version >= 1 && version <= kDcqFormatVersion);
   std::vector<uint8_t> h;
   h.insert(h.end(), kMagic.begin(), kMagic.end());
-  put<uint32_t>(h, kDcqFormatVersion);
+  put<uint32_t>(h, version_);
   put<uint32_t>(h, kDcqHeaderSize);
   put<uint32_t>(h, kDcqPayloadAlignment);
   put<uint64_t>(h, 0);
@@ -123,7 +147,8 @@ uint64_t DcqWriter::write_payload(std::span<const uint8_t> bytes) {
 
 void DcqWriter::finish(const DcqIndex& index) {
   out_.write_zeros(align_up(out_.offset(), 8) - out_.offset());
-  const auto raw = serialize_index(index);
+  DCQ_ASSERT((version_ >= 2) == !index.files.empty());
+  const auto raw = serialize_index(index, version_);
   DCQ_ASSERT(raw.size() <= kDcqMaxIndexBytes);
   // The index is mostly names and small integers: zstd shrinks it 2-3x, which matters for
   // small models where it is a few percent of the file.
@@ -136,7 +161,7 @@ void DcqWriter::finish(const DcqIndex& index) {
   put<uint64_t>(f, ix.size());
   put<uint64_t>(f, xxh3(ix));
   put<uint64_t>(f, out_.offset() + kDcqFooterSize);
-  put<uint32_t>(f, kDcqFormatVersion);
+  put<uint32_t>(f, version_);
   put<uint8_t>(f, static_cast<uint8_t>(codec.id));
   put<uint8_t>(f, 0);
   put<uint16_t>(f, codec.param);
@@ -224,7 +249,7 @@ void DcqReader::parse_all(const DcqReadOptions& options) {
   ByteReader r(ix_bytes, src + " (index)");
   auto& ix = index_;
   const auto sf = r.read<uint32_t>("source format");
-  if (sf > 1) bad("unknown source format " + std::to_string(sf));
+  if (sf > 2 || (sf == 2 && version_ < 2)) bad("unknown source format " + std::to_string(sf));
   ix.source_format = static_cast<DcqSourceFormat>(sf);
   if (r.read<uint32_t>("reserved") != 0) bad("reserved index field is not zero");
   ix.source_size = r.read<uint64_t>("source size");
@@ -350,6 +375,7 @@ void DcqReader::parse_all(const DcqReadOptions& options) {
       bad("layout segment " + std::to_string(i) + " has unknown kind " + std::to_string(kind));
     }
   }
+  if (version_ >= 2) parse_files(r);
   if (r.remaining() != 0) bad("index has " + std::to_string(r.remaining()) + " unexpected trailing bytes");
   if (extras_used != ix.extras.raw_size) bad("layout does not use the whole extras blob");
   if (std::find(seen.begin(), seen.end(), 0) != seen.end()) bad("layout leaves out a tensor");
@@ -379,6 +405,48 @@ void DcqReader::parse_all(const DcqReadOptions& options) {
     pos = g.at + g.size;
   }
   check_gap(pos, index_offset);
+}
+
+void DcqReader::parse_files(ByteReader& r) {
+  auto bad = [&](const std::string& what) { fail_input(source_ + ": " + what); };
+  auto& ix = index_;
+  const auto n = r.read<uint32_t>("file count");
+  if (n > r.remaining() / 29) bad("file count " + std::to_string(n) + " exceeds the index");
+  if ((ix.source_format == DcqSourceFormat::folder) != (n > 0))
+    bad(ix.source_format == DcqSourceFormat::folder ? "folder container has no files" : "single-file container has a file table");
+  ix.files.resize(n);
+  std::unordered_set<std::string> names;
+  uint64_t next_segment = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    auto& f = ix.files[i];
+    const auto len = r.read<uint16_t>("file name length");
+    const auto nb = r.read_bytes(len, "file name");
+    f.name.assign(reinterpret_cast<const char*>(nb.data()), nb.size());
+    // A name must stay inside the output folder: a forged "../x" or "/etc/x" is refused here,
+    // before anything is created.
+    if (!dcq_safe_file_name(f.name)) bad("file " + std::to_string(i) + " has an unsafe name (a path, '.', '..' or NUL)");
+    if (!names.insert(f.name).second) bad("duplicate file name '" + f.name + "'");
+    const auto kind = r.read<uint8_t>("file kind");
+    if (kind > DcqFile::verbatim) bad("file '" + f.name + "' has unknown kind " + std::to_string(kind));
+    f.kind = static_cast<DcqFile::Kind>(kind);
+    if (r.read<uint8_t>("reserved") != 0 || r.read<uint16_t>("reserved") != 0) bad("file '" + f.name + "' reserved field is not zero");
+    f.size = r.read<uint64_t>("file size");
+    f.xxh3 = r.read<uint64_t>("file checksum");
+    f.first_segment = r.read<uint32_t>("file first segment");
+    f.n_segments = r.read<uint32_t>("file segment count");
+    if (f.first_segment != next_segment || f.n_segments > ix.segments.size() - next_segment)
+      bad("file '" + f.name + "' segments are not the next ones of the layout");
+    next_segment += f.n_segments;
+    uint64_t bytes = 0;  // bounded: all segments together add up to source_size (checked by the caller)
+    for (uint32_t k = 0; k < f.n_segments; ++k) {
+      const auto& s = ix.segments[f.first_segment + k];
+      if (f.kind == DcqFile::verbatim && s.kind != DcqSegment::extras) bad("verbatim file '" + f.name + "' holds a tensor");
+      bytes += ix.segment_bytes(s);
+    }
+    if (bytes != f.size) bad("file '" + f.name + "' segments do not add up to its size");
+    if (f.kind == DcqFile::verbatim && f.size > kDcqMaxVerbatimFile) bad("verbatim file '" + f.name + "' is larger than 64 MiB");
+  }
+  if (next_segment != ix.segments.size() && n > 0) bad("file table does not cover the layout");
 }
 
 std::string DcqReader::chunk_name(size_t i) const {

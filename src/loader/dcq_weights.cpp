@@ -18,6 +18,7 @@
 #include <mutex>
 #include <new>
 #include <thread>
+#include <unistd.h>
 
 #include "dcq/error.hpp"
 #include "dcq/gguf.hpp"
@@ -399,10 +400,60 @@ void DcqWeights::release(std::string_view name) {
   if (--e->second->holds == 0 && !e->second->pinned) release_order_.push_back(key);
 }
 
+namespace {
+
+// A folder .dcq (a Hugging Face checkpoint compressed as one unit) runs exactly like the folder:
+// its files are rebuilt (every checksum checked) into a private temporary folder, read by the
+// same safetensors reader (HF names, q/k permutation, --vocab-from), and the folder is removed
+// again; the tensor data stays reachable through the reader's memory maps.
+Model load_folder_dcq(const DcqReader& r, const LoadOptions& options) {
+  namespace fs = std::filesystem;
+  const auto& ix = r.index();
+  const auto extras = r.read_blob(ix.extras, "extras");
+  const fs::path dir = fs::temp_directory_path() / ("dcq-run-" + std::to_string(::getpid()) + "-" +
+                                                    std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  struct Cleanup {
+    fs::path p;
+    ~Cleanup() { std::error_code ec; fs::remove_all(p, ec); }
+  } cleanup{dir};
+  fs::create_directory(dir);
+  for (const auto& f : ix.files) {
+    std::vector<uint8_t> bytes;
+    bytes.reserve(f.size);
+    for (uint32_t k = 0; k < f.n_segments; ++k) {
+      const auto& s = ix.segments[f.first_segment + k];
+      if (s.kind == DcqSegment::extras) {
+        bytes.insert(bytes.end(), extras.begin() + int64_t(s.a), extras.begin() + int64_t(s.a + s.b));
+        continue;
+      }
+      const size_t ti = ix.tensors[s.a].duplicate_of == kDcqNoDuplicate ? s.a : ix.tensors[s.a].duplicate_of;
+      for (uint32_t c = 0; c < ix.tensors[ti].n_chunks; ++c) {
+        const size_t ci = ix.tensors[ti].first_chunk + c, at = bytes.size();
+        bytes.resize(at + ix.chunks[ci].decoded_size);
+        r.decode_chunk(ci, std::span<uint8_t>(bytes).subspan(at));
+      }
+    }
+    if (bytes.size() != f.size || xxh3(bytes) != f.xxh3)
+      fail(ExitCode::integrity, r.source() + ": rebuilt file '" + f.name + "' does not match its checksum");
+    AtomicFile out(dir / f.name, false);
+    out.write(bytes);
+    out.commit();
+  }
+  return load_model(dir, options);
+}
+
+}  // namespace
+
 OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget,
                          bool prefetch, int threads, double read_throttle) {
   OpenedModel m;
   if (detect_format(path) == ModelFormat::dcq) {
+    if (auto r = DcqReader::open(path); r.index().source_format == DcqSourceFormat::folder) {
+      if (!budget.unlimited) fail_usage("--mem-budget applies to containers made from a GGUF (this one holds a folder)");
+      m.owned = std::make_unique<Model>(load_folder_dcq(r, options));
+      m.weights = std::make_unique<ModelWeights>(*m.owned);
+      return m;
+    }
     auto w = std::make_unique<DcqWeights>(path, budget, prefetch, threads, read_throttle);
     m.dcq = w.get();
     m.weights = std::move(w);

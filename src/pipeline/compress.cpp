@@ -1,14 +1,17 @@
-// `dcq compress --lossless`: GGUF -> .dcq. Tensor bytes are cut into chunks of whole rows and
+// `dcq compress --lossless`: GGUF, safetensors or a Hugging Face folder -> .dcq (a folder is one
+// container: every shard's tensors are chunked, other files kept verbatim). Tensor bytes are cut into chunks of whole rows and
 // encoded in parallel (a bounded window of chunks at a time, written in order, so memory stays
 // a few chunks per thread and the file is identical for any thread count); everything else of
 // the source goes into the extras blob so decompress rebuilds it byte for byte.
 #include <spdlog/spdlog.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <thread>
 #include <unordered_map>
@@ -63,62 +66,129 @@ nlohmann::json compress(const CompressOptions& o) {
   if (o.chunk_size < 1024 || o.chunk_size > kDcqMaxChunkBytes)
     fail_usage("--chunk-size must be 1 KiB..1 GiB, got " + std::to_string(o.chunk_size));
   if (o.min_decode_speed_gbps < 0) fail_usage("--min-decode-speed must be >= 0");
-  const auto fmt = detect_format(o.input);
+  const bool folder = std::filesystem::is_directory(o.input);
+  const auto fmt = folder ? ModelFormat::safetensors : detect_format(o.input);
   if (fmt == ModelFormat::dcq) fail_input(o.input.string() + ": is already a .dcq container");
   if (fmt != ModelFormat::gguf && fmt != ModelFormat::safetensors)
     fail_input(o.input.string() + ": lossless compression supports GGUF and safetensors input (got " +
                std::string(format_name(fmt)) + ")");
-  if (std::filesystem::is_directory(o.input))
-    fail_input(o.input.string() + ": is a folder; compress each .safetensors file of it (an exact rebuild is per file)");
   check_can_write(o.output, o.force);
 
-  // Both formats are read from our own mapping so each tensor's offset in the file is known.
-  const auto file = MappedFile::open(o.input);
-  const auto src = file->bytes();
-  Source m;
-  if (fmt == ModelFormat::gguf) {
-    const Model g = parse_gguf(src, o.input.string());
-    m.gguf_version = g.gguf_version;
-    m.alignment = g.alignment;
-    for (const auto& t : g.tensors) m.tensors.push_back({t.name, t.type, t.ne, t.data});
-  } else {
-    const auto st = parse_safetensors(src, o.input.string());
-    for (const auto& t : st.tensors) {
-      // safetensors shapes are outermost first; ggml order is innermost first.
-      std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
-      m.tensors.push_back({t.name, t.type, ne, t.data});
-    }
-  }
-
-  DcqIndex ix;
-  ix.source_format = fmt == ModelFormat::gguf ? DcqSourceFormat::gguf : DcqSourceFormat::safetensors;
-  ix.source_size = src.size();
-  ix.source_xxh3 = xxh3(src);
-
-  // Layout: tensors in file order, the rest into the extras blob.
-  std::vector<uint64_t> offsets(m.tensors.size());
-  for (size_t i = 0; i < m.tensors.size(); ++i)
-    offsets[i] = m.tensors[i].data.empty() && m.tensors[i].data.data() == nullptr
-                     ? 0
-                     : static_cast<uint64_t>(m.tensors[i].data.data() - src.data());
-  std::vector<size_t> order(m.tensors.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return offsets[a] < offsets[b]; });
-  std::vector<uint8_t> extras;
-  uint64_t pos = 0;
-  auto add_extras = [&](uint64_t from, uint64_t to) {
-    if (to <= from) return;
-    ix.segments.push_back({DcqSegment::extras, extras.size(), to - from});
-    extras.insert(extras.end(), src.begin() + from, src.begin() + to);
+  // The input files: one, or every regular file of the folder sorted by name (so the container
+  // does not depend on directory order). Both formats are read from our own mapping so each
+  // tensor's offset in its file is known.
+  struct InputFile {
+    std::string name;
+    DcqFile::Kind kind = DcqFile::verbatim;
+    std::shared_ptr<MappedFile> map;
+    std::span<const uint8_t> bytes;
   };
-  for (size_t i : order) {
-    if (offsets[i] < pos)
-      fail_input(o.input.string() + ": tensor '" + m.tensors[i].name + "' overlaps another; cannot rebuild exactly");
-    add_extras(pos, offsets[i]);
-    ix.segments.push_back({DcqSegment::tensor, i, 0});
-    pos = offsets[i] + m.tensors[i].data.size();
+  std::vector<InputFile> inputs;
+  std::vector<std::string> skipped;
+  if (folder) {
+    std::vector<std::filesystem::directory_entry> entries;
+    for (const auto& e : std::filesystem::directory_iterator(o.input)) entries.push_back(e);
+    std::sort(entries.begin(), entries.end(), [](const auto& x, const auto& y) { return x.path().filename() < y.path().filename(); });
+    for (const auto& e : entries) {
+      const std::string name = e.path().filename().string();
+      std::error_code ec;
+      if (!e.is_regular_file(ec)) {
+        spdlog::warn("{}: '{}' is not a regular file (a subfolder?); it is not stored", o.input.string(), name);
+        skipped.push_back(name);
+        continue;
+      }
+      if (!dcq_safe_file_name(name)) fail_input(o.input.string() + ": file name '" + name + "' cannot be stored (over 255 bytes)");
+      InputFile f;
+      f.name = name;
+      f.kind = e.path().extension() == ".safetensors" ? DcqFile::safetensors : DcqFile::verbatim;
+      if (f.kind == DcqFile::verbatim && e.file_size() > kDcqMaxVerbatimFile)
+        fail_input(e.path().string() + ": " + std::to_string(e.file_size()) +
+                   " bytes; files other than *.safetensors are stored verbatim and may be at most 64 MiB");
+      f.map = MappedFile::open(e.path());
+      f.bytes = f.map->bytes();
+      inputs.push_back(std::move(f));
+    }
+    if (std::none_of(inputs.begin(), inputs.end(), [](const InputFile& f) { return f.kind == DcqFile::safetensors; }))
+      fail_input(o.input.string() + ": folder holds no *.safetensors file");
+  } else {
+    InputFile f;
+    f.name = o.input.filename().string();
+    f.kind = DcqFile::safetensors;  // (not recorded for a single file)
+    f.map = MappedFile::open(o.input);
+    f.bytes = f.map->bytes();
+    inputs.push_back(std::move(f));
   }
-  add_extras(pos, src.size());
+
+  Source m;
+  DcqIndex ix;
+  ix.source_format = folder ? DcqSourceFormat::folder
+                            : fmt == ModelFormat::gguf ? DcqSourceFormat::gguf : DcqSourceFormat::safetensors;
+  std::vector<uint8_t> extras;
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> whole(XXH3_createState(), XXH3_freeState);
+  XXH3_64bits_reset(whole.get());
+  std::unordered_map<std::string, std::string> tensor_file;  // names must be unique across shards
+  for (const auto& in : inputs) {
+    const auto src = in.bytes;
+    const std::string where = folder ? (o.input / in.name).string() : o.input.string();
+    DcqFile df;
+    df.name = in.name;
+    df.kind = in.kind;
+    df.size = src.size();
+    df.xxh3 = xxh3(src);
+    df.first_segment = static_cast<uint32_t>(ix.segments.size());
+    XXH3_64bits_update(whole.get(), src.data(), src.size());
+    ix.source_size += src.size();
+    auto add_extras = [&](uint64_t from, uint64_t to) {
+      if (to <= from) return;
+      if (extras.size() + (to - from) > kDcqMaxExtrasBytes)
+        fail_input(where + ": the non-tensor bytes of the input exceed 1 GiB");
+      ix.segments.push_back({DcqSegment::extras, extras.size(), to - from});
+      extras.insert(extras.end(), src.begin() + from, src.begin() + to);
+    };
+    if (in.kind == DcqFile::verbatim) {
+      add_extras(0, src.size());
+    } else {
+      const size_t first_tensor = m.tensors.size();
+      if (fmt == ModelFormat::gguf) {
+        const Model g = parse_gguf(src, where);
+        m.gguf_version = g.gguf_version;
+        m.alignment = g.alignment;
+        for (const auto& t : g.tensors) m.tensors.push_back({t.name, t.type, t.ne, t.data});
+      } else {
+        const auto st = parse_safetensors(src, where);
+        for (const auto& t : st.tensors) {
+          // safetensors shapes are outermost first; ggml order is innermost first.
+          std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
+          m.tensors.push_back({t.name, t.type, ne, t.data});
+        }
+      }
+      for (size_t i = first_tensor; i < m.tensors.size(); ++i)
+        if (const auto [it, fresh] = tensor_file.emplace(m.tensors[i].name, in.name); !fresh)
+          fail_input(where + ": tensor '" + m.tensors[i].name + "' is also in " + it->second +
+                     "; a folder container needs unique tensor names");
+      // Layout: tensors in file order, the rest into the extras blob.
+      std::vector<uint64_t> offsets(m.tensors.size() - first_tensor);
+      for (size_t i = 0; i < offsets.size(); ++i) {
+        const auto& t = m.tensors[first_tensor + i];
+        offsets[i] = t.data.empty() && t.data.data() == nullptr ? 0 : static_cast<uint64_t>(t.data.data() - src.data());
+      }
+      std::vector<size_t> order(offsets.size());
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return offsets[x] < offsets[y]; });
+      uint64_t pos = 0;
+      for (size_t i : order) {
+        if (offsets[i] < pos)
+          fail_input(where + ": tensor '" + m.tensors[first_tensor + i].name + "' overlaps another; cannot rebuild exactly");
+        add_extras(pos, offsets[i]);
+        ix.segments.push_back({DcqSegment::tensor, first_tensor + i, 0});
+        pos = offsets[i] + m.tensors[first_tensor + i].data.size();
+      }
+      add_extras(pos, src.size());
+    }
+    df.n_segments = static_cast<uint32_t>(ix.segments.size() - df.first_segment);
+    if (folder) ix.files.push_back(std::move(df));
+  }
+  ix.source_xxh3 = XXH3_64bits_digest(whole.get());
 
   // Tensors, duplicates, chunk jobs.
   std::unordered_map<uint64_t, std::vector<uint32_t>> by_hash;
@@ -159,7 +229,7 @@ nlohmann::json compress(const CompressOptions& o) {
     ix.tensors.push_back(std::move(d));
   }
 
-  DcqWriter w(o.output, o.force);
+  DcqWriter w(o.output, o.force, folder ? kDcqFolderFormatVersion : 1);
   ChunkEncodeOptions eo;
   eo.zstd_level = o.level;
   eo.min_decode_speed = o.min_decode_speed_gbps * 1e9;
@@ -201,10 +271,20 @@ nlohmann::json compress(const CompressOptions& o) {
 
   nlohmann::json meta;
   meta["format"] = "dcq";
-  meta["format_version"] = kDcqFormatVersion;
+  meta["format_version"] = folder ? kDcqFolderFormatVersion : 1;
   meta["writer"] = "dcq " + version();
-  meta["source"] = {{"file", o.source_name.empty() ? o.input.filename().string() : o.source_name}, {"format", std::string(format_name(fmt))},
-                    {"size", src.size()}, {"xxh3", ix.source_xxh3}};
+  const std::string source_file = folder ? std::filesystem::absolute(o.input).lexically_normal().filename().string()
+                                         : o.input.filename().string();
+  meta["source"] = {{"file", o.source_name.empty() ? source_file : o.source_name},
+                    {"format", folder ? std::string("folder") : std::string(format_name(fmt))},
+                    {"size", ix.source_size}, {"xxh3", ix.source_xxh3}};
+  nlohmann::json files_json = nlohmann::json::array();
+  for (const auto& f : ix.files)
+    files_json.push_back({{"name", f.name}, {"kind", f.kind == DcqFile::safetensors ? "safetensors" : "verbatim"}, {"size", f.size}});
+  if (folder) {
+    meta["source"]["files"] = files_json;
+    if (!skipped.empty()) meta["source"]["skipped"] = skipped;
+  }
   if (fmt == ModelFormat::gguf) {
     meta["source"]["gguf_version"] = m.gguf_version;
     meta["source"]["alignment"] = m.alignment;
@@ -230,11 +310,11 @@ nlohmann::json compress(const CompressOptions& o) {
   nlohmann::json stored = nlohmann::json::object();  // per tensor: stored payload bytes
   for (const auto& t : ix.tensors) stored[t.name] = 0;
   for (const auto& c : ix.chunks) stored[ix.tensors[c.tensor].name] = stored[ix.tensors[c.tensor].name].get<uint64_t>() + c.stored_size;
-  return {{"input", o.input.string()},
+  nlohmann::json report = {{"input", o.input.string()},
           {"output", o.output.string()},
-          {"input_bytes", src.size()},
+          {"input_bytes", ix.source_size},
           {"output_bytes", out_bytes},
-          {"ratio", out_bytes ? double(src.size()) / double(out_bytes) : 0.0},
+          {"ratio", out_bytes ? double(ix.source_size) / double(out_bytes) : 0.0},
           {"tensors", ix.tensors.size()},
           {"duplicates", duplicates},
           {"chunks", ix.chunks.size()},
@@ -244,6 +324,11 @@ nlohmann::json compress(const CompressOptions& o) {
           {"transforms", transform_count},
           {"tensor_stored_bytes", stored},
           {"seconds", secs}};
+  if (folder) {
+    report["files"] = files_json;
+    report["skipped"] = skipped;
+  }
+  return report;
 }
 
 }  // namespace dcq

@@ -32,8 +32,11 @@ struct RebuildStats {
 };
 // Streams the source file in order to `sink`, decoding chunks in parallel a window at a time,
 // checking every checksum, and finally the whole source's size and checksum. Throws
-// Error(integrity) naming the tensor and chunk.
+// Error(integrity) naming the tensor and chunk. For a folder container the stream is the files
+// in file-table order: `on_file(i)` is called before file i's bytes and on_file(n_files) after
+// the last; each file's size and checksum are checked when it ends.
 RebuildStats rebuild_source(const DcqReader& reader, int threads,
-                            const std::function<void(std::span<const uint8_t>)>& sink);
+                            const std::function<void(std::span<const uint8_t>)>& sink,
+                            const std::function<void(size_t)>& on_file = {});
 
 }  // namespace dcq

@@ -49,6 +49,16 @@ nlohmann::json inspect_dcq(const std::filesystem::path& path) {
     stored_total += stored;
   }
   j["tensors"] = tensors;
+  if (!ix.files.empty()) {
+    auto files = nlohmann::json::array();
+    for (const auto& f : ix.files) {
+      uint64_t n_tensors = 0;
+      for (uint32_t k = 0; k < f.n_segments; ++k) n_tensors += ix.segments[f.first_segment + k].kind == DcqSegment::tensor;
+      files.push_back({{"name", f.name}, {"kind", f.kind == DcqFile::safetensors ? "safetensors" : "verbatim"},
+                       {"size", f.size}, {"tensors", n_tensors}});
+    }
+    j["files"] = files;
+  }
   j["totals"] = {{"tensors", ix.tensors.size()},
                  {"parameters", params},
                  {"tensor_bytes", bytes},

@@ -35,7 +35,7 @@ const bool registered = register_command("compress", [](CLI::App& app) {
   auto opt = std::make_shared<LossyOptions>();
   auto lossless = std::make_shared<bool>(false);
   CompressOptions& c = opt->container;
-  sub->add_option("INPUT", c.input, "Model: GGUF, safetensors (lossless: a single file), llama2.c")->required();
+  sub->add_option("INPUT", c.input, "Model: GGUF, safetensors (lossless: a file or a whole Hugging Face folder), llama2.c")->required();
   sub->add_option("-o,--output", c.output, "Output .dcq file")->required();
   sub->add_flag("--lossless", *lossless, "Lossless entropy coding only: the input is rebuilt byte for byte");
   sub->add_option("--level", c.level, "Effort: zstd level of zstd candidates (1..22)")->capture_default_str();

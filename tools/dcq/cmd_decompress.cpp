@@ -8,11 +8,11 @@ namespace dcq::cli {
 namespace {
 
 const bool registered = register_command("decompress", [](CLI::App& app) {
-  auto* sub = app.add_subcommand("decompress", "Rebuild the original file from a .dcq container");
+  auto* sub = app.add_subcommand("decompress", "Rebuild the original file (or folder) from a .dcq container");
   auto common = add_common(sub);
   auto opt = std::make_shared<DecompressOptions>();
   sub->add_option("INPUT", opt->input, ".dcq container")->required();
-  sub->add_option("-o,--output", opt->output, "Output file")->required();
+  sub->add_option("-o,--output", opt->output, "Output file (a folder for a folder container)")->required();
   sub->add_flag("--force", opt->force, "Replace an existing output");
   sub->callback([common, opt] {
     common->apply();

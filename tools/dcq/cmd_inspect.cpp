@@ -18,6 +18,13 @@ void print_text(const nlohmann::ordered_json& j) {
     if (s.size() > 100) s = s.substr(0, 97) + "...";
     std::printf("  %-44s %s\n", k.c_str(), s.c_str());
   }
+  if (j.contains("files")) {  // a folder .dcq
+    std::printf("\nfiles (%zu):\n", j["files"].size());
+    for (const auto& f : j["files"])
+      std::printf("  %-44s %-11s %12llu B  %llu tensors\n", f["name"].get<std::string>().c_str(),
+                  f["kind"].get<std::string>().c_str(), static_cast<unsigned long long>(f["size"].get<uint64_t>()),
+                  static_cast<unsigned long long>(f["tensors"].get<uint64_t>()));
+  }
   std::printf("\ntensors (%zu):\n", j["tensors"].size());
   for (const auto& t : j["tensors"]) {
     std::string shape;
