@@ -27,6 +27,7 @@ RebuildStats rebuild_source(const DcqReader& reader, int threads,
   using State = std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)>;
   State h(XXH3_createState(), XXH3_freeState), hf(XXH3_createState(), XXH3_freeState);
   XXH3_64bits_reset(h.get());
+  XXH3_64bits_reset(hf.get());  // an update on a state never reset is undefined (it can spin)
   uint64_t total = 0, file_total = 0;
   auto emit = [&](std::span<const uint8_t> s) {
     XXH3_64bits_update(h.get(), s.data(), s.size());

@@ -98,6 +98,27 @@ void replace_all(std::vector<uint8_t>& v, const std::string& from, const std::st
   ASSERT_GT(hits, 0u) << from;
 }
 
+// A tiny Hugging Face-like folder: config.json and two one-tensor shards (small enough for the
+// fuzz corpus).
+void write_tiny_folder(const fs::path& dir) {
+  fs::create_directories(dir);
+  const std::string cfg = "{\"model_type\": \"llama\"}\n";
+  test::spit(dir / "config.json", std::vector<uint8_t>(cfg.begin(), cfg.end()));
+  for (int k = 1; k <= 2; ++k) {
+    std::string h = "{\"t" + std::to_string(k) + "\":{\"dtype\":\"BF16\",\"shape\":[4,8],\"data_offsets\":[0,64]}}";
+    while ((8 + h.size()) % 8 != 0) h.push_back(' ');
+    std::vector<uint8_t> b(8);
+    const uint64_t n = h.size();
+    std::memcpy(b.data(), &n, 8);
+    b.insert(b.end(), h.begin(), h.end());
+    for (int i = 0; i < 32; ++i) {  // small bf16 values: a compressible exponent byte
+      b.push_back(uint8_t(i * 7 + k));
+      b.push_back(uint8_t(0x3c + (i % 3)));
+    }
+    test::spit(dir / ("model-0000" + std::to_string(k) + "-of-00002.safetensors"), b);
+  }
+}
+
 }  // namespace
 
 TEST(ContainerFolder, ShardedFolderRoundTripsByteForByte) {
@@ -209,9 +230,15 @@ TEST(ContainerFolder, CorruptionIsExit4AndLeavesNoOutput) {
 }
 
 TEST(ContainerFolder, ForgedFileTablesAreRefused) {
-  DCQ_REQUIRE_DATA();
   TempDir tmp;
-  compress_dir(model_dir("stories260K-hf-sharded"), tmp / "s.dcq");
+  write_tiny_folder(tmp / "tiny");
+  compress_dir(tmp / "tiny", tmp / "s.dcq");
+  EXPECT_EQ(test::run_dcq("verify " + q(tmp / "s.dcq") + " -q").exit_code, 0);
+  DecompressOptions d0;
+  d0.input = tmp / "s.dcq";
+  d0.output = tmp / "tiny-back";
+  decompress(d0);
+  expect_same_folder(tmp / "tiny", tmp / "tiny-back");
   const auto good = test::slurp(tmp / "s.dcq");
   struct Case { std::string from, to; };
   // Same length, so only the name changes: a path out of the folder, an absolute path, a NUL,
@@ -233,6 +260,18 @@ TEST(ContainerFolder, ForgedFileTablesAreRefused) {
     EXPECT_NE(d.err.find("file"), std::string::npos) << d.err;
     EXPECT_FALSE(fs::exists(tmp / "out"));
     EXPECT_FALSE(fs::exists(tmp / "cfg.json"));
+  }
+  // Forged numbers in the last file record (its tail: kind, reserved, size, xxh3, first segment,
+  // segment count): each one is a one-line bad-input error, never a crash.
+  const std::pair<size_t, uint8_t> fields[] = {{4, 1} /* n_segments + 1 */, {8, 1} /* first_segment + 1 */,
+                                               {24, 1} /* size + 1 */, {28, 7} /* kind 7 */, {27, 1} /* reserved */};
+  for (const auto& [back, add] : fields) {
+    const auto bad = forge_index(good, [&, back = back, add = add](std::vector<uint8_t>& ix) { ix[ix.size() - back] += add; });
+    test::spit(tmp / "bad.dcq", bad);
+    if (corpus) test::spit(fs::path(corpus) / ("folder_forged_field_" + std::to_string(back) + ".dcq"), bad);
+    const auto v = test::run_dcq("verify " + q(tmp / "bad.dcq") + " -q");
+    EXPECT_EQ(v.exit_code, 3) << back << v.err;
+    EXPECT_EQ(std::count(v.err.begin(), v.err.end(), '\n'), 1) << v.err;
   }
   // The forge itself is sound: an unchanged index re-stored raw still verifies.
   test::spit(tmp / "same.dcq", forge_index(good, [](std::vector<uint8_t>&) {}));
