@@ -63,10 +63,11 @@ echo
 echo "Hugging Face folders (each compressed as ONE .dcq; xz/zstd compress a tar of the folder;"
 echo "ZipNN-style = tools/zipnn_baseline.py: per tensor, byte planes (exponent byte apart), each"
 echo "plane zstd -19, other files zstd -19). Ratios against the sum of the folder's file sizes;"
-echo "the tensor columns count tensor bytes only (dcq: \`dcq analyze X.dcq\` totals):"
+echo "the tensor columns count tensor bytes only (dcq: \`dcq analyze X.dcq\` totals): all tensors"
+echo "(dcq stores the tied lm_head once), and distinct tensors only (the coders alone):"
 echo
-echo "| folder | bytes | xz -9e (tar) | zstd -19 (tar) | ZipNN-style | dcq | tensors: ZipNN-style | tensors: dcq | dcq decode GB/s/core |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| folder | bytes | xz -9e (tar) | zstd -19 (tar) | ZipNN-style | dcq | all tensors: ZipNN-style | all tensors: dcq | distinct tensors: ZipNN-style | distinct tensors: dcq | dcq decode GB/s/core |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for m in stories260K-hf-bf16 stories260K-hf-f32 stories260K-hf-sharded; do
   dir=$data/models/$m
   n=$(find "$dir" -maxdepth 1 -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
@@ -75,10 +76,13 @@ for m in stories260K-hf-bf16 stories260K-hf-f32 stories260K-hf-sharded; do
   zj=$(python3 "$here/tools/zipnn_baseline.py" "$dir")
   zn=$(echo "$zj" | json "['zipnn_bytes']")
   ztr=$(echo "$zj" | python3 -c "import json,sys; print(f\"{json.load(sys.stdin)['tensor_ratio']:.3f}\")")
+  zur=$(echo "$zj" | python3 -c "import json,sys; print(f\"{json.load(sys.stdin)['tensor_unique_ratio']:.3f}\")")
   "$dcq" compress "$dir" -o "$work/$m.dcq" --lossless --force -q
   d=$(stat -c %s "$work/$m.dcq")
-  dtr=$("$dcq" analyze "$work/$m.dcq" --repeat 1 --json | python3 -c "import json,sys; print(f\"{json.load(sys.stdin)['totals']['ratio']:.3f}\")")
+  an=$("$dcq" analyze "$work/$m.dcq" --repeat 1 --json)
+  dtr=$(echo "$an" | python3 -c "import json,sys; print(f\"{json.load(sys.stdin)['totals']['ratio_with_duplicates']:.3f}\")")
+  dur=$(echo "$an" | python3 -c "import json,sys; print(f\"{json.load(sys.stdin)['totals']['ratio']:.3f}\")")
   g=$("$dcq" verify "$work/$m.dcq" --threads 1 --json | json "['decode_gbps_per_core']")
-  echo "| $m | $n | $(ratio $n $x) | $(ratio $n $z) | $(ratio $n ${zn%.*}) | **$(ratio $n $d)** | $ztr | **$dtr** | $g |"
+  echo "| $m | $n | $(ratio $n $x) | $(ratio $n $z) | $(ratio $n ${zn%.*}) | **$(ratio $n $d)** | $ztr | **$dtr** | $zur | **$dur** | $g |"
 done
 fi

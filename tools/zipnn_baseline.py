@@ -51,6 +51,13 @@ def safetensors_file(path: str, acc: dict):
             size = zstd_size(data)
         else:
             size = sum(zstd_size(p) for p in planes(data, width))
+        # The same figures over distinct tensors only (a tied lm_head copies the embedding):
+        # ZipNN itself does not deduplicate, so this is the fair set to compare coders on.
+        key = hash(data)
+        if key not in acc["_seen"]:
+            acc["_seen"].add(key)
+            acc["tensor_unique_bytes"] += len(data)
+            acc["tensor_unique_zipnn_bytes"] += size
         d = acc["by_dtype"].setdefault(t["dtype"], {"bytes": 0, "zipnn_bytes": 0})
         d["bytes"] += len(data)
         d["zipnn_bytes"] += size
@@ -68,7 +75,8 @@ def safetensors_file(path: str, acc: dict):
 
 
 def main():
-    acc = {"bytes": 0, "zipnn_bytes": 0, "tensor_bytes": 0, "tensor_zipnn_bytes": 0, "by_dtype": {}}
+    acc = {"bytes": 0, "zipnn_bytes": 0, "tensor_bytes": 0, "tensor_zipnn_bytes": 0, "by_dtype": {},
+           "tensor_unique_bytes": 0, "tensor_unique_zipnn_bytes": 0, "_seen": set()}
     for p in sys.argv[1:]:
         files = [os.path.join(p, f) for f in sorted(os.listdir(p))] if os.path.isdir(p) else [p]
         for f in files:
@@ -81,6 +89,9 @@ def main():
                 acc["bytes"] += len(data)
                 acc["zipnn_bytes"] += zstd_size(data)
     acc["zipnn_bytes"] += acc["tensor_zipnn_bytes"]
+    del acc["_seen"]
+    acc["tensor_unique_ratio"] = (acc["tensor_unique_bytes"] / acc["tensor_unique_zipnn_bytes"]
+                                  if acc["tensor_unique_zipnn_bytes"] else 0)
     acc["ratio"] = acc["bytes"] / acc["zipnn_bytes"] if acc["zipnn_bytes"] else 0
     acc["tensor_ratio"] = acc["tensor_bytes"] / acc["tensor_zipnn_bytes"] if acc["tensor_zipnn_bytes"] else 0
     for d in acc["by_dtype"].values():

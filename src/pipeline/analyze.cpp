@@ -53,7 +53,7 @@ nlohmann::json analyze_dcq(const AnalyzeOptions& o) {
   const auto r = DcqReader::open(o.input);
   const auto& ix = r.index();
   std::vector<nlohmann::json> per(ix.tensors.size());
-  std::vector<uint64_t> bytes_of(ix.tensors.size()), stored_of(ix.tensors.size());
+  std::vector<uint64_t> bytes_of(ix.tensors.size()), stored_of(ix.tensors.size()), dup_bytes_of(ix.tensors.size());
   std::vector<double> bound_of(ix.tensors.size()), decode_of(ix.tensors.size());
   parallel_for(ix.tensors.size(), static_cast<size_t>(std::max(1, o.threads)), [&](size_t ti) {
     const auto& t = ix.tensors[ti];
@@ -61,6 +61,7 @@ nlohmann::json analyze_dcq(const AnalyzeOptions& o) {
     if (t.duplicate_of != kDcqNoDuplicate) {
       e["duplicate_of"] = ix.tensors[t.duplicate_of].name;
       e["stored_bytes"] = 0;
+      dup_bytes_of[ti] = t.n_bytes;
       per[ti] = e;
       return;
     }
@@ -135,10 +136,11 @@ nlohmann::json analyze_dcq(const AnalyzeOptions& o) {
     decode_of[ti] = best;
   });
   nlohmann::json tensors = nlohmann::json::array();
-  uint64_t total_bytes = 0, total_stored = 0;
+  uint64_t total_bytes = 0, total_stored = 0, dup_bytes = 0;
   double total_bound = 0, total_decode = 0;
   for (size_t i = 0; i < per.size(); ++i) {
     tensors.push_back(per[i]);
+    dup_bytes += dup_bytes_of[i];
     total_bytes += bytes_of[i];
     total_stored += stored_of[i];
     total_bound += bound_of[i];
@@ -155,6 +157,9 @@ nlohmann::json analyze_dcq(const AnalyzeOptions& o) {
                      {"container_bytes", r.file_size()},
                      {"source_bytes", ix.source_size},
                      {"ratio", total_stored ? double(total_bytes) / double(total_stored) : 0.0},
+                     // Counting the duplicates (stored once) too: the ratio on all tensor bytes.
+                     {"duplicate_bytes", dup_bytes},
+                     {"ratio_with_duplicates", total_stored ? double(total_bytes + dup_bytes) / double(total_stored) : 0.0},
                      {"decode_gbps", total_decode > 0 ? double(total_bytes) / total_decode / 1e9 : 0.0}}}};
   return j;
 }
