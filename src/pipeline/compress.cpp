@@ -89,9 +89,15 @@ nlohmann::json compress(const CompressOptions& o) {
     std::vector<std::filesystem::directory_entry> entries;
     for (const auto& e : std::filesystem::directory_iterator(o.input)) entries.push_back(e);
     std::sort(entries.begin(), entries.end(), [](const auto& x, const auto& y) { return x.path().filename() < y.path().filename(); });
+    std::error_code ec;
+    const auto out_abs = std::filesystem::weakly_canonical(o.output, ec);
     for (const auto& e : entries) {
       const std::string name = e.path().filename().string();
-      std::error_code ec;
+      if (!out_abs.empty() && std::filesystem::weakly_canonical(e.path(), ec) == out_abs) {
+        spdlog::warn("{}: '{}' is the output; it is not stored", o.input.string(), name);
+        skipped.push_back(name);
+        continue;
+      }
       if (!e.is_regular_file(ec)) {
         spdlog::warn("{}: '{}' is not a regular file (a subfolder?); it is not stored", o.input.string(), name);
         skipped.push_back(name);

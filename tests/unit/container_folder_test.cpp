@@ -205,6 +205,11 @@ TEST(ContainerFolder, SubfoldersAreSkippedAndReported) {
   EXPECT_FALSE(fs::exists(tmp / "out" / "sub"));
   fs::remove_all(in / "sub");
   expect_same_folder(in, tmp / "out");
+  // An output inside the input folder is not stored in itself (second run: it exists already).
+  compress_dir(in, in / "self.dcq");
+  const auto again = compress_dir(in, in / "self.dcq");
+  ASSERT_EQ(again["skipped"].size(), 1u);
+  EXPECT_EQ(again["skipped"][0], "self.dcq");
 }
 
 TEST(ContainerFolder, CorruptionIsExit4AndLeavesNoOutput) {
