@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Engine speed, dcq against llama-bench in the same run (docs/kernels.md, docs/benchmarks.md).
 # Usage: tools/bench_engine.sh [build/tools/dcq/dcq] [types...] — Markdown table on stdout.
-# Model: stories110M-shape synth (dcq synth --preset stories110M --type T); prompt 64 tokens,
+# Model: stories110M-shape synth (dcq synth --preset stories110M --type T; a llama.cpp mix such
+# as Q4_K_M is synthesized as F32 and then `dcq convert --type T`); prompt 64 tokens,
 # generation 32 tokens, 2 threads, as `llama-bench -p 64 -n 32 -t 2`.
 # Environment: REPS (default 3) runs of each tool, interleaved, reported as best (spread =
-# (best - worst) / best); THREADS (default 2); DCQ_ISA forces dcq's kernel path; BENCH_DIR.
+# (best - worst) / best); THREADS (default 2); DCQ_ISA forces dcq's kernel path; DCQ_REPACK=0
+# keeps Q8_0/Q4_0 weights in ggml's plain layout (the engine before weight repacking); BENCH_DIR.
 set -euo pipefail
 dcq=${1:-build/tools/dcq/dcq}
 shift || true
@@ -25,7 +27,13 @@ echo "| type | dcq prompt tok/s | llama.cpp prompt tok/s | ratio | dcq gen tok/s
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for t in $types; do
   m=$work/s110-$t.gguf
-  [ -f "$m" ] || $dcq synth --preset stories110M --type "$t" -o "$m" -q >/dev/null
+  if [ ! -f "$m" ]; then
+    if ! $dcq synth --preset stories110M --type "$t" -o "$m" -q >/dev/null 2>&1; then
+      f32=$work/s110-F32.gguf
+      [ -f "$f32" ] || $dcq synth --preset stories110M --type F32 -o "$f32" -q >/dev/null
+      $dcq convert "$f32" --type "$t" -o "$m" -q >/dev/null
+    fi
+  fi
   dp=(); dg=(); lp=(); lg=()
   for ((r = 0; r < reps; ++r)); do
     j=$($dcq run "$m" -p "$prompt" -n 32 --temp 0 --threads "$threads" --json 2>/dev/null)

@@ -8,6 +8,10 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <unordered_map>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "dcq/error.hpp"
 #include "dcq/fp16.hpp"
@@ -81,8 +85,36 @@ LlamaConfig LlamaConfig::from(const WeightSource& w) {
   return c;
 }
 
+namespace {
+
+// The engine's interleaved copies of Q8_0 / Q4_0 matrices (kernels::interleave_rows, made at
+// first use). Only a fully resident source (ModelWeights: a mmapped or in-memory GGUF) is
+// repacked: the copy is made once and the original is never read again by the matmuls, so its
+// pages are handed back to the kernel (MADV_PAGEOUT: a hint that keeps contents, so it is safe
+// whatever memory the span lives in) and the model stays resident once. A .dcq source decodes
+// tensors under the loader's memory budget and may evict and decode them again, so its tensors
+// are used as they come (plain layout).
+struct Repacked {
+  bool enabled = false;
+  std::unordered_map<std::string, std::vector<uint8_t>> copies;
+};
+
+void hand_back_pages(std::span<const uint8_t> data) {
+#ifdef MADV_PAGEOUT
+  const auto page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<uintptr_t>(data.data()) + page - 1) / page * page;
+  const auto end = (reinterpret_cast<uintptr_t>(data.data()) + data.size()) / page * page;
+  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_PAGEOUT);  // a hint
+#else
+  (void)data;
+#endif
+}
+
+}  // namespace
+
 // Scratch buffers and the KV cache; activations are [n_tok][width] row-major.
 struct Engine::State {
+  Repacked repacked;
   kernels::ThreadPool pool;
   std::vector<uint16_t> k_cache, v_cache;  // [layer][pos][n_head_kv * head_dim], F16 like llama.cpp
   std::vector<float> x, xb, xb2, q, k, v, att, hb, hb2, logits, norm;
@@ -149,6 +181,7 @@ Engine::Engine(WeightSource& weights, const EngineOptions& options) : w_(weights
   pruned_ffn_ = pruned("dcq.pruned.ffn");
   set_skips(options.skip_attn, options.skip_ffn);
   st_ = std::make_unique<State>(options.n_threads);
+  st_->repacked.enabled = dynamic_cast<ModelWeights*>(&w_) != nullptr;
   const size_t cache = size_t(cfg_.n_layer) * size_t(n_ctx_) * size_t(kv_dim);
   st_->k_cache.assign(cache, 0);
   st_->v_cache.assign(cache, 0);
@@ -222,6 +255,30 @@ class Held {
   WeightBlocks b_, s_;
 };
 
+// y = W x for the matrix `name`, through its interleaved copy when the kernels want one.
+void linear(WeightSource& w, Repacked& rp, kernels::ThreadPool& pool, const std::string& name, const float* x, int n,
+            float* y) {
+  if (rp.enabled) {
+    if (auto it = rp.copies.find(name); it != rp.copies.end()) {
+      const auto t = w.info(name);
+      kernels::Matrix m{t->type, t->row_width(), t->n_rows(), it->second.data()};
+      m.interleaved = true;
+      return kernels::matmul(m, x, n, y, &pool);
+    }
+  }
+  Held h(w, name);
+  kernels::Matrix m = h.matrix();
+  if (rp.enabled && kernels::interleave_pays(m.type, m.n_rows, m.n_cols)) {
+    std::vector<uint8_t>& copy = rp.copies[name];
+    copy.resize((*h).data.size());
+    kernels::interleave_rows(m.type, m.n_rows, m.n_cols, m.data, copy.data());
+    hand_back_pages((*h).data);
+    m.data = copy.data();
+    m.interleaved = true;
+  }
+  kernels::matmul(m, x, n, y, &pool);
+}
+
 }  // namespace
 
 std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_logits) {
@@ -283,10 +340,8 @@ std::span<const float> Engine::finish(int n, int first) {
   }
   if (observer_) observer_->observe(-1, LinearSite::output_in, s.xb.data(), n_out, dim);
   s.logits.resize(size_t(n_out) * cfg_.n_vocab);
-  {
-    Held out(w_, cfg_.tied_output ? "token_embd.weight" : "output.weight");
-    kernels::matmul(out.matrix(), s.xb.data(), n_out, s.logits.data(), &s.pool);
-  }
+  linear(w_, s.repacked, s.pool, cfg_.tied_output ? "token_embd.weight" : "output.weight", s.xb.data(), n_out,
+         s.logits.data());
   n_past_ += n;
   return s.logits;
 }
@@ -327,12 +382,9 @@ void Engine::attention_block(int l, int n, int drop) {
     for (size_t t = 0; t < N; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
   }
   if (observer_) observer_->observe(l, LinearSite::attn_in, s.xb.data(), n, dim);
-  {
-    Held wq(w_, blk(l, "attn_q")), wk(w_, blk(l, "attn_k")), wv(w_, blk(l, "attn_v"));
-    kernels::matmul(wq.matrix(), s.xb.data(), n, s.q.data(), &s.pool);
-    kernels::matmul(wk.matrix(), s.xb.data(), n, s.k.data(), &s.pool);
-    kernels::matmul(wv.matrix(), s.xb.data(), n, s.v.data(), &s.pool);
-  }
+  linear(w_, s.repacked, s.pool, blk(l, "attn_q"), s.xb.data(), n, s.q.data());
+  linear(w_, s.repacked, s.pool, blk(l, "attn_k"), s.xb.data(), n, s.k.data());
+  linear(w_, s.repacked, s.pool, blk(l, "attn_v"), s.xb.data(), n, s.v.data());
   uint16_t* kc = s.k_cache.data() + size_t(l) * n_ctx_ * kv_dim;
   uint16_t* vc = s.v_cache.data() + size_t(l) * n_ctx_ * kv_dim;
   for (size_t t = 0; t < N; ++t) {
@@ -365,10 +417,7 @@ void Engine::attention_block(int l, int n, int drop) {
   }
   const size_t M = size_t(n);
   if (observer_) observer_->observe(l, LinearSite::attn_out_in, s.att.data(), n, dim);
-  {
-    Held wo(w_, blk(l, "attn_output"));
-    kernels::matmul(wo.matrix(), s.att.data(), n, s.xb2.data(), &s.pool);
-  }
+  linear(w_, s.repacked, s.pool, blk(l, "attn_output"), s.att.data(), n, s.xb2.data());
   for (size_t i = 0; i < M * dim; ++i) s.x[i] += s.xb2[i];
 }
 
@@ -383,17 +432,11 @@ void Engine::ffn_block(int l, int n) {
     for (size_t t = 0; t < M; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
   }
   if (observer_) observer_->observe(l, LinearSite::ffn_in, s.xb.data(), n, dim);
-  {
-    Held wg(w_, blk(l, "ffn_gate")), wu(w_, blk(l, "ffn_up"));
-    kernels::matmul(wg.matrix(), s.xb.data(), n, s.hb.data(), &s.pool);
-    kernels::matmul(wu.matrix(), s.xb.data(), n, s.hb2.data(), &s.pool);
-  }
+  linear(w_, s.repacked, s.pool, blk(l, "ffn_gate"), s.xb.data(), n, s.hb.data());
+  linear(w_, s.repacked, s.pool, blk(l, "ffn_up"), s.xb.data(), n, s.hb2.data());
   kernels::swiglu(s.hb.data(), s.hb.data(), s.hb2.data(), int64_t(M) * n_ff);
   if (observer_) observer_->observe(l, LinearSite::ffn_down_in, s.hb.data(), n, n_ff);
-  {
-    Held wd(w_, blk(l, "ffn_down"));
-    kernels::matmul(wd.matrix(), s.hb.data(), n, s.xb2.data(), &s.pool);
-  }
+  linear(w_, s.repacked, s.pool, blk(l, "ffn_down"), s.hb.data(), n, s.xb2.data());
   for (size_t i = 0; i < M * dim; ++i) s.x[i] += s.xb2[i];
 }
 
