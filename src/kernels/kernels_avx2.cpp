@@ -7,6 +7,7 @@
 // 3.5012 llama.cpp). Explicit _mm256_fmadd_ps calls below are unaffected.
 #pragma GCC optimize("fp-contract=off")
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -55,21 +56,21 @@ void gemm4x4_f32(int64_t n, const void* const w[4], const void* const a[4], floa
   const int64_t n32 = n / 32 * 32, n8 = n / 8 * 8;
   for (int half = 0; half < 2; ++half) {
     const float* x[2] = {static_cast<const float*>(w[2 * half]), static_cast<const float*>(w[2 * half + 1])};
+    // Passes over the whole row would use 32 of every 128 bytes per pass and stream the tile
+    // from L2 four times; chunks of 256 elements keep a chunk of the 2 rows and 4 tokens (6 KiB)
+    // in L1 for its four passes, the accumulators parked in s between chunks.
     __m256 s[4][2][4];  // [pass][row][token]
-    for (int j = 0; j < 4; ++j) {
-      __m256 acc[2][4];
+    for (int j = 0; j < 4; ++j)
       for (int r = 0; r < 2; ++r)
-        for (int t = 0; t < 4; ++t) acc[r][t] = _mm256_setzero_ps();
-      for (int64_t i = 8 * j; i < n32; i += 32) {
-        const __m256 w0 = _mm256_loadu_ps(x[0] + i), w1 = _mm256_loadu_ps(x[1] + i);
-        for (int t = 0; t < 4; ++t) {
-          const __m256 yv = _mm256_loadu_ps(y[t] + i);
-          acc[0][t] = _mm256_fmadd_ps(w0, yv, acc[0][t]);
-          acc[1][t] = _mm256_fmadd_ps(w1, yv, acc[1][t]);
-        }
-      }
-      if (j == 0) {  // dot_f32's steps of 8 after the last step of 32 go into s0
-        for (int64_t i = n32; i < n8; i += 8) {
+        for (int t = 0; t < 4; ++t) s[j][r][t] = _mm256_setzero_ps();
+    constexpr int64_t kChunk = 256;
+    for (int64_t c = 0; c < n32; c += kChunk) {
+      const int64_t ce = std::min(c + kChunk, n32);
+      for (int j = 0; j < 4; ++j) {
+        __m256 acc[2][4];
+        for (int r = 0; r < 2; ++r)
+          for (int t = 0; t < 4; ++t) acc[r][t] = s[j][r][t];
+        for (int64_t i = c + 8 * j; i < ce; i += 32) {
           const __m256 w0 = _mm256_loadu_ps(x[0] + i), w1 = _mm256_loadu_ps(x[1] + i);
           for (int t = 0; t < 4; ++t) {
             const __m256 yv = _mm256_loadu_ps(y[t] + i);
@@ -77,9 +78,17 @@ void gemm4x4_f32(int64_t n, const void* const w[4], const void* const a[4], floa
             acc[1][t] = _mm256_fmadd_ps(w1, yv, acc[1][t]);
           }
         }
+        for (int r = 0; r < 2; ++r)
+          for (int t = 0; t < 4; ++t) s[j][r][t] = acc[r][t];
       }
-      for (int r = 0; r < 2; ++r)
-        for (int t = 0; t < 4; ++t) s[j][r][t] = acc[r][t];
+    }
+    for (int64_t i = n32; i < n8; i += 8) {  // dot_f32's steps of 8 after the last step of 32 go into s0
+      const __m256 w0 = _mm256_loadu_ps(x[0] + i), w1 = _mm256_loadu_ps(x[1] + i);
+      for (int t = 0; t < 4; ++t) {
+        const __m256 yv = _mm256_loadu_ps(y[t] + i);
+        s[0][0][t] = _mm256_fmadd_ps(w0, yv, s[0][0][t]);
+        s[0][1][t] = _mm256_fmadd_ps(w1, yv, s[0][1][t]);
+      }
     }
     for (int r = 0; r < 2; ++r) {
       for (int t = 0; t < 4; ++t) {
@@ -401,12 +410,16 @@ void group_q8_0(int64_t n, const void* group, const void* const a[], float* out)
     _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1216, _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1280, _MM_HINT_T0);
     const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].d)));
+    __m256i ax[8];  // |levels|, once per block for all tokens (the signs go onto each token's bytes)
+    if constexpr (NT > 1)
+      for (int r = 0; r < 8; ++r) ax[r] = _mm256_sign_epi8(load32(x[b].qs[r]), load32(x[b].qs[r]));
     for (int t = 0; t < NT; ++t) {
       const __m256i yv = load32(y[t][b].qs);
       __m256i p[8];
       for (int r = 0; r < 8; ++r) {
         const __m256i q = load32(x[b].qs[r]);
-        p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(yv, q)), ones);
+        const __m256i aq = NT > 1 ? ax[r] : _mm256_sign_epi8(q, q);
+        p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(yv, q)), ones);
       }
       const __m256 isum = _mm256_cvtepi32_ps(reduce8_i32(p));
       const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(f16(y[t][b].d)));

@@ -89,21 +89,22 @@ TEST(Repack, InterleavedMatmulIsBitIdenticalWithPlainScalar) {
   EXPECT_GE(checked, 18);
 }
 
-TEST(Repack, OnlyTheAvx2PathPacksAndOnlyLegacyTypes) {
+TEST(Repack, SimdPathsPackOnlyLegacyTypes) {
   IsaGuard guard;
   k::set_isa(k::Isa::scalar);
   EXPECT_FALSE(k::interleave_pays(GgmlType::Q8_0, 64, 64));
-  if (k::cpu_supports(k::Isa::avx2)) {
-    k::set_isa(k::Isa::avx2);
+  for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+    if (!k::cpu_supports(isa)) continue;
+    k::set_isa(isa);
     EXPECT_TRUE(k::interleave_pays(GgmlType::Q8_0, 64, 64));
     EXPECT_TRUE(k::interleave_pays(GgmlType::Q4_0, 8, 32));
     EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_0, 7, 32));
+    EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_0, 64, 48));
     EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_1, 64, 64));
     EXPECT_FALSE(k::interleave_pays(GgmlType::F32, 64, 64));
-  }
-  if (k::cpu_supports(k::Isa::avx512)) {
-    k::set_isa(k::Isa::avx512);
+    setenv("DCQ_REPACK", "0", 1);
     EXPECT_FALSE(k::interleave_pays(GgmlType::Q8_0, 64, 64));
+    unsetenv("DCQ_REPACK");
   }
 }
 
@@ -112,30 +113,33 @@ TEST(Repack, EngineLogitsEqualWithAndWithoutRepacking) {
   DCQ_REQUIRE_DATA();
   IsaGuard guard;
   if (!k::cpu_supports(k::Isa::avx2)) GTEST_SKIP() << "no AVX2";
-  k::set_isa(k::Isa::avx2);
-  for (const auto& path : {dcq::test::synth_gguf("Q8_0"), dcq::test::synth_gguf("Q4_0"),
-                           dcq::test::stories_gguf("Q8_0"), dcq::test::stories_gguf("Q4_0")}) {
-    const std::string name = path.filename().string();
-    const Model model = load_model(path);
-    const std::vector<int32_t> toks = {1, 5, 9, 14, 30, 2, 7};
-    auto run = [&](bool repack) {
-      if (!repack) setenv("DCQ_REPACK", "0", 1);
-      ModelWeights w(model);
-      EngineOptions o;
-      o.n_ctx = 32;
-      o.n_threads = 2;
-      Engine e(w, o);
-      std::vector<float> out;
-      const auto a = e.eval(std::span<const int32_t>(toks.data(), 5), true);
-      out.assign(a.begin(), a.end());
-      const auto b = e.eval(std::span<const int32_t>(toks.data() + 5, 1), false);
-      out.insert(out.end(), b.begin(), b.end());
-      unsetenv("DCQ_REPACK");
-      return out;
-    };
-    const auto packed = run(true), plain = run(false);
-    ASSERT_FALSE(packed.empty());
-    EXPECT_EQ(packed, plain) << name;
+  for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+    if (!k::cpu_supports(isa)) continue;
+    k::set_isa(isa);
+    for (const auto& path : {dcq::test::synth_gguf("Q8_0"), dcq::test::synth_gguf("Q4_0"),
+                             dcq::test::stories_gguf("Q8_0"), dcq::test::stories_gguf("Q4_0")}) {
+      const std::string name = path.filename().string();
+      const Model model = load_model(path);
+      const std::vector<int32_t> toks = {1, 5, 9, 14, 30, 2, 7};
+      auto run = [&](bool repack) {
+        if (!repack) setenv("DCQ_REPACK", "0", 1);
+        ModelWeights w(model);
+        EngineOptions o;
+        o.n_ctx = 32;
+        o.n_threads = 2;
+        Engine e(w, o);
+        std::vector<float> out;
+        const auto a = e.eval(std::span<const int32_t>(toks.data(), 5), true);
+        out.assign(a.begin(), a.end());
+        const auto b = e.eval(std::span<const int32_t>(toks.data() + 5, 1), false);
+        out.insert(out.end(), b.begin(), b.end());
+        unsetenv("DCQ_REPACK");
+        return out;
+      };
+      const auto packed = run(true), plain = run(false);
+      ASSERT_FALSE(packed.empty());
+      EXPECT_EQ(packed, plain) << name << " " << k::isa_name(isa);
+    }
   }
 }
 
