@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <fstream>
+#include <sstream>
 #include <unordered_map>
 
 #include <sys/mman.h>
@@ -87,28 +89,46 @@ LlamaConfig LlamaConfig::from(const WeightSource& w) {
 
 namespace {
 
-// The engine's interleaved copies of Q8_0 / Q4_0 matrices (kernels::interleave_rows, made at
-// first use). Only a fully resident source (ModelWeights: a mmapped or in-memory GGUF) is
-// repacked: the copy is made once and the original is never read again by the matmuls, so its
-// pages are handed back to the kernel (MADV_PAGEOUT: a hint that keeps contents, so it is safe
-// whatever memory the span lives in) and the model stays resident once. A .dcq source decodes
-// tensors under the loader's memory budget and may evict and decode them again, so its tensors
-// are used as they come (plain layout).
+// The engine's interleaved copies of Q8_0 / Q4_0 matrices (kernels::interleave_rows, made when
+// the engine is built). Only a fully resident source (ModelWeights: a mmapped or in-memory GGUF)
+// is repacked, and the matmuls never read the original again: when it lies in a read-only file
+// mapping (a mmapped GGUF), its pages are dropped from this process (MADV_DONTNEED on such a
+// mapping only removes our page-table entries; the file stays in the page cache and a later
+// touch, e.g. an embedding row of a tied output matrix, maps it back), so the model is resident
+// once. A .dcq source decodes tensors under the loader's memory budget and may evict and decode
+// them again, so its tensors are used as they come (plain layout).
 struct Repacked {
-  bool enabled = false;
   std::unordered_map<std::string, std::vector<uint8_t>> copies;
 };
 
-void hand_back_pages(std::span<const uint8_t> data) {
-#ifdef MADV_PAGEOUT
+// Whether [p, p + n) lies inside one read-only, file-backed mapping of this process.
+bool in_readonly_file_mapping(const uint8_t* p, size_t n) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  const auto lo = reinterpret_cast<uintptr_t>(p), hi = lo + n;
+  while (std::getline(maps, line)) {
+    std::istringstream in(line);
+    std::string range, perms, offset, dev;
+    uint64_t inode = 0;
+    if (!(in >> range >> perms >> offset >> dev >> inode)) continue;
+    const size_t dash = range.find('-');
+    if (dash == std::string::npos) continue;
+    const auto start = uintptr_t(std::stoull(range.substr(0, dash), nullptr, 16));
+    const auto end = uintptr_t(std::stoull(range.substr(dash + 1), nullptr, 16));
+    if (lo >= start && hi <= end) return perms.size() >= 2 && perms[1] == '-' && inode != 0;
+  }
+  return false;
+}
+
+void drop_pages(std::span<const uint8_t> data) {
+  if (data.empty() || !in_readonly_file_mapping(data.data(), data.size())) return;
   const auto page = uintptr_t(sysconf(_SC_PAGESIZE));
   const auto begin = (reinterpret_cast<uintptr_t>(data.data()) + page - 1) / page * page;
   const auto end = (reinterpret_cast<uintptr_t>(data.data()) + data.size()) / page * page;
-  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_PAGEOUT);  // a hint
-#else
-  (void)data;
-#endif
+  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // RSS only
 }
+
+void repack(WeightSource& w, Repacked& rp, const std::string& name);
 
 }  // namespace
 
@@ -181,7 +201,14 @@ Engine::Engine(WeightSource& weights, const EngineOptions& options) : w_(weights
   pruned_ffn_ = pruned("dcq.pruned.ffn");
   set_skips(options.skip_attn, options.skip_ffn);
   st_ = std::make_unique<State>(options.n_threads);
-  st_->repacked.enabled = dynamic_cast<ModelWeights*>(&w_) != nullptr;
+  // Weight repacking happens here, at load (as llama.cpp does), so that neither the prompt's
+  // time nor its page faults include it.
+  if (dynamic_cast<ModelWeights*>(&w_) != nullptr) {
+    repack(w_, st_->repacked, cfg_.tied_output ? "token_embd.weight" : "output.weight");
+    for (int l = 0; l < cfg_.n_layer; ++l)
+      for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
+        repack(w_, st_->repacked, blk(l, m));
+  }
   const size_t cache = size_t(cfg_.n_layer) * size_t(n_ctx_) * size_t(kv_dim);
   st_->k_cache.assign(cache, 0);
   st_->v_cache.assign(cache, 0);
@@ -255,28 +282,29 @@ class Held {
   WeightBlocks b_, s_;
 };
 
-// y = W x for the matrix `name`, through its interleaved copy when the kernels want one.
+// Makes the interleaved copy of matrix `name` when the kernels want one (at load).
+void repack(WeightSource& w, Repacked& rp, const std::string& name) {
+  const auto t = w.info(name);
+  if (!t || !kernels::interleave_pays(t->type, t->n_rows(), t->row_width()) || rp.copies.contains(name)) return;
+  Held h(w, name);
+  const kernels::Matrix m = h.matrix();
+  std::vector<uint8_t> copy((*h).data.size());
+  kernels::interleave_rows(m.type, m.n_rows, m.n_cols, m.data, copy.data());
+  drop_pages((*h).data);
+  rp.copies.emplace(name, std::move(copy));
+}
+
+// y = W x for the matrix `name`, through its interleaved copy when there is one.
 void linear(WeightSource& w, Repacked& rp, kernels::ThreadPool& pool, const std::string& name, const float* x, int n,
             float* y) {
-  if (rp.enabled) {
-    if (auto it = rp.copies.find(name); it != rp.copies.end()) {
-      const auto t = w.info(name);
-      kernels::Matrix m{t->type, t->row_width(), t->n_rows(), it->second.data()};
-      m.interleaved = true;
-      return kernels::matmul(m, x, n, y, &pool);
-    }
+  if (auto it = rp.copies.find(name); it != rp.copies.end()) {
+    const auto t = w.info(name);
+    kernels::Matrix m{t->type, t->row_width(), t->n_rows(), it->second.data()};
+    m.interleaved = true;
+    return kernels::matmul(m, x, n, y, &pool);
   }
   Held h(w, name);
-  kernels::Matrix m = h.matrix();
-  if (rp.enabled && kernels::interleave_pays(m.type, m.n_rows, m.n_cols)) {
-    std::vector<uint8_t>& copy = rp.copies[name];
-    copy.resize((*h).data.size());
-    kernels::interleave_rows(m.type, m.n_rows, m.n_cols, m.data, copy.data());
-    hand_back_pages((*h).data);
-    m.data = copy.data();
-    m.interleaved = true;
-  }
-  kernels::matmul(m, x, n, y, &pool);
+  kernels::matmul(h.matrix(), x, n, y, &pool);
 }
 
 }  // namespace
