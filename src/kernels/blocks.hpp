@@ -98,6 +98,7 @@ void fill_scalar(KernelTable& t);
 // Override the entries they speed up (defined in *_avx2.cpp / *_avx512.cpp).
 void fill_avx2(KernelTable& t);
 void fill_avx512(KernelTable& t);
+void fill_avx512_repack(KernelTable& t);  // repack_avx512.cpp: VNNI kernels of the interleaved layout
 
 void attention_f16_scalar(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
                           int head_dim, float scale, float* out);

@@ -66,10 +66,10 @@ KernelTable make_table(Isa isa) {
   if (isa == Isa::avx2 || isa == Isa::avx512) fill_avx2(t);
   if (isa == Isa::avx512) {
     fill_avx512(t);
-    // The interleaved Q8_0 / Q4_0 matrices run on the AVX2 group kernels that fill_avx2 left in
-    // the table: on this AMD EPYC (Zen 4, AVX-512 VNNI) they stream weights at ~3x the rate of the
-    // plain-row VNNI dot4 kernels for one token and match or beat the VNNI 4x4 tiles for batches
-    // (docs/kernels.md, "Interleaved weights"), so this path packs too.
+    // The interleaved Q8_0 / Q4_0 layout has its own VNNI kernels (repack_avx512.cpp); on this
+    // AMD EPYC (Zen 4) they stream weights at ~3x the rate of the plain-row VNNI dot4 kernels for
+    // one token (docs/kernels.md, "Interleaved weights"), so this path packs too.
+    fill_avx512_repack(t);
     // fill_avx512 has its own dot_f32 (another accumulation order): a tile made for the AVX2
     // order would no longer equal the single-token dot there.
     t.gemm4x4[static_cast<int>(GgmlType::F32)] = nullptr;
