@@ -69,10 +69,9 @@ KernelTable make_table(Isa isa) {
     // The interleaved Q8_0 / Q4_0 layout has its own VNNI kernels (repack_avx512.cpp); on this
     // AMD EPYC (Zen 4) they stream weights at ~3x the rate of the plain-row VNNI dot4 kernels for
     // one token (docs/kernels.md, "Interleaved weights"), so this path packs too.
+    // fill_avx512 has its own dot_f32 (ggml's AVX-512 order), so the F32 tile comes from the same
+    // file as the layout's kernels, made for that order (AVX2's tile would no longer equal it).
     fill_avx512_repack(t);
-    // fill_avx512 has its own dot_f32 (another accumulation order): a tile made for the AVX2
-    // order would no longer equal the single-token dot there.
-    t.gemm4x4[static_cast<int>(GgmlType::F32)] = nullptr;
   }
   return t;
 }

@@ -1,6 +1,6 @@
-// AVX-512 VNNI kernels for the interleaved Q8_0 / Q4_0 layout (blocks.hpp, BlockQ8_0x8 /
-// BlockQ4_0x8). Kept apart from kernels_avx512.cpp (the plain-row kernels) so that the layout's
-// kernels live together; only called when cpuid reports AVX-512 F/BW/DQ/VL + VNNI.
+// AVX-512 kernels written after kernels_avx512.cpp (which stays as it was): VNNI kernels of the
+// interleaved Q8_0 / Q4_0 layout (blocks.hpp, BlockQ8_0x8 / BlockQ4_0x8) and an F32 batch tile in
+// that file's dot_f32 order. Only called when cpuid reports AVX-512 F/BW/DQ/VL + VNNI.
 //
 // vpdpbusd multiplies unsigned by signed bytes: the weights enter as unsigned (Q8_0: level ^ 0x80
 // = level + 128; Q4_0: the raw nibble = level + 8) and each accumulator starts at
@@ -113,6 +113,52 @@ void group_q4_0(int64_t n, const void* group, const void* const a[], float* out)
   for (int t = 0; t < NT; ++t) _mm256_storeu_ps(out + 8 * t, sum[t]);
 }
 
+// F32 batches: a 4 rows x 4 tokens tile whose every output is bit-identical with the AVX-512
+// dot_f32 (kernels_avx512.cpp: ggml's order, four 16-lane accumulators s0..s3 over steps of 64,
+// s0 + s2, s1 + s3, then their sum, _mm512_reduce_add_ps, leftovers added in double), so batched
+// and token-by-token evaluation still agree. Pass j computes every output's s_j (16 register
+// accumulators, each token's 16 floats loaded once for the 4 rows and each row's once for the 4
+// tokens); chunks of 256 elements keep the 8 vectors' chunk (8 KiB) in L1 for the four passes.
+void gemm4x4_f32(int64_t n, const void* const w[4], const void* const a[4], float out[16]) {
+  const float* x[4];
+  const float* y[4];
+  for (int i = 0; i < 4; ++i) x[i] = static_cast<const float*>(w[i]), y[i] = static_cast<const float*>(a[i]);
+  const int64_t np = n & ~int64_t(63);
+  __m512 s[4][4][4];  // [pass][row][token]
+  for (int j = 0; j < 4; ++j)
+    for (int r = 0; r < 4; ++r)
+      for (int t = 0; t < 4; ++t) s[j][r][t] = _mm512_setzero_ps();
+  constexpr int64_t kChunk = 256;
+  for (int64_t c = 0; c < np; c += kChunk) {
+    const int64_t ce = c + kChunk < np ? c + kChunk : np;
+    for (int j = 0; j < 4; ++j) {
+      __m512 acc[4][4];
+      for (int r = 0; r < 4; ++r)
+        for (int t = 0; t < 4; ++t) acc[r][t] = s[j][r][t];
+      for (int64_t i = c + 16 * j; i < ce; i += 64) {
+        __m512 yv[4];
+        for (int t = 0; t < 4; ++t) yv[t] = _mm512_loadu_ps(y[t] + i);
+        for (int r = 0; r < 4; ++r) {
+          const __m512 wv = _mm512_loadu_ps(x[r] + i);
+          for (int t = 0; t < 4; ++t) acc[r][t] = _mm512_fmadd_ps(wv, yv[t], acc[r][t]);
+        }
+      }
+      for (int r = 0; r < 4; ++r)
+        for (int t = 0; t < 4; ++t) s[j][r][t] = acc[r][t];
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < 4; ++t) {
+      __m512 s0 = _mm512_add_ps(s[0][r][t], s[2][r][t]);
+      const __m512 s1 = _mm512_add_ps(s[1][r][t], s[3][r][t]);
+      s0 = _mm512_add_ps(s0, s1);
+      double sum = _mm512_reduce_add_ps(s0);
+      for (int64_t i = np; i < n; ++i) sum += double(x[r][i] * y[t][i]);
+      out[4 * t + r] = static_cast<float>(sum);
+    }
+  }
+}
+
 template <void (*K1)(int64_t, const void*, const void* const[], float*),
           void (*K2)(int64_t, const void*, const void* const[], float*),
           void (*K3)(int64_t, const void*, const void* const[], float*),
@@ -134,6 +180,7 @@ void fill_avx512_repack(KernelTable& t) {
   t.group_dot[static_cast<int>(GgmlType::Q4_0)] =
       dispatch<group_q4_0<1>, group_q4_0<2>, group_q4_0<3>, group_q4_0<4>>;
   t.interleave_pays = true;
+  t.gemm4x4[static_cast<int>(GgmlType::F32)] = gemm4x4_f32;
 }
 
 }  // namespace dcq::kernels
