@@ -23,8 +23,47 @@ prompt=$(python3 -c "print(' '.join(chr(97 + i % 26) for i in range(63)))")
 stats() { python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; b=max(v); print('%.0f (%.0f %%)' % (b, 100*(b-min(v))/b))" "$@"; }
 ratio() { python3 -c "import sys; v=[float(x) for x in sys.argv[2:]]; print('%.2f' % (float(sys.argv[1]) / max(v)))" "$@"; }
 best() { python3 -c "import sys; print(max(float(x) for x in sys.argv[1:]))" "$@"; }
-echo "| type | dcq prompt tok/s | llama.cpp prompt tok/s | ratio | dcq gen tok/s | llama.cpp gen tok/s | ratio |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+# Memory read bandwidth in the same run (the physical limit of generation): THREADS threads each
+# sum their own 256 MiB buffer (AVX2 loads, 4 accumulators), best of 5; printed as a comment line.
+bw_src=$work/readbw.c
+cat > "$bw_src" <<'C'
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+enum { N = 256 << 20 };
+static void* run(void* p) {
+  const float* a = p; __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  for (size_t i = 0; i < N / 4; i += 32) {
+    s0 = _mm256_add_ps(s0, _mm256_load_ps(a + i)); s1 = _mm256_add_ps(s1, _mm256_load_ps(a + i + 8));
+    s2 = _mm256_add_ps(s2, _mm256_load_ps(a + i + 16)); s3 = _mm256_add_ps(s3, _mm256_load_ps(a + i + 24));
+  }
+  float o[8]; _mm256_storeu_ps(o, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+  return (void*)(size_t)(o[0] != 12345.f);
+}
+int main(int argc, char** argv) {
+  int t = argc > 1 ? atoi(argv[1]) : 1; double best = 0;
+  float* b[64]; pthread_t th[64];
+  for (int i = 0; i < t; ++i) { b[i] = aligned_alloc(64, N); memset(b[i], 1, N); }
+  for (int r = 0; r < 5; ++r) {
+    struct timespec t0, t1; clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < t; ++i) pthread_create(&th[i], 0, run, b[i]);
+    for (int i = 0; i < t; ++i) pthread_join(th[i], 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double g = (double)N * t / ((t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9) / 1e9;
+    if (g > best) best = g;
+  }
+  printf("%.1f\n", best);
+  return 0;
+}
+C
+if cc -O2 -mavx2 -pthread "$bw_src" -o "$work/readbw" 2>/dev/null; then
+  echo "<!-- memory read bandwidth, $threads threads: $("$work/readbw" "$threads") GB/s -->"
+fi
+echo "| type | dcq prompt tok/s | llama.cpp prompt tok/s | ratio | dcq gen tok/s | llama.cpp gen tok/s | ratio | dcq gen GB/s |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for t in $types; do
   m=$work/s110-$t.gguf
   if [ ! -f "$m" ]; then
@@ -45,10 +84,17 @@ for t in $types; do
       lg+=("$(echo "$lj" | python3 -c "import json,sys; r=json.load(sys.stdin); print([x for x in r if x['n_gen']>0][0]['avg_ts'])")")
     fi
   done
+  # Weight bytes streamed per generated token: every tensor but the embedding table (one row is
+  # read per token; the 110M synth has a separate output matrix).
+  wbytes=$($dcq inspect "$m" --json 2>/dev/null | python3 -c "
+import json, sys
+j = json.load(sys.stdin)
+print(sum(t.get('bytes', 0) for t in j.get('tensors', []) if t.get('name') != 'token_embd.weight'))" 2>/dev/null || echo 0)
+  gbs=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[1]) * float(sys.argv[2]) / 1e9))" "$(best "${dg[@]}")" "${wbytes:-0}")
   if [ ${#lp[@]} -gt 0 ]; then
     echo "| $t | $(stats "${dp[@]}") | $(stats "${lp[@]}") | $(ratio "$(best "${dp[@]}")" "${lp[@]}") |" \
-         "$(stats "${dg[@]}") | $(stats "${lg[@]}") | $(ratio "$(best "${dg[@]}")" "${lg[@]}") |"
+         "$(stats "${dg[@]}") | $(stats "${lg[@]}") | $(ratio "$(best "${dg[@]}")" "${lg[@]}") | $gbs |"
   else
-    echo "| $t | $(stats "${dp[@]}") | - | - | $(stats "${dg[@]}") | - | - |"
+    echo "| $t | $(stats "${dp[@]}") | - | - | $(stats "${dg[@]}") | - | - | $gbs |"
   fi
 done
