@@ -23,6 +23,48 @@ prompt=$(python3 -c "print(' '.join(chr(97 + i % 26) for i in range(63)))")
 stats() { python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; b=max(v); print('%.0f (%.0f %%)' % (b, 100*(b-min(v))/b))" "$@"; }
 ratio() { python3 -c "import sys; v=[float(x) for x in sys.argv[2:]]; print('%.2f' % (float(sys.argv[1]) / max(v)))" "$@"; }
 best() { python3 -c "import sys; print(max(float(x) for x in sys.argv[1:]))" "$@"; }
+# CPU=1: CPU time per token instead (robust when the machine is shared: time-sharing does not
+# change it), 1 thread, dcq and llama.cpp in the same run, best of REPS (spread). Prompt ms/token:
+# dcq `run -p <64 tokens> -n 1` minus `run -p a -n 1` over 63 tokens; llama-bench `-p 64 -n 0 -r 5`
+# minus `-r 1` (4 prompts). Generation: `-n 144` minus `-n 16` over 128 tokens, for both.
+# BEFORE=<other dcq binary> adds its columns (e.g. main's build).
+if [ "${CPU:-0}" = 1 ]; then
+  cpu() { /usr/bin/time -f "%U %S" "$@" 2>&1 >/dev/null | tail -1 | awk '{print $1 + $2}'; }
+  msb() { python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; print('%.2f (%.0f %%)' % (min(v), 100*(max(v)-min(v))/min(v)))" "$@"; }
+  mr() { python3 -c "import sys; a=[float(x) for x in sys.argv[1].split()]; b=[float(x) for x in sys.argv[2].split()]; print('%.2f' % (min(b) / min(a)))" "$1" "$2"; }
+  bins="$dcq${BEFORE:+ $BEFORE}"
+  echo "| type | binary | dcq prompt ms/tok | llama.cpp prompt ms/tok | ratio | dcq gen ms/tok | llama.cpp gen ms/tok | ratio |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  for t in $types; do
+    m=$work/s110-$t.gguf
+    if [ ! -f "$m" ]; then
+      if ! $dcq synth --preset stories110M --type "$t" -o "$m" -q >/dev/null 2>&1; then
+        f32=$work/s110-F32.gguf
+        [ -f "$f32" ] || $dcq synth --preset stories110M --type F32 -o "$f32" -q >/dev/null
+        $dcq convert "$f32" --type "$t" -o "$m" -q >/dev/null
+      fi
+    fi
+    lp=""; lg=""
+    for ((r = 0; r < reps; ++r)); do
+      a=$(cpu "$lb" -m "$m" -p 64 -n 0 -t 1 -r 5); c=$(cpu "$lb" -m "$m" -p 64 -n 0 -t 1 -r 1)
+      lp="$lp $(python3 -c "print(($a - $c) / 256 * 1000)")"
+      a=$(cpu "$lb" -m "$m" -p 0 -n 144 -t 1 -r 1); c=$(cpu "$lb" -m "$m" -p 0 -n 16 -t 1 -r 1)
+      lg="$lg $(python3 -c "print(($a - $c) / 128 * 1000)")"
+    done
+    for d in $bins; do
+      dp=""; dg=""
+      for ((r = 0; r < reps; ++r)); do
+        a=$(cpu "$d" run "$m" -p "$prompt" -n 1 --temp 0 --threads 1 -q); c=$(cpu "$d" run "$m" -p a -n 1 --temp 0 --threads 1 -q)
+        dp="$dp $(python3 -c "print(($a - $c) / 63 * 1000)")"
+        a=$(cpu "$d" run "$m" -p a -n 144 --temp 0 --threads 1 -q); c=$(cpu "$d" run "$m" -p a -n 16 --temp 0 --threads 1 -q)
+        dg="$dg $(python3 -c "print(($a - $c) / 128 * 1000)")"
+      done
+      # shellcheck disable=SC2086
+      echo "| $t | $d | $(msb $dp) | $(msb $lp) | $(mr "$dp" "$lp") | $(msb $dg) | $(msb $lg) | $(mr "$dg" "$lg") |"
+    done
+  done
+  exit 0
+fi
 # Memory read bandwidth in the same run (the physical limit of generation): THREADS threads each
 # sum their own 256 MiB buffer (AVX2 loads, 4 accumulators), best of 5; printed as a comment line.
 bw_src=$work/readbw.c

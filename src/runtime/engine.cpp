@@ -7,9 +7,9 @@
 #include <cmath>
 #include <algorithm>
 #include <cstring>
-#include <string>
 #include <fstream>
 #include <sstream>
+#include <string>
 #include <unordered_map>
 
 #include <sys/mman.h>
@@ -98,7 +98,11 @@ namespace {
 // once. A .dcq source decodes tensors under the loader's memory budget and may evict and decode
 // them again, so its tensors are used as they come (plain layout).
 struct Repacked {
-  std::unordered_map<std::string, std::vector<uint8_t>> copies;
+  struct Copy {
+    kernels::Matrix matrix;  // interleaved, pointing into bytes
+    std::vector<uint8_t> bytes;
+  };
+  std::unordered_map<std::string, Copy> copies;
 };
 
 // Whether [p, p + n) lies inside one read-only, file-backed mapping of this process.
@@ -288,21 +292,19 @@ void repack(WeightSource& w, Repacked& rp, const std::string& name) {
   if (!t || !kernels::interleave_pays(t->type, t->n_rows(), t->row_width()) || rp.copies.contains(name)) return;
   Held h(w, name);
   const kernels::Matrix m = h.matrix();
-  std::vector<uint8_t> copy((*h).data.size());
-  kernels::interleave_rows(m.type, m.n_rows, m.n_cols, m.data, copy.data());
+  Repacked::Copy& c = rp.copies[name];
+  c.bytes.resize((*h).data.size());
+  kernels::interleave_rows(m.type, m.n_rows, m.n_cols, m.data, c.bytes.data());
   drop_pages((*h).data);
-  rp.copies.emplace(name, std::move(copy));
+  c.matrix = m;
+  c.matrix.data = c.bytes.data();
+  c.matrix.interleaved = true;
 }
 
 // y = W x for the matrix `name`, through its interleaved copy when there is one.
 void linear(WeightSource& w, Repacked& rp, kernels::ThreadPool& pool, const std::string& name, const float* x, int n,
             float* y) {
-  if (auto it = rp.copies.find(name); it != rp.copies.end()) {
-    const auto t = w.info(name);
-    kernels::Matrix m{t->type, t->row_width(), t->n_rows(), it->second.data()};
-    m.interleaved = true;
-    return kernels::matmul(m, x, n, y, &pool);
-  }
+  if (auto it = rp.copies.find(name); it != rp.copies.end()) return kernels::matmul(it->second.matrix, x, n, y, &pool);
   Held h(w, name);
   kernels::matmul(h.matrix(), x, n, y, &pool);
 }
