@@ -73,6 +73,9 @@ using I8DotFn = float (*)(int64_t n, const int8_t* w, const float* x, const floa
 // used four times). Each out[i] is within the I8 budget of I8DotFn(n, w, x[i], ...).
 using I8Dot4Fn = void (*)(int64_t n, const int8_t* w, const float* const x[4], const float* scales, int64_t group,
                           float out[4]);
+// One weight row against four token rows (a batch without a 4x4 tile: the row's scales and levels
+// are decoded once for the four tokens): out[t] = dot(w, a[t]), each exactly as VecDotFn computes it.
+using Row4Fn = void (*)(int64_t n, const void* w, const void* const a[4], float out[4]);
 // A group of 8 interleaved rows (BlockQ8_0x8 / BlockQ4_0x8 blocks, n / 32 of them) against
 // n_tok (1..4) Q8_0 activation rows: out[8 * t + r] = dot(row r, a[t]), each exactly as VecDotFn
 // computes it on the plain row (the same integer block sums and float chain: bit-identical).
@@ -86,6 +89,7 @@ struct KernelTable {
   QuantizeFn quantize[kMaxType] = {};   // by activation type
   VecDot4Fn vec_dot4[kMaxType] = {};    // optional
   Gemm4x4Fn gemm4x4[kMaxType] = {};     // optional (batches of 4+ tokens)
+  Row4Fn row4[kMaxType] = {};           // optional (batches, types without gemm4x4)
   GroupDotFn group_dot[kMaxType] = {};  // interleaved Q8_0 / Q4_0 (every path has one)
   bool interleave_pays = false;         // this path packs Q8_0 / Q4_0 weights (AVX2)
   AttentionFn attention = nullptr;

@@ -348,6 +348,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
   const VecDotFn dot = act.table.vec_dot[static_cast<int>(w.type)];
   const VecDot4Fn dot4 = act.table.vec_dot4[static_cast<int>(w.type)];
   const Gemm4x4Fn gemm = act.table.gemm4x4[static_cast<int>(w.type)];
+  const Row4Fn row4 = act.table.row4[static_cast<int>(w.type)];
   const uint8_t* abase = abuf.data();
   auto wrow = [&](int64_t r) { return static_cast<const void*>(w.data + size_t(r) * *w_stride); };
   auto arow = [&](int64_t t) { return static_cast<const void*>(abase + size_t(t) * *a_stride); };
@@ -380,6 +381,16 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
           }
           for (; rr < re; ++rr)
             for (int i = 0; i < 4; ++i) y[(t + i) * w.n_rows + rr] = dot(w.n_cols, wrow(rr), a[i]);
+        }
+      }
+      if (row4) {  // one row x 4 tokens: the row decoded once per 4 tokens
+        for (; t + 4 <= n_tok; t += 4) {
+          const void* a[4] = {arow(t), arow(t + 1), arow(t + 2), arow(t + 3)};
+          for (int64_t rr = rt; rr < re; ++rr) {
+            float out[4];
+            row4(w.n_cols, wrow(rr), a, out);
+            for (int i = 0; i < 4; ++i) y[(t + i) * w.n_rows + rr] = out[i];
+          }
         }
       }
       if (dot4) {

@@ -493,11 +493,16 @@ template <int NT> struct GroupQ4_0 { static void run(int64_t n, const void* g, c
 
 inline __m256i load32u(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
-float dot_q4_k(int64_t n, const void* w, const void* a) {
+// One Q4_K row against T token rows (T = 1: the dot; T = 4: a batch, the row's scales and nibbles
+// decoded once for four tokens). Per output exactly the same integers and float steps.
+template <int T>
+void dot_q4_k_rows(int64_t n, const void* w, const void* const a[T], float out[T]) {
   const auto* x = static_cast<const BlockQ4_K*>(w);
-  const auto* y = static_cast<const BlockQ8_K*>(a);
+  const BlockQ8_K* y[T];
+  for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  float sum = 0;
+  float sum[T];
+  for (int t = 0; t < T; ++t) sum[t] = 0;
   for (int64_t b = 0; b < n / QK_K; ++b) {
     int sc[8], mn[8];
     for (int g = 0; g < 8; ++g) {
@@ -510,36 +515,56 @@ float dot_q4_k(int64_t n, const void* w, const void* a) {
         mn[g] = (q[g + 4] >> 4) | ((q[g] >> 6) << 4);
       }
     }
-    int summs = 0;
-    for (int g = 0; g < 8; ++g) summs += mn[g] * (y[b].bsums[2 * g] + y[b].bsums[2 * g + 1]);
-    __m256i acc = _mm256_setzero_si256();
+    __m256i acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
       const __m256i q = load32u(x[b].qs + 32 * c);
       const __m256i lo = _mm256_and_si256(q, low4);
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-      const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[b].qs + 64 * c));
-      const __m256i phi = _mm256_maddubs_epi16(hi, load32(y[b].qs + 64 * c + 32));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c]))));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c + 1]))));
+      const __m256i slo = _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c]));
+      const __m256i shi = _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c + 1]));
+      for (int t = 0; t < T; ++t) {
+        const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[t][b].qs + 64 * c));
+        const __m256i phi = _mm256_maddubs_epi16(hi, load32(y[t][b].qs + 64 * c + 32));
+        acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(plo, slo));
+        acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(phi, shi));
+      }
     }
-    const float d = f16(x[b].d) * y[b].d;
-    const float dmin = f16(x[b].dmin) * y[b].d;
-    sum += d * static_cast<float>(hsum_i32(acc)) - dmin * static_cast<float>(summs);
+    for (int t = 0; t < T; ++t) {
+      int summs = 0;
+      for (int g = 0; g < 8; ++g) summs += mn[g] * (y[t][b].bsums[2 * g] + y[t][b].bsums[2 * g + 1]);
+      const float d = f16(x[b].d) * y[t][b].d;
+      const float dmin = f16(x[b].dmin) * y[t][b].d;
+      sum[t] += d * static_cast<float>(hsum_i32(acc[t])) - dmin * static_cast<float>(summs);
+    }
   }
-  return sum;
+  for (int t = 0; t < T; ++t) out[t] = sum[t];
 }
 
-float dot_q6_k(int64_t n, const void* w, const void* a) {
+float dot_q4_k(int64_t n, const void* w, const void* a) {
+  float out;
+  dot_q4_k_rows<1>(n, w, &a, &out);
+  return out;
+}
+
+template <int T>
+void dot_q6_k_rows(int64_t n, const void* w, const void* const a[T], float out[T]) {
   const auto* x = static_cast<const BlockQ6_K*>(w);
-  const auto* y = static_cast<const BlockQ8_K*>(a);
+  const BlockQ8_K* y[T];
+  for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
   const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
-  float sum = 0;
+  float sum[T];
+  for (int t = 0; t < T; ++t) sum[t] = 0;
   for (int64_t b = 0; b < n / QK_K; ++b) {
     // Levels are stored +32 (0..63): sum q*y = sum (q+32)*y - 32 * sum y, and sum y per group of
     // 16 is in bsums.
-    __m256i acc = _mm256_setzero_si256();
-    int corr = 0;
-    for (int g = 0; g < 16; ++g) corr += int(x[b].scales[g]) * y[b].bsums[g];
+    __m256i acc[T];
+    int corr[T];
+    for (int t = 0; t < T; ++t) {
+      acc[t] = _mm256_setzero_si256();
+      corr[t] = 0;
+      for (int g = 0; g < 16; ++g) corr[t] += int(x[b].scales[g]) * y[t][b].bsums[g];
+    }
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = load32u(x[b].ql + 64 * h), ql1 = load32u(x[b].ql + 64 * h + 32);
       const __m256i qh = load32u(x[b].qh + 32 * h);
@@ -553,15 +578,27 @@ float dot_q6_k(int64_t n, const void* w, const void* a) {
                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4))};
       for (int k = 0; k < 4; ++k) {
         const int g = 8 * h + 2 * k;  // groups g (bytes 0..15) and g + 1 (bytes 16..31)
-        const __m256i p = _mm256_maddubs_epi16(v[k], load32(y[b].qs + 128 * h + 32 * k));
         const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(x[b].scales[g + 1]), _mm_set1_epi16(x[b].scales[g]));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, scale));
+        for (int t = 0; t < T; ++t) {
+          const __m256i p = _mm256_maddubs_epi16(v[k], load32(y[t][b].qs + 128 * h + 32 * k));
+          acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(p, scale));
+        }
       }
     }
-    sum += f16(x[b].d) * y[b].d * static_cast<float>(hsum_i32(acc) - 32 * corr);
+    for (int t = 0; t < T; ++t)
+      sum[t] += f16(x[b].d) * y[t][b].d * static_cast<float>(hsum_i32(acc[t]) - 32 * corr[t]);
   }
-  return sum;
+  for (int t = 0; t < T; ++t) out[t] = sum[t];
 }
+
+float dot_q6_k(int64_t n, const void* w, const void* a) {
+  float out;
+  dot_q6_k_rows<1>(n, w, &a, &out);
+  return out;
+}
+
+void row4_q4_k(int64_t n, const void* w, const void* const a[4], float out[4]) { dot_q4_k_rows<4>(n, w, a, out); }
+void row4_q6_k(int64_t n, const void* w, const void* const a[4], float out[4]) { dot_q6_k_rows<4>(n, w, a, out); }
 
 // ---------------------------------------------------------------- dcq I8 codes
 
@@ -688,6 +725,8 @@ void fill_avx2(KernelTable& t) {
   t.gemm4x4[static_cast<int>(GgmlType::Q8_0)] = gemm4x4_q8_0;
   t.gemm4x4[static_cast<int>(GgmlType::Q4_0)] = gemm4x4_q4_0;
   t.gemm4x4[static_cast<int>(GgmlType::F32)] = gemm4x4_f32;
+  t.row4[static_cast<int>(GgmlType::Q4_K)] = row4_q4_k;
+  t.row4[static_cast<int>(GgmlType::Q6_K)] = row4_q6_k;
   t.group_dot[static_cast<int>(GgmlType::Q8_0)] = group_dispatch<GroupQ8_0>;
   t.group_dot[static_cast<int>(GgmlType::Q4_0)] = group_dispatch<GroupQ4_0>;
   t.interleave_pays = true;
