@@ -90,8 +90,8 @@ struct Matrix {
 // weights"): rows in groups of 8 with each block column's 8 blocks stored together, so that a
 // matrix-vector product streams one contiguous array and loads each activation block once per
 // 8 rows. Results are bit-identical with the plain layout on every path.
-// Whether the active path wants `type` weights of this shape interleaved (AVX2: Q8_0 and Q4_0
-// with at least 8 rows; the AVX-512 path keeps plain rows; DCQ_REPACK=0 turns it off).
+// Whether the active path wants `type` weights of this shape interleaved (the AVX2 and AVX-512
+// paths: Q8_0 and Q4_0 with at least 8 rows of whole blocks; DCQ_REPACK=0 turns it off).
 bool interleave_pays(GgmlType type, int64_t n_rows, int64_t n_cols);
 // Writes the interleaved copy of a plain Q8_0 / Q4_0 matrix (same byte count, dst != src).
 void interleave_rows(GgmlType type, int64_t n_rows, int64_t n_cols, const uint8_t* src, uint8_t* dst);

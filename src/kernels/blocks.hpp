@@ -91,7 +91,7 @@ struct KernelTable {
   Gemm4x4Fn gemm4x4[kMaxType] = {};     // optional (batches of 4+ tokens)
   Row4Fn row4[kMaxType] = {};           // optional (batches, types without gemm4x4)
   GroupDotFn group_dot[kMaxType] = {};  // interleaved Q8_0 / Q4_0 (every path has one)
-  bool interleave_pays = false;         // this path packs Q8_0 / Q4_0 weights (AVX2)
+  bool interleave_pays = false;         // this path packs Q8_0 / Q4_0 weights (AVX2, AVX-512)
   AttentionFn attention = nullptr;
   I8DotFn dot_i8 = nullptr;
   I8Dot4Fn dot_i8_4 = nullptr;
