@@ -82,7 +82,19 @@ struct Matrix {
   const uint8_t* data = nullptr;
   const float* scales = nullptr;  // I8 only: n_rows * (n_cols / group) floats
   int64_t group = 0;              // I8 only: elements per scale; divides n_cols
+  // Q8_0 / Q4_0 only: the bytes are interleave_rows()'s layout, not ggml's plain rows.
+  bool interleaved = false;
 };
+
+// Weight repacking (llama.cpp's CPU_REPACK idea, our own layout, docs/kernels.md "Interleaved
+// weights"): rows in groups of 8 with each block column's 8 blocks stored together, so that a
+// matrix-vector product streams one contiguous array and loads each activation block once per
+// 8 rows. Results are bit-identical with the plain layout on every path.
+// Whether the active path wants `type` weights of this shape interleaved (the AVX2 and AVX-512
+// paths: Q8_0 and Q4_0 with at least 8 rows of whole blocks; DCQ_REPACK=0 turns it off).
+bool interleave_pays(GgmlType type, int64_t n_rows, int64_t n_cols);
+// Writes the interleaved copy of a plain Q8_0 / Q4_0 matrix (same byte count, dst != src).
+void interleave_rows(GgmlType type, int64_t n_rows, int64_t n_cols, const uint8_t* src, uint8_t* dst);
 
 // Dot product of n int8 codes (scale per `group` codes) with n floats, and its scalar twin.
 float vec_dot_i8(int64_t n, const int8_t* w, const float* x, const float* scales, int64_t group);

@@ -34,6 +34,22 @@ static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 && sizeof(Bloc
               sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 && sizeof(BlockIQ4XS) == 136 &&
               sizeof(BlockQ8_K) == 292);
 
+// Interleaved (repacked) layouts of Q8_0 / Q4_0 weights, 8 rows per group (docs/kernels.md,
+// "Interleaved weights"). A packed matrix stores its rows in groups of 8: group g holds, for
+// each block column b in order, one x8 block with the 8 rows' scales together and their levels
+// arranged so that one 32-byte load serves whole rows. Rows past the last full group follow in
+// ggml's plain layout. The byte count equals the plain matrix's.
+constexpr int kRows = 8;
+struct BlockQ8_0x8 {
+  uint16_t d[8];      // scale of row r
+  int8_t qs[8][32];   // qs[r] = row r's 32 levels, as in BlockQ8_0
+};
+struct BlockQ4_0x8 {
+  uint16_t d[8];      // scale of row r
+  uint8_t qs[4][32];  // qs[j][0..15] = row j's packed nibbles, qs[j][16..31] = row j + 4's
+};
+static_assert(sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0) && sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0));
+
 // The non-linear 4-bit grid of IQ4_NL / IQ4_XS.
 inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                             1,    13,   25,  38,  53,  69,  89,  113};
@@ -57,6 +73,13 @@ using I8DotFn = float (*)(int64_t n, const int8_t* w, const float* x, const floa
 // used four times). Each out[i] is within the I8 budget of I8DotFn(n, w, x[i], ...).
 using I8Dot4Fn = void (*)(int64_t n, const int8_t* w, const float* const x[4], const float* scales, int64_t group,
                           float out[4]);
+// One weight row against four token rows (a batch without a 4x4 tile: the row's scales and levels
+// are decoded once for the four tokens): out[t] = dot(w, a[t]), each exactly as VecDotFn computes it.
+using Row4Fn = void (*)(int64_t n, const void* w, const void* const a[4], float out[4]);
+// A group of 8 interleaved rows (BlockQ8_0x8 / BlockQ4_0x8 blocks, n / 32 of them) against
+// n_tok (1..4) Q8_0 activation rows: out[8 * t + r] = dot(row r, a[t]), each exactly as VecDotFn
+// computes it on the plain row (the same integer block sums and float chain: bit-identical).
+using GroupDotFn = void (*)(int64_t n, const void* group, const void* const a[], int n_tok, float* out);
 using AttentionFn = void (*)(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
                              int head_dim, float scale, float* out);
 
@@ -66,6 +89,9 @@ struct KernelTable {
   QuantizeFn quantize[kMaxType] = {};   // by activation type
   VecDot4Fn vec_dot4[kMaxType] = {};    // optional
   Gemm4x4Fn gemm4x4[kMaxType] = {};     // optional (batches of 4+ tokens)
+  Row4Fn row4[kMaxType] = {};           // optional (batches, types without gemm4x4)
+  GroupDotFn group_dot[kMaxType] = {};  // interleaved Q8_0 / Q4_0 (every path has one)
+  bool interleave_pays = false;         // this path packs Q8_0 / Q4_0 weights (AVX2, AVX-512)
   AttentionFn attention = nullptr;
   I8DotFn dot_i8 = nullptr;
   I8Dot4Fn dot_i8_4 = nullptr;
@@ -76,6 +102,7 @@ void fill_scalar(KernelTable& t);
 // Override the entries they speed up (defined in *_avx2.cpp / *_avx512.cpp).
 void fill_avx2(KernelTable& t);
 void fill_avx512(KernelTable& t);
+void fill_avx512_repack(KernelTable& t);  // repack_avx512.cpp: VNNI kernels of the interleaved layout
 
 void attention_f16_scalar(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
                           int head_dim, float scale, float* out);

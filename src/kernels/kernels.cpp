@@ -64,7 +64,15 @@ KernelTable make_table(Isa isa) {
   KernelTable t;
   fill_scalar(t);
   if (isa == Isa::avx2 || isa == Isa::avx512) fill_avx2(t);
-  if (isa == Isa::avx512) fill_avx512(t);
+  if (isa == Isa::avx512) {
+    fill_avx512(t);
+    // The interleaved Q8_0 / Q4_0 layout has its own VNNI kernels (repack_avx512.cpp); on this
+    // AMD EPYC (Zen 4) they stream weights at ~3x the rate of the plain-row VNNI dot4 kernels for
+    // one token (docs/kernels.md, "Interleaved weights"), so this path packs too.
+    // fill_avx512 has its own dot_f32 (ggml's AVX-512 order), so the F32 tile comes from the same
+    // file as the layout's kernels, made for that order (AVX2's tile would no longer equal it).
+    fill_avx512_repack(t);
+  }
   return t;
 }
 
@@ -232,6 +240,92 @@ void matmul_i8(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadP
 
 }  // namespace
 
+bool interleave_pays(GgmlType type, int64_t n_rows, int64_t n_cols) {
+  if (type != GgmlType::Q8_0 && type != GgmlType::Q4_0) return false;
+  if (n_rows < kRows || n_cols <= 0 || n_cols % QK != 0) return false;
+  if (const char* env = std::getenv("DCQ_REPACK"); env && std::string(env) == "0") return false;
+  return active().table.interleave_pays;
+}
+
+static size_t interleaved_row_offset(const Matrix& w, int64_t row, int64_t block) {
+  const size_t bs = w.type == GgmlType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+  const int64_t nb = w.n_cols / QK;
+  const int64_t full = w.n_rows / kRows * kRows;
+  if (row >= full) return size_t(full * nb) * bs + size_t((row - full) * nb + block) * bs;
+  return (size_t((row / kRows) * nb + block) * kRows) * bs;  // start of the x8 block
+}
+
+void interleave_rows(GgmlType type, int64_t n_rows, int64_t n_cols, const uint8_t* src, uint8_t* dst) {
+  DCQ_ASSERT((type == GgmlType::Q8_0 || type == GgmlType::Q4_0) && n_cols % QK == 0);
+  const int64_t nb = n_cols / QK;
+  const int64_t groups = n_rows / kRows;
+  const bool q8 = type == GgmlType::Q8_0;
+  const size_t bs = q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+  const size_t row_stride = size_t(nb) * bs;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* out = dst + (size_t(g * nb + b) * kRows) * bs;
+      for (int r = 0; r < kRows; ++r) {
+        const uint8_t* blk = src + size_t(g * kRows + r) * row_stride + size_t(b) * bs;
+        if (q8) {
+          auto* o = reinterpret_cast<BlockQ8_0x8*>(out);
+          const auto* i = reinterpret_cast<const BlockQ8_0*>(blk);
+          o->d[r] = i->d;
+          std::memcpy(o->qs[r], i->qs, 32);
+        } else {
+          auto* o = reinterpret_cast<BlockQ4_0x8*>(out);
+          const auto* i = reinterpret_cast<const BlockQ4_0*>(blk);
+          o->d[r] = i->d;
+          std::memcpy(o->qs[r % 4] + 16 * (r / 4), i->qs, 16);
+        }
+      }
+    }
+  }
+  const size_t done = size_t(groups * kRows) * row_stride;  // the remainder rows stay plain
+  std::memcpy(dst + done, src + done, size_t(n_rows) * row_stride - done);
+}
+
+namespace {
+
+// y = w x for a matrix whose rows are interleaved in groups of 8: threads split the groups (the
+// last unit is the plain remainder rows), each group meets the tokens 4 at a time.
+void matmul_interleaved(const Matrix& w, const uint8_t* abase, size_t a_stride, int64_t n_tok, float* y,
+                        ThreadPool* pool) {
+  const Active& act = active();
+  const GroupDotFn gdot = act.table.group_dot[static_cast<int>(w.type)];
+  const VecDotFn dot = act.table.vec_dot[static_cast<int>(w.type)];
+  DCQ_ASSERT(gdot != nullptr);
+  const int64_t groups = w.n_rows / kRows;
+  const size_t group_bytes = size_t(kRows) * *row_bytes(w.type, w.n_cols);
+  const int64_t units = groups + (w.n_rows % kRows ? 1 : 0);
+  auto run = [&](int64_t u0, int64_t u1) {
+    for (int64_t g = u0; g < u1; ++g) {
+      if (g == groups) {  // remainder rows, plain layout
+        const uint8_t* rows = w.data + size_t(groups) * group_bytes;
+        const size_t stride = group_bytes / kRows;
+        for (int64_t r = groups * kRows; r < w.n_rows; ++r)
+          for (int64_t t = 0; t < n_tok; ++t)
+            y[t * w.n_rows + r] = dot(w.n_cols, rows + size_t(r - groups * kRows) * stride, abase + size_t(t) * a_stride);
+        continue;
+      }
+      const void* gp = w.data + size_t(g) * group_bytes;
+      for (int64_t t = 0; t < n_tok; t += 4) {
+        const int nt = int(std::min<int64_t>(4, n_tok - t));
+        const void* a[4];
+        for (int i = 0; i < nt; ++i) a[i] = abase + size_t(t + i) * a_stride;
+        float out[4 * kRows];
+        gdot(w.n_cols, gp, a, nt, out);
+        for (int i = 0; i < nt; ++i)
+          std::memcpy(y + (t + i) * w.n_rows + g * kRows, out + kRows * i, sizeof(float) * kRows);
+      }
+    }
+  };
+  if (pool && pool->size() > 1 && w.n_rows * w.n_cols * n_tok >= 32768) pool->parallel_for(units, run);
+  else run(0, units);
+}
+
+}  // namespace
+
 void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool* pool) {
   if (w.type == GgmlType::I8) return matmul_i8(w, x, n_tok, y, pool);
   const GgmlType at = activation_type(w.type);
@@ -246,9 +340,15 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
   abuf.resize(*a_stride * size_t(n_tok));
   const auto qf = act.table.quantize[static_cast<int>(at)];
   for (int64_t t = 0; t < n_tok; ++t) qf(x + t * w.n_cols, abuf.data() + t * *a_stride, w.n_cols);
+  if (w.interleaved) {
+    if (w.type != GgmlType::Q8_0 && w.type != GgmlType::Q4_0)
+      fail_input("matmul: interleaved rows of type " + std::string(type_name(w.type)));
+    return matmul_interleaved(w, abuf.data(), *a_stride, n_tok, y, pool);
+  }
   const VecDotFn dot = act.table.vec_dot[static_cast<int>(w.type)];
   const VecDot4Fn dot4 = act.table.vec_dot4[static_cast<int>(w.type)];
   const Gemm4x4Fn gemm = act.table.gemm4x4[static_cast<int>(w.type)];
+  const Row4Fn row4 = act.table.row4[static_cast<int>(w.type)];
   const uint8_t* abase = abuf.data();
   auto wrow = [&](int64_t r) { return static_cast<const void*>(w.data + size_t(r) * *w_stride); };
   auto arow = [&](int64_t t) { return static_cast<const void*>(abase + size_t(t) * *a_stride); };
@@ -283,6 +383,16 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
             for (int i = 0; i < 4; ++i) y[(t + i) * w.n_rows + rr] = dot(w.n_cols, wrow(rr), a[i]);
         }
       }
+      if (row4) {  // one row x 4 tokens: the row decoded once per 4 tokens
+        for (; t + 4 <= n_tok; t += 4) {
+          const void* a[4] = {arow(t), arow(t + 1), arow(t + 2), arow(t + 3)};
+          for (int64_t rr = rt; rr < re; ++rr) {
+            float out[4];
+            row4(w.n_cols, wrow(rr), a, out);
+            for (int i = 0; i < 4; ++i) y[(t + i) * w.n_rows + rr] = out[i];
+          }
+        }
+      }
       if (dot4) {
         for (; t + 4 <= n_tok; t += 4) {
           const void* a[4] = {arow(t), arow(t + 1), arow(t + 2), arow(t + 3)};
@@ -313,6 +423,30 @@ void dequantize_row(const Matrix& w, int64_t row, float* out) {
   }
   const auto stride = row_bytes(w.type, w.n_cols);
   DCQ_ASSERT(stride && row >= 0 && row < w.n_rows);
+  if (w.interleaved) {  // gather the row's blocks back into ggml's layout
+    std::vector<uint8_t> plain(*stride);
+    const bool q8 = w.type == GgmlType::Q8_0;
+    const size_t bs = q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+    const bool tail = row >= w.n_rows / kRows * kRows;
+    const int r = int(row % kRows);
+    for (int64_t b = 0; b < w.n_cols / QK; ++b) {
+      const uint8_t* src = w.data + interleaved_row_offset(w, row, b);
+      uint8_t* dst = plain.data() + size_t(b) * bs;
+      if (tail) {
+        std::memcpy(dst, src, bs);
+      } else if (q8) {
+        const auto* i = reinterpret_cast<const BlockQ8_0x8*>(src);
+        std::memcpy(dst, &i->d[r], 2);
+        std::memcpy(dst + 2, i->qs[r], 32);
+      } else {
+        const auto* i = reinterpret_cast<const BlockQ4_0x8*>(src);
+        std::memcpy(dst, &i->d[r], 2);
+        std::memcpy(dst + 2, i->qs[r % 4] + 16 * (r / 4), 16);
+      }
+    }
+    dequantize_row_scalar(w.type, plain.data(), out, w.n_cols);
+    return;
+  }
   dequantize_row_scalar(w.type, w.data + size_t(row) * *stride, out, w.n_cols);
 }
 

@@ -7,6 +7,7 @@
 // 3.5012 llama.cpp). Explicit _mm256_fmadd_ps calls below are unaffected.
 #pragma GCC optimize("fp-contract=off")
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -42,6 +43,61 @@ float dot_f32(int64_t n, const void* w, const void* a) {
   float sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
   for (; i < n; ++i) sum += x[i] * y[i];
   return sum;
+}
+
+// A batch tile of 4 rows x 4 tokens, each output bit-identical with dot_f32 (the engine's batched
+// prompt must equal token-by-token evaluation): dot_f32 keeps four 8-lane accumulators s0..s3
+// over steps of 32, so the tile runs four passes, pass j computing every output's s_j (8 register
+// accumulators for 2 rows x 4 tokens, each token's 8 floats loaded once for both rows and each
+// row's once for the four tokens), then combines them exactly as dot_f32 does.
+void gemm4x4_f32(int64_t n, const void* const w[4], const void* const a[4], float out[16]) {
+  const float* y[4] = {static_cast<const float*>(a[0]), static_cast<const float*>(a[1]),
+                       static_cast<const float*>(a[2]), static_cast<const float*>(a[3])};
+  const int64_t n32 = n / 32 * 32, n8 = n / 8 * 8;
+  for (int half = 0; half < 2; ++half) {
+    const float* x[2] = {static_cast<const float*>(w[2 * half]), static_cast<const float*>(w[2 * half + 1])};
+    // Passes over the whole row would use 32 of every 128 bytes per pass and stream the tile
+    // from L2 four times; chunks of 256 elements keep a chunk of the 2 rows and 4 tokens (6 KiB)
+    // in L1 for its four passes, the accumulators parked in s between chunks.
+    __m256 s[4][2][4];  // [pass][row][token]
+    for (int j = 0; j < 4; ++j)
+      for (int r = 0; r < 2; ++r)
+        for (int t = 0; t < 4; ++t) s[j][r][t] = _mm256_setzero_ps();
+    constexpr int64_t kChunk = 256;
+    for (int64_t c = 0; c < n32; c += kChunk) {
+      const int64_t ce = std::min(c + kChunk, n32);
+      for (int j = 0; j < 4; ++j) {
+        __m256 acc[2][4];
+        for (int r = 0; r < 2; ++r)
+          for (int t = 0; t < 4; ++t) acc[r][t] = s[j][r][t];
+        for (int64_t i = c + 8 * j; i < ce; i += 32) {
+          const __m256 w0 = _mm256_loadu_ps(x[0] + i), w1 = _mm256_loadu_ps(x[1] + i);
+          for (int t = 0; t < 4; ++t) {
+            const __m256 yv = _mm256_loadu_ps(y[t] + i);
+            acc[0][t] = _mm256_fmadd_ps(w0, yv, acc[0][t]);
+            acc[1][t] = _mm256_fmadd_ps(w1, yv, acc[1][t]);
+          }
+        }
+        for (int r = 0; r < 2; ++r)
+          for (int t = 0; t < 4; ++t) s[j][r][t] = acc[r][t];
+      }
+    }
+    for (int64_t i = n32; i < n8; i += 8) {  // dot_f32's steps of 8 after the last step of 32 go into s0
+      const __m256 w0 = _mm256_loadu_ps(x[0] + i), w1 = _mm256_loadu_ps(x[1] + i);
+      for (int t = 0; t < 4; ++t) {
+        const __m256 yv = _mm256_loadu_ps(y[t] + i);
+        s[0][0][t] = _mm256_fmadd_ps(w0, yv, s[0][0][t]);
+        s[0][1][t] = _mm256_fmadd_ps(w1, yv, s[0][1][t]);
+      }
+    }
+    for (int r = 0; r < 2; ++r) {
+      for (int t = 0; t < 4; ++t) {
+        float sum = hsum(_mm256_add_ps(_mm256_add_ps(s[0][r][t], s[1][r][t]), _mm256_add_ps(s[2][r][t], s[3][r][t])));
+        for (int64_t i = n8; i < n; ++i) sum += x[r][i] * y[t][i];
+        out[4 * t + 2 * half + r] = sum;
+      }
+    }
+  }
 }
 
 inline __m256 load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
@@ -324,17 +380,129 @@ void gemm4x4_q4_0(int64_t n, const void* const w[4], const void* const a[4], flo
                            [](const BlockQ4_0& blk) { return _mm256_sub_epi8(nibbles(blk.qs), _mm256_set1_epi8(8)); });
 }
 
+// ---------------------------------------------------------------- interleaved Q8_0 / Q4_0
+
+// Eight int32 vectors (row r's partial block sums in p[r]) -> one vector of the eight row sums.
+inline __m256i reduce8_i32(const __m256i p[8]) {
+  const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+  const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+  // a = [r0 r1 r2 r3 | r0 r1 r2 r3] (two halves of each row's sum), b likewise for rows 4..7.
+  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+// One group of 8 interleaved rows against NT tokens. Per (row, token) exactly dot_q8_0's
+// arithmetic: exact integer block sums, then sum += (dx * dy) * float(isum) in block order, the
+// 8 rows in the 8 lanes (unfused multiply and add: bit-identical with the scalar twin). The
+// weights are one contiguous stream (the point of the repacking): each 272-byte x8 block is
+// read once per call and the token's bytes once per block for all 8 rows.
+template <int NT>
+void group_q8_0(int64_t n, const void* group, const void* const a[], float* out) {
+  const auto* x = static_cast<const BlockQ8_0x8*>(group);
+  const BlockQ8_0* y[NT];
+  for (int t = 0; t < NT; ++t) y[t] = static_cast<const BlockQ8_0*>(a[t]);
+  __m256 sum[NT];
+  for (int t = 0; t < NT; ++t) sum[t] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < n / QK; ++b) {
+    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1024, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1088, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1152, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1216, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1280, _MM_HINT_T0);
+    const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].d)));
+    __m256i ax[8];  // |levels|, once per block for all tokens (the signs go onto each token's bytes)
+    if constexpr (NT > 1)
+      for (int r = 0; r < 8; ++r) ax[r] = _mm256_sign_epi8(load32(x[b].qs[r]), load32(x[b].qs[r]));
+    for (int t = 0; t < NT; ++t) {
+      const __m256i yv = load32(y[t][b].qs);
+      __m256i p[8];
+      for (int r = 0; r < 8; ++r) {
+        const __m256i q = load32(x[b].qs[r]);
+        const __m256i aq = NT > 1 ? ax[r] : _mm256_sign_epi8(q, q);
+        p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(yv, q)), ones);
+      }
+      const __m256 isum = _mm256_cvtepi32_ps(reduce8_i32(p));
+      const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(f16(y[t][b].d)));
+      sum[t] = _mm256_add_ps(sum[t], _mm256_mul_ps(d, isum));
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm256_storeu_ps(out + 8 * t, sum[t]);
+}
+
+// Q4_0: each 32-byte load holds rows j and j + 4 (16 bytes each); the low nibbles are elements
+// 0..15 and the high nibbles 16..31 of both rows, so the token's bytes enter as [y0..15 | y0..15]
+// and [y16..31 | y16..31]. The nibbles are unsigned (level + 8): maddubs(nibble, y) needs no
+// sign trick, and the offset comes off as 8 * sum(y) per 4-lane half (exact integers).
+template <int NT>
+void group_q4_0(int64_t n, const void* group, const void* const a[], float* out) {
+  const auto* x = static_cast<const BlockQ4_0x8*>(group);
+  const BlockQ8_0* y[NT];
+  for (int t = 0; t < NT; ++t) y[t] = static_cast<const BlockQ8_0*>(a[t]);
+  __m256 sum[NT];
+  for (int t = 0; t < NT; ++t) sum[t] = _mm256_setzero_ps();
+  const __m256i ones16 = _mm256_set1_epi16(1), ones8 = _mm256_set1_epi8(1), low4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < n / QK; ++b) {
+    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1024, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1088, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1152, _MM_HINT_T0);
+    const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].d)));
+    __m256i lo[4], hi[4];
+    for (int j = 0; j < 4; ++j) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs[j]));
+      lo[j] = _mm256_and_si256(v, low4);
+      hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    }
+    for (int t = 0; t < NT; ++t) {
+      const __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y[t][b].qs)));
+      const __m256i yhi =
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y[t][b].qs + 16)));
+      // 8 * (sum of y) in the lane layout of each product vector below.
+      const __m256i sy = _mm256_slli_epi32(
+          _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(ones8, ylo), _mm256_maddubs_epi16(ones8, yhi)), ones16),
+          3);
+      __m256i p[4];
+      for (int j = 0; j < 4; ++j) {
+        // |nibble * y| pairs: at most 2 * 15 * 128 per int16, twice that after the add.
+        const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[j], ylo), _mm256_maddubs_epi16(hi[j], yhi));
+        p[j] = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones16), sy);  // [row j | row j + 4]
+      }
+      // hadd(p0, p1) = [r0 r0 r1 r1 | r4 r4 r5 r5], hadd of the two pairs = [r0 r1 r2 r3 | r4 r5 r6 r7].
+      const __m256i isum = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+      const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(f16(y[t][b].d)));
+      sum[t] = _mm256_add_ps(sum[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)));
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm256_storeu_ps(out + 8 * t, sum[t]);
+}
+
+template <template <int> class K>
+void group_dispatch(int64_t n, const void* group, const void* const a[], int n_tok, float* out) {
+  switch (n_tok) {
+    case 1: return K<1>::run(n, group, a, out);
+    case 2: return K<2>::run(n, group, a, out);
+    case 3: return K<3>::run(n, group, a, out);
+    default: return K<4>::run(n, group, a, out);
+  }
+}
+template <int NT> struct GroupQ8_0 { static void run(int64_t n, const void* g, const void* const a[], float* o) { group_q8_0<NT>(n, g, a, o); } };
+template <int NT> struct GroupQ4_0 { static void run(int64_t n, const void* g, const void* const a[], float* o) { group_q4_0<NT>(n, g, a, o); } };
+
 // ---------------------------------------------------------------- k-quants
 // Same integers as the scalar twin (sub-block sums times integer scales, exact), same float
 // combination per super-block, so results are bit-identical with it.
 
 inline __m256i load32u(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
-float dot_q4_k(int64_t n, const void* w, const void* a) {
+// One Q4_K row against T token rows (T = 1: the dot; T = 4: a batch, the row's scales and nibbles
+// decoded once for four tokens). Per output exactly the same integers and float steps.
+template <int T>
+void dot_q4_k_rows(int64_t n, const void* w, const void* const a[T], float out[T]) {
   const auto* x = static_cast<const BlockQ4_K*>(w);
-  const auto* y = static_cast<const BlockQ8_K*>(a);
+  const BlockQ8_K* y[T];
+  for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  float sum = 0;
+  float sum[T];
+  for (int t = 0; t < T; ++t) sum[t] = 0;
   for (int64_t b = 0; b < n / QK_K; ++b) {
     int sc[8], mn[8];
     for (int g = 0; g < 8; ++g) {
@@ -347,36 +515,56 @@ float dot_q4_k(int64_t n, const void* w, const void* a) {
         mn[g] = (q[g + 4] >> 4) | ((q[g] >> 6) << 4);
       }
     }
-    int summs = 0;
-    for (int g = 0; g < 8; ++g) summs += mn[g] * (y[b].bsums[2 * g] + y[b].bsums[2 * g + 1]);
-    __m256i acc = _mm256_setzero_si256();
+    __m256i acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
       const __m256i q = load32u(x[b].qs + 32 * c);
       const __m256i lo = _mm256_and_si256(q, low4);
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-      const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[b].qs + 64 * c));
-      const __m256i phi = _mm256_maddubs_epi16(hi, load32(y[b].qs + 64 * c + 32));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c]))));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c + 1]))));
+      const __m256i slo = _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c]));
+      const __m256i shi = _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c + 1]));
+      for (int t = 0; t < T; ++t) {
+        const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[t][b].qs + 64 * c));
+        const __m256i phi = _mm256_maddubs_epi16(hi, load32(y[t][b].qs + 64 * c + 32));
+        acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(plo, slo));
+        acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(phi, shi));
+      }
     }
-    const float d = f16(x[b].d) * y[b].d;
-    const float dmin = f16(x[b].dmin) * y[b].d;
-    sum += d * static_cast<float>(hsum_i32(acc)) - dmin * static_cast<float>(summs);
+    for (int t = 0; t < T; ++t) {
+      int summs = 0;
+      for (int g = 0; g < 8; ++g) summs += mn[g] * (y[t][b].bsums[2 * g] + y[t][b].bsums[2 * g + 1]);
+      const float d = f16(x[b].d) * y[t][b].d;
+      const float dmin = f16(x[b].dmin) * y[t][b].d;
+      sum[t] += d * static_cast<float>(hsum_i32(acc[t])) - dmin * static_cast<float>(summs);
+    }
   }
-  return sum;
+  for (int t = 0; t < T; ++t) out[t] = sum[t];
 }
 
-float dot_q6_k(int64_t n, const void* w, const void* a) {
+float dot_q4_k(int64_t n, const void* w, const void* a) {
+  float out;
+  dot_q4_k_rows<1>(n, w, &a, &out);
+  return out;
+}
+
+template <int T>
+void dot_q6_k_rows(int64_t n, const void* w, const void* const a[T], float out[T]) {
   const auto* x = static_cast<const BlockQ6_K*>(w);
-  const auto* y = static_cast<const BlockQ8_K*>(a);
+  const BlockQ8_K* y[T];
+  for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
   const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
-  float sum = 0;
+  float sum[T];
+  for (int t = 0; t < T; ++t) sum[t] = 0;
   for (int64_t b = 0; b < n / QK_K; ++b) {
     // Levels are stored +32 (0..63): sum q*y = sum (q+32)*y - 32 * sum y, and sum y per group of
     // 16 is in bsums.
-    __m256i acc = _mm256_setzero_si256();
-    int corr = 0;
-    for (int g = 0; g < 16; ++g) corr += int(x[b].scales[g]) * y[b].bsums[g];
+    __m256i acc[T];
+    int corr[T];
+    for (int t = 0; t < T; ++t) {
+      acc[t] = _mm256_setzero_si256();
+      corr[t] = 0;
+      for (int g = 0; g < 16; ++g) corr[t] += int(x[b].scales[g]) * y[t][b].bsums[g];
+    }
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = load32u(x[b].ql + 64 * h), ql1 = load32u(x[b].ql + 64 * h + 32);
       const __m256i qh = load32u(x[b].qh + 32 * h);
@@ -390,15 +578,27 @@ float dot_q6_k(int64_t n, const void* w, const void* a) {
                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4))};
       for (int k = 0; k < 4; ++k) {
         const int g = 8 * h + 2 * k;  // groups g (bytes 0..15) and g + 1 (bytes 16..31)
-        const __m256i p = _mm256_maddubs_epi16(v[k], load32(y[b].qs + 128 * h + 32 * k));
         const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(x[b].scales[g + 1]), _mm_set1_epi16(x[b].scales[g]));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, scale));
+        for (int t = 0; t < T; ++t) {
+          const __m256i p = _mm256_maddubs_epi16(v[k], load32(y[t][b].qs + 128 * h + 32 * k));
+          acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(p, scale));
+        }
       }
     }
-    sum += f16(x[b].d) * y[b].d * static_cast<float>(hsum_i32(acc) - 32 * corr);
+    for (int t = 0; t < T; ++t)
+      sum[t] += f16(x[b].d) * y[t][b].d * static_cast<float>(hsum_i32(acc[t]) - 32 * corr[t]);
   }
-  return sum;
+  for (int t = 0; t < T; ++t) out[t] = sum[t];
 }
+
+float dot_q6_k(int64_t n, const void* w, const void* a) {
+  float out;
+  dot_q6_k_rows<1>(n, w, &a, &out);
+  return out;
+}
+
+void row4_q4_k(int64_t n, const void* w, const void* const a[4], float out[4]) { dot_q4_k_rows<4>(n, w, a, out); }
+void row4_q6_k(int64_t n, const void* w, const void* const a[4], float out[4]) { dot_q6_k_rows<4>(n, w, a, out); }
 
 // ---------------------------------------------------------------- dcq I8 codes
 
@@ -524,6 +724,12 @@ void fill_avx2(KernelTable& t) {
   t.vec_dot4[static_cast<int>(GgmlType::IQ4_NL)] = dot4_iq4_nl;
   t.gemm4x4[static_cast<int>(GgmlType::Q8_0)] = gemm4x4_q8_0;
   t.gemm4x4[static_cast<int>(GgmlType::Q4_0)] = gemm4x4_q4_0;
+  t.gemm4x4[static_cast<int>(GgmlType::F32)] = gemm4x4_f32;
+  t.row4[static_cast<int>(GgmlType::Q4_K)] = row4_q4_k;
+  t.row4[static_cast<int>(GgmlType::Q6_K)] = row4_q6_k;
+  t.group_dot[static_cast<int>(GgmlType::Q8_0)] = group_dispatch<GroupQ8_0>;
+  t.group_dot[static_cast<int>(GgmlType::Q4_0)] = group_dispatch<GroupQ4_0>;
+  t.interleave_pays = true;
 }
 
 }  // namespace dcq::kernels

@@ -371,6 +371,37 @@ static void dot_i8_4_scalar(int64_t n, const int8_t* w, const float* const x[4],
   for (int i = 0; i < 4; ++i) out[i] = dot_i8_scalar(n, w, x[i], scales, group);
 }
 
+// Interleaved groups of 8 rows: each row's plain block is rebuilt and combined exactly as
+// dot_q8_0 / dot_q4_0 do (the twin of the AVX2 group kernels).
+static void group_dot_q8_0(int64_t n, const void* group, const void* const a[], int n_tok, float* out) {
+  const auto* x = static_cast<const BlockQ8_0x8*>(group);
+  for (int t = 0; t < n_tok; ++t) {
+    const auto* y = static_cast<const BlockQ8_0*>(a[t]);
+    for (int r = 0; r < kRows; ++r) {
+      float sum = 0;
+      for (int64_t b = 0; b < n / QK; ++b)
+        sum += (h2f(x[b].d[r]) * h2f(y[b].d)) * static_cast<float>(dot32(x[b].qs[r], y[b].qs));
+      out[kRows * t + r] = sum;
+    }
+  }
+}
+
+static void group_dot_q4_0(int64_t n, const void* group, const void* const a[], int n_tok, float* out) {
+  const auto* x = static_cast<const BlockQ4_0x8*>(group);
+  int8_t v[QK];
+  for (int t = 0; t < n_tok; ++t) {
+    const auto* y = static_cast<const BlockQ8_0*>(a[t]);
+    for (int r = 0; r < kRows; ++r) {
+      float sum = 0;
+      for (int64_t b = 0; b < n / QK; ++b) {
+        unpack_nibbles(x[b].qs[r % 4] + 16 * (r / 4), 8, v);
+        sum += (h2f(x[b].d[r]) * h2f(y[b].d)) * static_cast<float>(dot32(v, y[b].qs));
+      }
+      out[kRows * t + r] = sum;
+    }
+  }
+}
+
 void fill_scalar(KernelTable& t) {
   auto set = [&](GgmlType type, VecDotFn f) { t.vec_dot[static_cast<int>(type)] = f; };
   set(GgmlType::F32, dot_f32);
@@ -398,6 +429,8 @@ void fill_scalar(KernelTable& t) {
   t.attention = attention_f16_scalar;
   t.dot_i8 = dot_i8_scalar;
   t.dot_i8_4 = dot_i8_4_scalar;
+  t.group_dot[static_cast<int>(GgmlType::Q8_0)] = group_dot_q8_0;
+  t.group_dot[static_cast<int>(GgmlType::Q4_0)] = group_dot_q4_0;
 }
 
 void dequantize_row_scalar(GgmlType type, const void* src, float* dst, int64_t n) {

@@ -7,7 +7,13 @@
 #include <cmath>
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <unordered_map>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "dcq/error.hpp"
 #include "dcq/fp16.hpp"
@@ -81,8 +87,58 @@ LlamaConfig LlamaConfig::from(const WeightSource& w) {
   return c;
 }
 
+namespace {
+
+// The engine's interleaved copies of Q8_0 / Q4_0 matrices (kernels::interleave_rows, made when
+// the engine is built). Only a fully resident source (ModelWeights: a mmapped or in-memory GGUF)
+// is repacked, and the matmuls never read the original again: when it lies in a read-only file
+// mapping (a mmapped GGUF), its pages are dropped from this process (MADV_DONTNEED on such a
+// mapping only removes our page-table entries; the file stays in the page cache and a later
+// touch, e.g. an embedding row of a tied output matrix, maps it back), so the model is resident
+// once. A .dcq source decodes tensors under the loader's memory budget and may evict and decode
+// them again, so its tensors are used as they come (plain layout).
+struct Repacked {
+  struct Copy {
+    kernels::Matrix matrix;  // interleaved, pointing into bytes
+    std::vector<uint8_t> bytes;
+  };
+  std::unordered_map<std::string, Copy> copies;
+};
+
+// Whether [p, p + n) lies inside one read-only, file-backed mapping of this process.
+bool in_readonly_file_mapping(const uint8_t* p, size_t n) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  const auto lo = reinterpret_cast<uintptr_t>(p), hi = lo + n;
+  while (std::getline(maps, line)) {
+    std::istringstream in(line);
+    std::string range, perms, offset, dev;
+    uint64_t inode = 0;
+    if (!(in >> range >> perms >> offset >> dev >> inode)) continue;
+    const size_t dash = range.find('-');
+    if (dash == std::string::npos) continue;
+    const auto start = uintptr_t(std::stoull(range.substr(0, dash), nullptr, 16));
+    const auto end = uintptr_t(std::stoull(range.substr(dash + 1), nullptr, 16));
+    if (lo >= start && hi <= end) return perms.size() >= 2 && perms[1] == '-' && inode != 0;
+  }
+  return false;
+}
+
+void drop_pages(std::span<const uint8_t> data) {
+  if (data.empty() || !in_readonly_file_mapping(data.data(), data.size())) return;
+  const auto page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<uintptr_t>(data.data()) + page - 1) / page * page;
+  const auto end = (reinterpret_cast<uintptr_t>(data.data()) + data.size()) / page * page;
+  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // RSS only
+}
+
+void repack(WeightSource& w, Repacked& rp, const std::string& name);
+
+}  // namespace
+
 // Scratch buffers and the KV cache; activations are [n_tok][width] row-major.
 struct Engine::State {
+  Repacked repacked;
   kernels::ThreadPool pool;
   std::vector<uint16_t> k_cache, v_cache;  // [layer][pos][n_head_kv * head_dim], F16 like llama.cpp
   std::vector<float> x, xb, xb2, q, k, v, att, hb, hb2, logits, norm;
@@ -149,6 +205,14 @@ Engine::Engine(WeightSource& weights, const EngineOptions& options) : w_(weights
   pruned_ffn_ = pruned("dcq.pruned.ffn");
   set_skips(options.skip_attn, options.skip_ffn);
   st_ = std::make_unique<State>(options.n_threads);
+  // Weight repacking happens here, at load (as llama.cpp does), so that neither the prompt's
+  // time nor its page faults include it.
+  if (dynamic_cast<ModelWeights*>(&w_) != nullptr) {
+    repack(w_, st_->repacked, cfg_.tied_output ? "token_embd.weight" : "output.weight");
+    for (int l = 0; l < cfg_.n_layer; ++l)
+      for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
+        repack(w_, st_->repacked, blk(l, m));
+  }
   const size_t cache = size_t(cfg_.n_layer) * size_t(n_ctx_) * size_t(kv_dim);
   st_->k_cache.assign(cache, 0);
   st_->v_cache.assign(cache, 0);
@@ -222,6 +286,29 @@ class Held {
   WeightBlocks b_, s_;
 };
 
+// Makes the interleaved copy of matrix `name` when the kernels want one (at load).
+void repack(WeightSource& w, Repacked& rp, const std::string& name) {
+  const auto t = w.info(name);
+  if (!t || !kernels::interleave_pays(t->type, t->n_rows(), t->row_width()) || rp.copies.contains(name)) return;
+  Held h(w, name);
+  const kernels::Matrix m = h.matrix();
+  Repacked::Copy& c = rp.copies[name];
+  c.bytes.resize((*h).data.size());
+  kernels::interleave_rows(m.type, m.n_rows, m.n_cols, m.data, c.bytes.data());
+  drop_pages((*h).data);
+  c.matrix = m;
+  c.matrix.data = c.bytes.data();
+  c.matrix.interleaved = true;
+}
+
+// y = W x for the matrix `name`, through its interleaved copy when there is one.
+void linear(WeightSource& w, Repacked& rp, kernels::ThreadPool& pool, const std::string& name, const float* x, int n,
+            float* y) {
+  if (auto it = rp.copies.find(name); it != rp.copies.end()) return kernels::matmul(it->second.matrix, x, n, y, &pool);
+  Held h(w, name);
+  kernels::matmul(h.matrix(), x, n, y, &pool);
+}
+
 }  // namespace
 
 std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_logits) {
@@ -283,10 +370,8 @@ std::span<const float> Engine::finish(int n, int first) {
   }
   if (observer_) observer_->observe(-1, LinearSite::output_in, s.xb.data(), n_out, dim);
   s.logits.resize(size_t(n_out) * cfg_.n_vocab);
-  {
-    Held out(w_, cfg_.tied_output ? "token_embd.weight" : "output.weight");
-    kernels::matmul(out.matrix(), s.xb.data(), n_out, s.logits.data(), &s.pool);
-  }
+  linear(w_, s.repacked, s.pool, cfg_.tied_output ? "token_embd.weight" : "output.weight", s.xb.data(), n_out,
+         s.logits.data());
   n_past_ += n;
   return s.logits;
 }
@@ -327,12 +412,9 @@ void Engine::attention_block(int l, int n, int drop) {
     for (size_t t = 0; t < N; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
   }
   if (observer_) observer_->observe(l, LinearSite::attn_in, s.xb.data(), n, dim);
-  {
-    Held wq(w_, blk(l, "attn_q")), wk(w_, blk(l, "attn_k")), wv(w_, blk(l, "attn_v"));
-    kernels::matmul(wq.matrix(), s.xb.data(), n, s.q.data(), &s.pool);
-    kernels::matmul(wk.matrix(), s.xb.data(), n, s.k.data(), &s.pool);
-    kernels::matmul(wv.matrix(), s.xb.data(), n, s.v.data(), &s.pool);
-  }
+  linear(w_, s.repacked, s.pool, blk(l, "attn_q"), s.xb.data(), n, s.q.data());
+  linear(w_, s.repacked, s.pool, blk(l, "attn_k"), s.xb.data(), n, s.k.data());
+  linear(w_, s.repacked, s.pool, blk(l, "attn_v"), s.xb.data(), n, s.v.data());
   uint16_t* kc = s.k_cache.data() + size_t(l) * n_ctx_ * kv_dim;
   uint16_t* vc = s.v_cache.data() + size_t(l) * n_ctx_ * kv_dim;
   for (size_t t = 0; t < N; ++t) {
@@ -365,10 +447,7 @@ void Engine::attention_block(int l, int n, int drop) {
   }
   const size_t M = size_t(n);
   if (observer_) observer_->observe(l, LinearSite::attn_out_in, s.att.data(), n, dim);
-  {
-    Held wo(w_, blk(l, "attn_output"));
-    kernels::matmul(wo.matrix(), s.att.data(), n, s.xb2.data(), &s.pool);
-  }
+  linear(w_, s.repacked, s.pool, blk(l, "attn_output"), s.att.data(), n, s.xb2.data());
   for (size_t i = 0; i < M * dim; ++i) s.x[i] += s.xb2[i];
 }
 
@@ -383,17 +462,11 @@ void Engine::ffn_block(int l, int n) {
     for (size_t t = 0; t < M; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
   }
   if (observer_) observer_->observe(l, LinearSite::ffn_in, s.xb.data(), n, dim);
-  {
-    Held wg(w_, blk(l, "ffn_gate")), wu(w_, blk(l, "ffn_up"));
-    kernels::matmul(wg.matrix(), s.xb.data(), n, s.hb.data(), &s.pool);
-    kernels::matmul(wu.matrix(), s.xb.data(), n, s.hb2.data(), &s.pool);
-  }
+  linear(w_, s.repacked, s.pool, blk(l, "ffn_gate"), s.xb.data(), n, s.hb.data());
+  linear(w_, s.repacked, s.pool, blk(l, "ffn_up"), s.xb.data(), n, s.hb2.data());
   kernels::swiglu(s.hb.data(), s.hb.data(), s.hb2.data(), int64_t(M) * n_ff);
   if (observer_) observer_->observe(l, LinearSite::ffn_down_in, s.hb.data(), n, n_ff);
-  {
-    Held wd(w_, blk(l, "ffn_down"));
-    kernels::matmul(wd.matrix(), s.hb.data(), n, s.xb2.data(), &s.pool);
-  }
+  linear(w_, s.repacked, s.pool, blk(l, "ffn_down"), s.hb.data(), n, s.xb2.data());
   for (size_t i = 0; i < M * dim; ++i) s.x[i] += s.xb2[i];
 }
 

@@ -204,6 +204,46 @@ TEST(Kernels, Q8_0AndQ4_0PathsAreBitIdenticalWithScalarTwin) {
   }
 }
 
+// Q4_K / Q6_K batches go one row x 4 tokens (row4: the row's scales and levels decoded once per
+// four tokens). Their SIMD dots are exact integers and the scalar twin's float steps, so the batch
+// kernels must give the scalar path's bits, and each token alone the batch's. Real tensors
+// (synth256), 9 tokens (two 4-token groups and a remainder).
+TEST(Kernels, KQuantBatchesAreBitIdenticalWithScalarAndTokenByToken) {
+  DCQ_REQUIRE_DATA();
+  IsaGuard guard;
+  int checked = 0;
+  for (const char* file : {"Q4_K_S", "Q6_K"}) {
+    const Model m = load_model(test::model_path(std::string("synth256/synth256-") + file + ".gguf"));
+    for (const Tensor& t : m.tensors) {
+      if (t.ne.size() != 2 || (t.type != GgmlType::Q4_K && t.type != GgmlType::Q6_K)) continue;
+      const k::Matrix w{t.type, t.ne[0], t.ne[1], t.data.data()};
+      const int n_tok = 9;
+      const auto x = random_floats(size_t(w.n_cols) * n_tok, 11, 0.5f);
+      k::set_isa(k::Isa::scalar);
+      std::vector<float> ref(size_t(w.n_rows) * n_tok);
+      k::matmul(w, x.data(), n_tok, ref.data(), nullptr);
+      for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+        if (!k::cpu_supports(isa)) continue;
+        k::set_isa(isa);
+        std::vector<float> got(ref.size());
+        k::matmul(w, x.data(), n_tok, got.data(), nullptr);
+        EXPECT_EQ(got, ref) << file << " " << t.name << " " << k::isa_name(isa) << " batch";
+        for (int tt = 0; tt < n_tok; ++tt) {
+          std::vector<float> one(size_t(w.n_rows));
+          k::matmul(w, x.data() + size_t(tt) * w.n_cols, 1, one.data(), nullptr);
+          EXPECT_EQ(one, std::vector<float>(ref.begin() + tt * w.n_rows, ref.begin() + (tt + 1) * w.n_rows))
+              << file << " " << t.name << " " << k::isa_name(isa) << " token " << tt;
+        }
+        ++checked;
+      }
+      break;  // one tensor of each file
+    }
+  }
+  if (k::cpu_supports(k::Isa::avx2)) {
+    EXPECT_GE(checked, 2);
+  }
+}
+
 // F32 batches use register tiles on AVX-512; each output must still be computed exactly as the
 // same token alone computes it (the engine's batched prompt equals token-by-token evaluation).
 TEST(Kernels, F32BatchEqualsTokenByTokenOnEveryPath) {

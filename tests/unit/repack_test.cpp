@@ -1,0 +1,146 @@
+// Interleaved (repacked) Q8_0 / Q4_0 weights: every path's group kernels against the plain-layout
+// scalar twin, bit for bit (the perplexity and greedy tests rely on it), remainder rows included,
+// 1..9 tokens (group calls of 1..4 tokens), threaded; the row gather of the embedding lookup; and
+// the engine on a real model with and without repacking.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <random>
+
+#include "dcq/engine.hpp"
+#include "dcq/fp16.hpp"
+#include "dcq/io.hpp"
+#include "dcq/kernels.hpp"
+#include "dcq/weights.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+using namespace dcq;
+namespace k = dcq::kernels;
+
+struct IsaGuard {
+  k::Isa saved = k::active_isa();
+  ~IsaGuard() { k::set_isa(saved); }
+};
+
+std::vector<uint8_t> random_blocks(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> dist(1e-4f, 1e-2f);
+  std::vector<uint8_t> w(*row_bytes(type, cols) * size_t(rows));
+  for (auto& v : w) v = static_cast<uint8_t>(byte(gen));  // Q8_0 level -128 included
+  const size_t block = type == GgmlType::Q8_0 ? 34 : 18;
+  for (size_t off = 0; off < w.size(); off += block) {
+    const uint16_t d = float_to_fp16(dist(gen));
+    w[off] = uint8_t(d & 0xFF);
+    w[off + 1] = uint8_t(d >> 8);
+  }
+  return w;
+}
+
+TEST(Repack, InterleavedMatmulIsBitIdenticalWithPlainScalar) {
+  IsaGuard guard;
+  int checked = 0;
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    for (int64_t cols : {32, 96, 768}) {
+      for (int64_t rows : {8, 21, 64}) {  // 21: two groups and 5 plain remainder rows
+        const auto plain = random_blocks(type, rows, cols, uint32_t(rows * cols));
+        std::vector<uint8_t> packed(plain.size());
+        k::interleave_rows(type, rows, cols, plain.data(), packed.data());
+        EXPECT_NE(packed, plain);
+        const int64_t n_tok = 9;
+        std::mt19937 g{uint32_t(cols)};
+        std::normal_distribution<float> nd(0.f, 2.f);
+        std::vector<float> x(size_t(cols * n_tok));
+        for (auto& v : x) v = nd(g);
+        const k::Matrix wp{type, cols, rows, plain.data()};
+        k::Matrix wi{type, cols, rows, packed.data()};
+        wi.interleaved = true;
+        k::set_isa(k::Isa::scalar);
+        std::vector<float> ref(size_t(rows * n_tok));
+        k::matmul(wp, x.data(), n_tok, ref.data(), nullptr);
+        for (k::Isa isa : {k::Isa::scalar, k::Isa::avx2, k::Isa::avx512}) {
+          if (!k::cpu_supports(isa)) continue;
+          k::set_isa(isa);
+          const std::string what = std::string(type_name(type)) + " " + std::to_string(rows) + "x" +
+                                   std::to_string(cols) + " " + std::string(k::isa_name(isa));
+          for (int64_t nt : {int64_t(1), int64_t(2), int64_t(3), int64_t(4), int64_t(7), n_tok}) {
+            std::vector<float> got(size_t(rows * nt));
+            k::matmul(wi, x.data(), nt, got.data(), nullptr);
+            EXPECT_EQ(got, std::vector<float>(ref.begin(), ref.begin() + rows * nt)) << what << " tokens " << nt;
+          }
+          k::ThreadPool pool(2);
+          std::vector<float> threaded(ref.size());
+          k::matmul(wi, x.data(), n_tok, threaded.data(), &pool);
+          EXPECT_EQ(threaded, ref) << what << " threaded";
+          ++checked;
+        }
+        // The row gather (embedding lookup of a tied, repacked output matrix).
+        std::vector<float> a(static_cast<size_t>(cols)), b(static_cast<size_t>(cols));
+        for (int64_t r = 0; r < rows; ++r) {
+          k::dequantize_row(wp, r, a.data());
+          k::dequantize_row(wi, r, b.data());
+          ASSERT_EQ(a, b) << type_name(type) << " row " << r;
+        }
+      }
+    }
+  }
+  EXPECT_GE(checked, 18);
+}
+
+TEST(Repack, SimdPathsPackOnlyLegacyTypes) {
+  IsaGuard guard;
+  k::set_isa(k::Isa::scalar);
+  EXPECT_FALSE(k::interleave_pays(GgmlType::Q8_0, 64, 64));
+  for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+    if (!k::cpu_supports(isa)) continue;
+    k::set_isa(isa);
+    EXPECT_TRUE(k::interleave_pays(GgmlType::Q8_0, 64, 64));
+    EXPECT_TRUE(k::interleave_pays(GgmlType::Q4_0, 8, 32));
+    EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_0, 7, 32));
+    EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_0, 64, 48));
+    EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_1, 64, 64));
+    EXPECT_FALSE(k::interleave_pays(GgmlType::F32, 64, 64));
+    setenv("DCQ_REPACK", "0", 1);
+    EXPECT_FALSE(k::interleave_pays(GgmlType::Q8_0, 64, 64));
+    unsetenv("DCQ_REPACK");
+  }
+}
+
+// The engine's repacked run gives the same logits, bit for bit, as the plain layout.
+TEST(Repack, EngineLogitsEqualWithAndWithoutRepacking) {
+  DCQ_REQUIRE_DATA();
+  IsaGuard guard;
+  if (!k::cpu_supports(k::Isa::avx2)) GTEST_SKIP() << "no AVX2";
+  for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+    if (!k::cpu_supports(isa)) continue;
+    k::set_isa(isa);
+    for (const auto& path : {dcq::test::synth_gguf("Q8_0"), dcq::test::synth_gguf("Q4_0"),
+                             dcq::test::stories_gguf("Q8_0"), dcq::test::stories_gguf("Q4_0")}) {
+      const std::string name = path.filename().string();
+      const Model model = load_model(path);
+      const std::vector<int32_t> toks = {1, 5, 9, 14, 30, 2, 7};
+      auto run = [&](bool repack) {
+        if (!repack) setenv("DCQ_REPACK", "0", 1);
+        ModelWeights w(model);
+        EngineOptions o;
+        o.n_ctx = 32;
+        o.n_threads = 2;
+        Engine e(w, o);
+        std::vector<float> out;
+        const auto a = e.eval(std::span<const int32_t>(toks.data(), 5), true);
+        out.assign(a.begin(), a.end());
+        const auto b = e.eval(std::span<const int32_t>(toks.data() + 5, 1), false);
+        out.insert(out.end(), b.begin(), b.end());
+        unsetenv("DCQ_REPACK");
+        return out;
+      };
+      const auto packed = run(true), plain = run(false);
+      ASSERT_FALSE(packed.empty());
+      EXPECT_EQ(packed, plain) << name << " " << k::isa_name(isa);
+    }
+  }
+}
+
+}  // namespace
