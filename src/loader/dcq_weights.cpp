@@ -19,6 +19,9 @@
 #include <new>
 #include <thread>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "dcq/error.hpp"
 #include "dcq/gguf.hpp"
 #include "dcq/loader.hpp"
@@ -34,6 +37,42 @@ struct AlignedFree {
   void operator()(uint8_t* p) const { ::operator delete[](p, kAlign); }
 };
 
+// Drops the pages lying entirely inside [p, p + n) of the read-only file mapping from the process
+// (they stay in the page cache; a later access faults them in again, same bytes). Rounding inward
+// never touches a neighbouring chunk's pages. Used for stored bytes already decoded and for
+// zero-copy tensors leaving the cache, so that the mapping does not grow the resident set behind
+// the budget's back.
+void drop_pages(const uint8_t* p, uint64_t n) {
+  static const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t a = (uintptr_t(p) + page - 1) & ~(page - 1);
+  const uintptr_t b = (uintptr_t(p) + n) & ~(page - 1);
+  if (b > a) (void)::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+
+// Faults the pages of [p, p + n) in ahead of use (prefetch of a zero-copy tensor).
+void populate_pages(const uint8_t* p, uint64_t n) {
+  static const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t a = uintptr_t(p) & ~(page - 1);
+  const uintptr_t b = uintptr_t(p) + n;
+#ifdef MADV_POPULATE_READ
+  if (::madvise(reinterpret_cast<void*>(a), b - a, MADV_POPULATE_READ) == 0) return;
+#endif
+  (void)::madvise(reinterpret_cast<void*>(a), b - a, MADV_WILLNEED);
+}
+
+// Alignment the kernels and the engine need for a tensor's rows: F32 norms are read as float*,
+// block types as structs with uint16_t fields; loads in the kernels are unaligned otherwise.
+uintptr_t row_alignment(GgmlType t) {
+  switch (t) {
+    case GgmlType::I8: return 1;
+    case GgmlType::F32:
+    case GgmlType::I32: return 4;
+    case GgmlType::I64:
+    case GgmlType::F64: return 8;
+    default: return 2;
+  }
+}
+
 std::string human(uint64_t b) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "%.2f MiB", double(b) / (1024.0 * 1024.0));
@@ -44,6 +83,8 @@ std::string human(uint64_t b) {
 
 struct DcqWeights::Entry {
   std::unique_ptr<uint8_t[], AlignedFree> data;
+  const uint8_t* view = nullptr;  // zero-copy: the rows inside the mmapped file (no `data`)
+  const uint8_t* ptr() const { return view ? view : data.get(); }
   uint64_t bytes = 0;
   int holds = 0;
   bool pinned = false;
@@ -95,11 +136,14 @@ nlohmann::json LoaderStats::to_json() const {
   j["prefetch_wait_seconds"] = prefetch_wait_seconds;
   j["bytes_read"] = bytes_read;
   j["read_wait_seconds"] = read_wait_seconds;
+  j["zero_copy_acquires"] = zero_copy_acquires;
+  j["zero_copy_bytes"] = zero_copy_bytes;
+  j["verify_seconds"] = verify_seconds;
   return j;
 }
 
 DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budget, bool prefetch, int threads,
-                       double read_throttle)
+                       double read_throttle, bool zero_copy)
     : reader_(DcqReader::open(path)), read_throttle_(read_throttle), prefetch_(prefetch) {
   if (!(read_throttle >= 0) || !std::isfinite(read_throttle)) fail_usage("--read-throttle must be a finite number >= 0");
   if (threads > 1) pool_ = std::make_unique<kernels::ThreadPool>(threads);
@@ -130,6 +174,65 @@ DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budge
   stats_.pinned_bytes = plan_.pinned_bytes;
   pinned_ = plan_.pinned_by_index;
   next_.assign(ix.tensors.size(), SIZE_MAX);
+
+  // Zero-copy candidates (only the payload headers are read here; checksums come at first use).
+  zc_rows_.assign(ix.chunks.size(), nullptr);
+  zc_verified_ = std::make_unique<std::atomic<bool>[]>(ix.chunks.size());
+  if (zero_copy && read_throttle <= 0)
+    for (uint32_t c = 0; c < ix.chunks.size(); ++c) zc_rows_[c] = raw_rows(c);
+  // Opening read the index, the extras and (for the plan) samples of chunks through the mapping:
+  // give those pages back, so the resident set starts from the cache's accounting.
+  DcqChunk all;
+  all.stored_size = reader_.file_size();
+  const auto whole = reader_.stored(all);
+  drop_pages(whole.data(), whole.size());
+}
+
+const uint8_t* DcqWeights::raw_rows(uint32_t c) const {
+  const auto& ix = reader_.index();
+  const auto& ch = ix.chunks[c];
+  constexpr uint64_t kHeader = 2 + 12;  // one stream (docs/format.md, "Chunk payload")
+  if (ch.transform != TransformId::none || ch.n_streams != 1 || ch.stored_size != kHeader + ch.decoded_size) return nullptr;
+  const GgmlType type = ix.tensors[ch.tensor].type;
+  const auto st = reader_.stored(ch);
+  try {
+    const auto streams = parse_payload(type, TransformId::none, st, ch.decoded_size);
+    if (streams.size() != 1 || streams[0].codec.id != CodecId::raw) return nullptr;
+  } catch (const Error&) {
+    return nullptr;  // a bad header is reported by the decode path
+  }
+  const uint8_t* rows = st.data() + kHeader;
+  return uintptr_t(rows) % row_alignment(type) == 0 ? rows : nullptr;
+}
+
+const uint8_t* DcqWeights::zero_copy_view(uint32_t chunk0, uint32_t chunk1) const {
+  return chunk1 == chunk0 + 1 ? zc_rows_[chunk0] : nullptr;
+}
+
+void DcqWeights::verify_once(uint32_t c) {
+  if (zc_verified_[c].load(std::memory_order_acquire)) return;
+  // Same checks as decode_chunk (stored and decoded XXH3; for a raw stream both cover the same
+  // rows, the stored one also the header), before the rows are first handed out.
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto& ch = reader_.index().chunks[c];
+  reader_.check_stored(c);
+  if (xxh3(std::span<const uint8_t>(zc_rows_[c], ch.decoded_size)) != ch.xxh3_decoded)
+    fail(ExitCode::integrity, describe() + ": " + reader_.chunk_name(c) + ": decoded bytes checksum mismatch (corrupt)");
+  zc_verified_[c].store(true, std::memory_order_release);
+  std::lock_guard<std::mutex> lock(verify_mu_);
+  verify_total_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void DcqWeights::drop_mapped(const Entry& e) const {
+  if (e.view) drop_pages(e.view, e.bytes);
+}
+
+uint8_t* DcqWeights::take_spare(uint64_t bytes) {
+  uint8_t* p = spare_;
+  spare_ = nullptr;
+  if (p && spare_bytes_ == bytes) return p;
+  if (p) ::operator delete[](p, kAlign);
+  return nullptr;
 }
 
 void DcqWeights::note_read(size_t tensor, uint32_t chunk0, uint32_t chunk1) {
@@ -139,6 +242,10 @@ void DcqWeights::note_read(size_t tensor, uint32_t chunk0, uint32_t chunk1) {
     chunk1 = chunk0 + ix.tensors[tensor].n_chunks;
   }
   for (uint32_t c = chunk0; c < chunk1; ++c) stats_.bytes_read += ix.chunks[c].stored_size;
+  {
+    std::lock_guard<std::mutex> lock(verify_mu_);
+    stats_.verify_seconds = verify_total_;
+  }
   std::lock_guard<std::mutex> lock(io_mu_);
   stats_.read_wait_seconds = io_wait_total_;
 }
@@ -173,6 +280,7 @@ void DcqWeights::wait_read(std::chrono::steady_clock::time_point done) const {
 
 DcqWeights::~DcqWeights() {
   if (pf_done_.valid()) pf_done_.wait();  // the worker writes into pf_entry_ until it is done
+  if (spare_) ::operator delete[](spare_, kAlign);
 }
 
 size_t DcqWeights::tensor_index(std::string_view name) const {
@@ -195,12 +303,19 @@ std::optional<TensorInfo> DcqWeights::info(std::string_view name) const {
 
 void DcqWeights::drop(size_t key) {
   const auto it = entries_.find(key);
-  stats_.resident_bytes -= it->second->bytes;
+  Entry& e = *it->second;
+  stats_.resident_bytes -= e.bytes;
+  drop_mapped(e);
+  if (e.data && e.bytes == want_bytes_ && !spare_) {  // reused by the allocation that evicted it
+    spare_ = e.data.release();
+    spare_bytes_ = e.bytes;
+  }
   entries_.erase(it);
   release_order_.erase(std::remove(release_order_.begin(), release_order_.end(), key), release_order_.end());
 }
 
 bool DcqWeights::try_make_room(uint64_t bytes) {
+  want_bytes_ = bytes;
   while (budget_ != kUnlimited && stats_.resident_bytes + bytes > budget_) {
     if (release_order_.empty()) return false;
     drop(release_order_.back());
@@ -219,8 +334,10 @@ void DcqWeights::decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels
   auto decode = [&](int64_t b, int64_t end) {
     for (int64_t k = b; k < end; ++k) {
       if (!reads.empty()) wait_read(reads[size_t(k)]);
-      reader_.decode_chunk(chunk0 + uint32_t(k), std::span<uint8_t>(e.data.get() + at[size_t(k)],
-                                                                    at[size_t(k) + 1] - at[size_t(k)]));
+      const uint32_t c = chunk0 + uint32_t(k);
+      reader_.decode_chunk(c, std::span<uint8_t>(e.data.get() + at[size_t(k)], at[size_t(k) + 1] - at[size_t(k)]));
+      const auto st = reader_.stored(ix.chunks[c]);  // decoded: its stored pages are not needed again
+      drop_pages(st.data(), st.size());
     }
   };
   if (!pool || chunk1 - chunk0 < 2) {
@@ -246,6 +363,7 @@ void DcqWeights::cancel_prefetch() {
   if (!pf_entry_) return;
   if (pf_done_.valid()) pf_done_.wait();
   stats_.resident_bytes -= pf_entry_->bytes;
+  drop_mapped(*pf_entry_);
   pf_entry_.reset();
   pf_tensor_ = SIZE_MAX;
   pf_done_ = {};
@@ -262,6 +380,7 @@ DcqWeights::Entry* DcqWeights::take_prefetch(size_t tensor) {
     pf_done_.get();  // rethrows a checksum error from the worker, here, on the engine's thread
   } catch (...) {
     stats_.resident_bytes -= pf_entry_->bytes;
+    drop_mapped(*pf_entry_);
     pf_entry_.reset();
     pf_tensor_ = SIZE_MAX;
     throw;
@@ -271,7 +390,12 @@ DcqWeights::Entry* DcqWeights::take_prefetch(size_t tensor) {
   pf_tensor_ = SIZE_MAX;
   ++stats_.misses;
   ++stats_.prefetched;
-  stats_.bytes_decoded += e->bytes;
+  if (e->view) {
+    ++stats_.zero_copy_acquires;
+    stats_.zero_copy_bytes += e->bytes;
+  } else {
+    stats_.bytes_decoded += e->bytes;
+  }
   note_read(tensor, 0, 0);
   stats_.decode_seconds += e->decode_seconds;
   e->holds = 1;
@@ -287,17 +411,31 @@ void DcqWeights::schedule_prefetch(size_t tensor) {
   auto e = std::make_unique<Entry>();
   e->bytes = t.n_bytes;
   e->pinned = pinned_[tensor];
-  e->data.reset(static_cast<uint8_t*>(::operator new[](std::max<uint64_t>(t.n_bytes, 1), kAlign)));
+  const uint32_t c0 = t.first_chunk, c1 = t.first_chunk + t.n_chunks;
+  e->view = zero_copy_view(c0, c1);
+  if (!e->view) {
+    uint8_t* buf = take_spare(t.n_bytes);
+    e->data.reset(buf ? buf : static_cast<uint8_t*>(::operator new[](std::max<uint64_t>(t.n_bytes, 1), kAlign)));
+  } else {
+    (void)take_spare(0);
+  }
   stats_.resident_bytes += e->bytes;
   stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
   Entry* raw = e.get();
   pf_entry_ = std::move(e);
   pf_tensor_ = tensor;
-  const uint32_t c0 = t.first_chunk, c1 = t.first_chunk + t.n_chunks;
+  if (raw->view) {  // nothing to decode: check once and fault the pages in ahead of the engine
+    pf_done_ = std::async(std::launch::async, [this, raw, c0] {
+      verify_once(c0);
+      populate_pages(raw->view, raw->bytes);
+    });
+    return;
+  }
   pf_done_ = std::async(std::launch::async, [this, raw, c0, c1] { decode_into(*raw, c0, c1, nullptr); });
 }
 
 void DcqWeights::make_room(uint64_t bytes, const std::string& what) {
+  want_bytes_ = bytes;
   while (budget_ != kUnlimited && stats_.resident_bytes + bytes > budget_) {
     if (release_order_.empty() && !pf_entry_)
       fail(ExitCode::resource, describe() + ": memory budget of " + human(budget_) + " cannot hold " + what +
@@ -330,10 +468,19 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
   auto e = std::make_unique<Entry>();
   e->bytes = bytes;
   e->pinned = key == tensor && pinned_[tensor];
-  e->data.reset(static_cast<uint8_t*>(::operator new[](std::max<uint64_t>(bytes, 1), kAlign)));
-  decode_into(*e, chunk0, chunk1, pool_.get());
-  stats_.decode_seconds += e->decode_seconds;
-  stats_.bytes_decoded += bytes;
+  if (const uint8_t* view = zero_copy_view(chunk0, chunk1)) {
+    (void)take_spare(0);
+    verify_once(chunk0);  // throws before the entry exists: bad rows are never handed out
+    e->view = view;
+    ++stats_.zero_copy_acquires;
+    stats_.zero_copy_bytes += bytes;
+  } else {
+    uint8_t* buf = take_spare(bytes);
+    e->data.reset(buf ? buf : static_cast<uint8_t*>(::operator new[](std::max<uint64_t>(bytes, 1), kAlign)));
+    decode_into(*e, chunk0, chunk1, pool_.get());
+    stats_.decode_seconds += e->decode_seconds;
+    stats_.bytes_decoded += bytes;
+  }
   note_read(tensor, chunk0, chunk1);
   stats_.resident_bytes += bytes;
   stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
@@ -356,7 +503,7 @@ WeightBlocks DcqWeights::acquire(std::string_view name) {
   w.info = TensorInfo{t.type, t.ne};
   w.row0 = 0;
   w.n_rows = int64_t(t.n_rows());
-  w.data = std::span<const uint8_t>(e.data.get(), e.bytes);
+  w.data = std::span<const uint8_t>(e.ptr(), e.bytes);
   return w;
 }
 
@@ -381,7 +528,7 @@ WeightBlocks DcqWeights::acquire_rows(std::string_view name, int64_t row0, int64
       w.info = TensorInfo{t.type, t.ne};
       w.row0 = row0;
       w.n_rows = row1 - row0;
-      w.data = std::span<const uint8_t>(e.data.get() + (uint64_t(row0) - ch.row_begin) * rb,
+      w.data = std::span<const uint8_t>(e.ptr() + (uint64_t(row0) - ch.row_begin) * rb,
                                         uint64_t(row1 - row0) * rb);
       return w;
     }
@@ -403,7 +550,9 @@ OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& o
                          bool prefetch, int threads, double read_throttle) {
   OpenedModel m;
   if (detect_format(path) == ModelFormat::dcq) {
-    auto w = std::make_unique<DcqWeights>(path, budget, prefetch, threads, read_throttle);
+    const char* zc = std::getenv("DCQ_ZERO_COPY");
+    const bool zero_copy = !(zc && std::string_view(zc) == "0");
+    auto w = std::make_unique<DcqWeights>(path, budget, prefetch, threads, read_throttle, zero_copy);
     m.dcq = w.get();
     m.weights = std::move(w);
     return m;

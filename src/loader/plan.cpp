@@ -236,8 +236,15 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
   // layer at once (attn_q/k/v, ffn_gate/up; an I8 weight with its scale tensor counts as one) or
   // one tensor outside the layers; an embedding row comes from one chunk. Only streamed tensors
   // occupy the window. The largest chunk is added as slack for the rows and the small tensors.
+  // The slack is the largest chunk of a tensor stored in several chunks, of the row-read table or
+  // of a 1-D tensor: a whole tensor stored as one chunk (a raw repack, served zero-copy) is
+  // already counted as a tensor, and counting it again would double the window for nothing.
   uint64_t max_chunk = 0;
-  for (const auto& c : ix.chunks) max_chunk = std::max(max_chunk, c.decoded_size);
+  for (const auto& c : ix.chunks) {
+    const auto& t = ix.tensors[c.tensor];
+    const bool row_read = t.name == "token_embd.weight" && has_output;
+    if (t.n_chunks > 1 || row_read || t.ne.size() < 2) max_chunk = std::max(max_chunk, c.decoded_size);
+  }
   auto window = [&](const std::vector<bool>& pinned) {
     std::map<long, std::map<std::string, uint64_t>> layers;
     uint64_t other = 0;
