@@ -120,8 +120,10 @@ LoadPlan make_plan(const DcqReader& reader, const PlanOptions& options);
 // so streaming them costs a checksum and a copy), every other payload copied byte for byte. The
 // decoded bytes, hence the rebuilt source and its checksum, are unchanged. Returns a report
 // {"input","output","input_bytes","output_bytes","raw_tensors","raw_chunks"}.
+// `one_chunk`: a chosen tensor becomes one raw chunk (served zero-copy from the mmap); false keeps
+// its row chunks (the all-raw slow-storage baseline, where an embedding row must stay one chunk).
 nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesystem::path& output,
-                          const std::vector<std::string>& store_raw, bool force);
+                          const std::vector<std::string>& store_raw, bool force, bool one_chunk = true);
 
 // Lazy weights of a lossless .dcq made from a GGUF.
 class DcqWeights final : public WeightSource {
@@ -188,6 +190,7 @@ class DcqWeights final : public WeightSource {
   mutable std::chrono::steady_clock::time_point io_free_at_{};
   mutable double io_wait_total_ = 0;
   std::unordered_map<std::string, size_t> by_name_;
+  std::span<const uint8_t> map_;                        // the whole mapped file
   std::vector<const uint8_t*> zc_rows_;                 // per chunk: raw_rows() when zero-copy is on
   std::unique_ptr<std::atomic<bool>[]> zc_verified_;    // per chunk: checksums checked (worker or engine)
   std::mutex verify_mu_;                                // verify_total_ (also the prefetch worker's)

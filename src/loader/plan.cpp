@@ -156,6 +156,14 @@ double compute_seconds(const DcqReader& r, const std::vector<TensorPlan>& plan, 
     m.type = t.type;
     m.n_cols = t.ne[0];
     m.n_rows = t.ne[1];
+    // An I8 code tensor (lossy containers) multiplies with its scale tensor: timing needs only
+    // some scales (one per row; the per-group cost difference is small against the codes).
+    std::vector<float> unit_scales;
+    if (t.type == GgmlType::I8) {
+      unit_scales.assign(size_t(m.n_rows), 1.0f);
+      m.scales = unit_scales.data();
+      m.group = m.n_cols;
+    }
     std::vector<float> x(size_t(m.n_cols), 0.25f), y(size_t(m.n_rows));
     double best = std::numeric_limits<double>::infinity();
     for (int rep_i = 0; rep_i < 3; ++rep_i) {

@@ -32,7 +32,7 @@ std::vector<uint8_t> raw_payload(std::span<const uint8_t> decoded) {
 }  // namespace
 
 nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesystem::path& output,
-                          const std::vector<std::string>& store_raw, bool force) {
+                          const std::vector<std::string>& store_raw, bool force, bool one_chunk) {
   std::error_code ec;
   if (std::filesystem::equivalent(input, output, ec)) fail_usage("--repack: the output must differ from the input");
   const auto r = DcqReader::open(input);
@@ -58,7 +58,7 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
     const uint32_t first = tt.first_chunk, n = tt.n_chunks;
     tt.first_chunk = uint32_t(ix.chunks.size());
     if (n == 0) continue;
-    if (raw_tensors.count(t) && tt.n_bytes <= kDcqMaxChunkBytes && n > 1) {
+    if (one_chunk && raw_tensors.count(t) && tt.n_bytes <= kDcqMaxChunkBytes && n > 1) {
       DcqChunk c = in.chunks[first];
       c.row_begin = 0;
       c.row_count = tt.n_rows();
