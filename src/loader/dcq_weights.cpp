@@ -251,7 +251,13 @@ void DcqWeights::verify_once(uint32_t c) {
 }
 
 void DcqWeights::drop_mapped(const Entry& e) const {
-  if (e.view) drop_pages(map_, e.view, e.bytes);
+  // DCQ_KEEP_MAPPED=1 (measurement only): leave evicted zero-copy pages mapped, to time what
+  // giving them back costs; the resident set then exceeds the budget by up to the file size.
+  static const bool keep = [] {
+    const char* v = std::getenv("DCQ_KEEP_MAPPED");
+    return v && std::string_view(v) == "1";
+  }();
+  if (e.view && !keep) drop_pages(map_, e.view, e.bytes);
 }
 
 uint8_t* DcqWeights::take_spare(uint64_t bytes) {
