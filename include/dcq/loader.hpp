@@ -71,6 +71,7 @@ struct PlanOptions {
   double read_throttle = 0;        // bytes/s of simulated storage; 0: none
   bool measure_compute = false;    // also time a matrix-vector product (for the tok/s prediction)
   bool measured_speeds = true;     // false: the codec's modelled speeds (deterministic; tests)
+  bool zero_copy = true;           // a tensor stored as one raw chunk costs no decode (served from the map)
 };
 
 struct TensorPlan {

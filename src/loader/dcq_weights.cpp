@@ -193,6 +193,7 @@ DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budge
   po.budget = budget;
   po.threads = threads;
   po.read_throttle = read_throttle;
+  po.zero_copy = zero_copy;
   plan_ = make_plan(reader_, po);
   stats_.weight_bytes = plan_.weight_bytes;
   stats_.min_working_set = plan_.min_working_set;
