@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Loader benchmark (docs/benchmarks.md, "Running from a .dcq under a memory budget"): tokens/s and peak RSS against the memory budget on the
-# stories110M-shape synth Q8_0 and Q4_0 (lossless .dcq), their raw repacks, and the simulated slow
-# storage comparison (.dcq against the same weights stored raw, i.e. the GGUF's bytes).
-# Usage: tools/bench_loader.sh BUILD_DIR WORK_DIR   (WORK_DIR receives the models, ~1.3 GB)
+# Loader benchmark (docs/loader.md, "Measurements 2026-11-29"; the lead merges them into
+# docs/benchmarks.md): tokens/s and peak RSS against the memory budget on the stories110M-shape
+# synth Q8_0 and Q4_0 (lossless .dcq, and the plan's 60 % repack whose streamed tensors are raw and
+# served zero-copy), the copy path and prefetch at 60 %, and the simulated slow storage: the GGUF's
+# bytes (every tensor raw, `dcq plan --repack --all-raw`) against the lossless .dcq and a
+# double-compressed (ecsq) .dcq, for stories260K (trained) and the 110M synth (random weights).
+# Usage: tools/bench_loader.sh BUILD_DIR WORK_DIR   (WORK_DIR receives the models, ~1.5 GB)
 set -euo pipefail
-build=${1:?build dir}; work=${2:?work dir}
+build=$(cd "${1:?build dir}" && pwd); work=${2:?work dir}
 dcq="$build/tools/dcq/dcq"
+data=${DCQ_TEST_DATA:-$(dirname "$0")/../../shared/data}; data=$(cd "$data" && pwd)
 mkdir -p "$work"; cd "$work"
 lscpu | grep 'Model name'; nproc; uptime
 [ -f s110-f32.gguf ] || "$dcq" synth --preset stories110M --type F32 -o s110-f32.gguf -q
@@ -13,18 +17,41 @@ for t in q8:Q8_0 q4:Q4_0; do
   n=${t%%:*}; ty=${t##*:}
   [ -f "s110-$n.gguf" ] || "$dcq" convert s110-f32.gguf --type "$ty" --pure -o "s110-$n.gguf" -q
   [ -f "s110-$n.dcq" ] || "$dcq" compress --lossless "s110-$n.gguf" -o "s110-$n.dcq" -q
-  # Everything raw: the GGUF's bytes through the same loader (the slow-storage baseline).
-  [ -f "s110-$n-raw.dcq" ] || "$dcq" compress --lossless "s110-$n.gguf" -o "s110-$n-raw.dcq" --min-decode-speed 1000 -q
-  # The plan's repack for a 50 % budget: streamed tensors raw, the rest compressed.
-  "$dcq" plan "s110-$n.dcq" --mem-budget 50% --threads 2 --repack "s110-$n-r50.dcq" --force -q > /dev/null
-  for f in "s110-$n.dcq" "s110-$n-r50.dcq"; do
+  # The plan's repack for a 60 % budget: streamed tensors raw, one chunk each (zero-copy).
+  "$dcq" plan "s110-$n.dcq" --mem-budget 60% --threads 2 --repack "s110-$n-r60.dcq" --force -q > /dev/null
+  # Every tensor raw in its row chunks: the GGUF's bytes through the same loader.
+  "$dcq" plan "s110-$n.dcq" --mem-budget 60% --repack "s110-$n-allraw.dcq" --all-raw --force -q > /dev/null
+  for f in "s110-$n.dcq" "s110-$n-r60.dcq"; do
     "$dcq" bench memory "$f" --budgets 100%,75%,60%,50%,25% --tokens 32 --repeats 3 --threads 2 --json > "bench-$f.json"
   done
-  for mbs in 100 400; do
-    for f in "s110-$n.dcq" "s110-$n-raw.dcq"; do
-      "$dcq" bench memory "$f" --budgets 50% --tokens 8 --repeats 2 --threads 2 --read-throttle $mbs --json \
-        > "throttle-$mbs-$f.json"
-    done
+  # 60 %: the copy path (no zero-copy) and the prefetch thread, for comparison.
+  DCQ_ZERO_COPY=0 "$dcq" bench memory "s110-$n-r60.dcq" --budgets 60% --tokens 32 --repeats 3 --threads 2 --json \
+    > "copy-s110-$n-r60.dcq.json"
+  for f in "s110-$n.dcq" "s110-$n-r60.dcq"; do
+    "$dcq" bench memory "$f" --budgets 60% --tokens 32 --repeats 3 --threads 2 --prefetch --json > "prefetch-$f.json"
   done
 done
+
+# Slow storage. stories260K (trained): Q8_0 GGUF bytes vs its lossless .dcq vs ECSQ 7 bits.
+cp -f "$data/models/stories260K/stories260K-Q8_0.gguf" s260-q8.gguf
+head -c 80000 "$data/text/tinystories_val.txt" > calib.txt
+"$dcq" compress --lossless s260-q8.gguf -o s260-q8.dcq --force -q
+"$dcq" plan s260-q8.dcq --mem-budget 50% --repack s260-q8-allraw.dcq --all-raw --force -q > /dev/null
+[ -f s260-ecsq7.dcq ] || "$dcq" compress "$data/models/stories260K/stories260K-F32.gguf" -o s260-ecsq7.dcq \
+  --quant ecsq --target-bpw 7 --calib calib.txt --calib-tokens 4096 --threads 2 --no-baselines -q
+# 110M synth (random weights): Q4_0 GGUF bytes vs lossless .dcq vs ECSQ 4 bits (no calibration).
+[ -f s110-ecsq4.dcq ] || "$dcq" compress s110-f32.gguf -o s110-ecsq4.dcq --quant ecsq --target-bpw 4 --threads 2 \
+  --no-baselines -q
+# One absolute budget per model, below its size, so that reads happen on every token.
+for mbs in 100 400; do
+  for f in s260-q8-allraw.dcq s260-q8.dcq s260-ecsq7.dcq; do
+    "$dcq" bench memory "$f" --budgets 160K --tokens 128 --repeats 3 --threads 2 --read-throttle $mbs --json \
+      > "throttle-$mbs-$f.json"
+  done
+  for f in s110-q4-allraw.dcq s110-q4.dcq s110-ecsq4.dcq; do
+    "$dcq" bench memory "$f" --budgets 36M --tokens 8 --repeats 2 --threads 2 --read-throttle $mbs --json \
+      > "throttle-$mbs-$f.json"
+  done
+done
+ls -l s110-q4.gguf s110-q4*.dcq s110-ecsq4.dcq s260-q8.gguf s260*.dcq s110-q8.gguf s110-q8*.dcq
 uptime

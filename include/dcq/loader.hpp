@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <future>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,9 @@ struct LoaderStats {
   uint64_t bytes_read = 0;         // stored bytes of the decoded chunks
   double read_wait_seconds = 0;    // time spent waiting for the simulated device (--read-throttle)
   double prefetch_wait_seconds = 0;  // time the forward pass waited for a prefetch to finish
+  uint64_t zero_copy_acquires = 0;   // misses served straight from the mmapped file (raw chunks)
+  uint64_t zero_copy_bytes = 0;      // their bytes (counted against the budget like decoded ones)
+  double verify_seconds = 0;         // checksumming zero-copy chunks (once per chunk, first use)
   nlohmann::json to_json() const;
 };
 
@@ -67,6 +71,7 @@ struct PlanOptions {
   double read_throttle = 0;        // bytes/s of simulated storage; 0: none
   bool measure_compute = false;    // also time a matrix-vector product (for the tok/s prediction)
   bool measured_speeds = true;     // false: the codec's modelled speeds (deterministic; tests)
+  bool zero_copy = true;           // a tensor stored as one raw chunk costs no decode (served from the map)
 };
 
 struct TensorPlan {
@@ -116,8 +121,10 @@ LoadPlan make_plan(const DcqReader& reader, const PlanOptions& options);
 // so streaming them costs a checksum and a copy), every other payload copied byte for byte. The
 // decoded bytes, hence the rebuilt source and its checksum, are unchanged. Returns a report
 // {"input","output","input_bytes","output_bytes","raw_tensors","raw_chunks"}.
+// `one_chunk`: a chosen tensor becomes one raw chunk (served zero-copy from the mmap); false keeps
+// its row chunks (the all-raw slow-storage baseline, where an embedding row must stay one chunk).
 nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesystem::path& output,
-                          const std::vector<std::string>& store_raw, bool force);
+                          const std::vector<std::string>& store_raw, bool force, bool one_chunk = true);
 
 // Lazy weights of a lossless .dcq made from a GGUF.
 class DcqWeights final : public WeightSource {
@@ -131,8 +138,13 @@ class DcqWeights final : public WeightSource {
   // `threads` decode the chunks of one tensor in parallel (on the forward pass's thread).
   // `read_throttle` (bytes/s, 0: off) charges each decoded chunk's stored bytes to a simulated
   // slow device (see parse_read_throttle). Which tensors are pinned comes from make_plan().
+  // `zero_copy`: a tensor (or embedding chunk) stored as one raw chunk (transform none, codec raw,
+  // rows aligned for the type) is served straight from the mmapped file after its checksums are
+  // checked once (first use); its mapped bytes count against the budget while it is in the cache
+  // and its pages are dropped from the process (madvise DONTNEED) when it is evicted. Off under
+  // `read_throttle` (there every byte goes through the simulated device into own buffers).
   DcqWeights(const std::filesystem::path& path, const MemBudget& budget = {}, bool prefetch = false,
-             int threads = 1, double read_throttle = 0);
+             int threads = 1, double read_throttle = 0, bool zero_copy = true);
   ~DcqWeights() override;
 
   const GgufValue* find_kv(std::string_view key) const override { return meta_.find_kv(key); }
@@ -165,6 +177,12 @@ class DcqWeights final : public WeightSource {
   void wait_read(std::chrono::steady_clock::time_point done) const;
   void note_read(size_t tensor, uint32_t chunk0, uint32_t chunk1);  // chunk0 == chunk1: whole tensor
 
+  // Zero-copy: the rows of chunk c inside the mapping when it can be served without a copy.
+  const uint8_t* raw_rows(uint32_t c) const;
+  const uint8_t* zero_copy_view(uint32_t chunk0, uint32_t chunk1) const;  // one zero-copy chunk, or null
+  void verify_once(uint32_t c);  // both checksums of a zero-copy chunk, first use only
+  void drop_mapped(const Entry& e) const;
+
   DcqReader reader_;
   Model meta_;
   LoadPlan plan_;
@@ -173,6 +191,16 @@ class DcqWeights final : public WeightSource {
   mutable std::chrono::steady_clock::time_point io_free_at_{};
   mutable double io_wait_total_ = 0;
   std::unordered_map<std::string, size_t> by_name_;
+  std::span<const uint8_t> map_;                        // the whole mapped file
+  std::vector<const uint8_t*> zc_rows_;                 // per chunk: raw_rows() when zero-copy is on
+  std::unique_ptr<std::atomic<bool>[]> zc_verified_;    // per chunk: checksums checked (worker or engine)
+  std::mutex verify_mu_;                                // verify_total_ (also the prefetch worker's)
+  double verify_total_ = 0;
+  // A buffer of a just-evicted entry, reused when the next entry has the same size (saves the
+  // page faults of a fresh allocation); never kept past the allocation it was evicted for.
+  uint8_t* spare_ = nullptr;  // owned (aligned operator new[]); freed by take_spare()/the destructor
+  uint64_t spare_bytes_ = 0, want_bytes_ = 0;
+  uint8_t* take_spare(uint64_t bytes);  // the spare buffer if it has `bytes`, else frees it: nullptr
   std::vector<bool> pinned_;  // per tensor index
   // Keys: tensor index for whole tensors; tensors.size() + chunk index for single chunks.
   std::unordered_map<size_t, std::unique_ptr<Entry>> entries_;
@@ -200,6 +228,7 @@ struct OpenedModel {
   // Whole model, or metadata only for a .dcq: what Tokenizer::from_model needs.
   const Model& model() const { return *weights->model(); }
 };
+// Zero-copy is on unless the environment sets DCQ_ZERO_COPY=0 (for measuring the copy path).
 OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget = {},
                          bool prefetch = false, int threads = 1, double read_throttle = 0);
 

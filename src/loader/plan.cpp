@@ -156,6 +156,14 @@ double compute_seconds(const DcqReader& r, const std::vector<TensorPlan>& plan, 
     m.type = t.type;
     m.n_cols = t.ne[0];
     m.n_rows = t.ne[1];
+    // An I8 code tensor (lossy containers) multiplies with its scale tensor: timing needs only
+    // some scales (one per row; the per-group cost difference is small against the codes).
+    std::vector<float> unit_scales;
+    if (t.type == GgmlType::I8) {
+      unit_scales.assign(size_t(m.n_rows), 1.0f);
+      m.scales = unit_scales.data();
+      m.group = m.n_cols;
+    }
     std::vector<float> x(size_t(m.n_cols), 0.25f), y(size_t(m.n_rows));
     double best = std::numeric_limits<double>::infinity();
     for (int rep_i = 0; rep_i < 3; ++rep_i) {
@@ -209,13 +217,20 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     tp.bytes = t.n_bytes;
     tp.row_access = t.name == "token_embd.weight" && has_output;
     std::map<std::string, uint64_t> by_enc;
-    uint64_t max_chunk = 0;
+    uint64_t max_chunk = 0, zero_copy_bytes = 0;
     double max_chunk_s = 0, all_s = 0;
     for (uint32_t c = t.first_chunk; c < t.first_chunk + t.n_chunks; ++c) {
       const auto& ch = ix.chunks[c];
       tp.stored_bytes += ch.stored_size;
       by_enc[enc[c]] += ch.decoded_size;
-      const double s = cost.at(enc[c]) * double(ch.decoded_size);
+      // Served zero-copy by the loader (dcq_weights.cpp, raw_rows): no decode, only page faults
+      // and a checksum on first use, so nothing per token.
+      const bool zc = o.zero_copy && o.read_throttle <= 0 && (t.n_chunks == 1 || tp.row_access) &&
+                      ch.transform == TransformId::none && ch.n_streams == 1 && ch.codec == CodecId::raw &&
+                      ch.stored_size == 14 + ch.decoded_size && t.type != GgmlType::F32 &&
+                      t.type != GgmlType::I32 && t.type != GgmlType::I64 && t.type != GgmlType::F64;
+      const double s = zc ? 0.0 : cost.at(enc[c]) * double(ch.decoded_size);
+      if (zc) zero_copy_bytes += ch.decoded_size;
       all_s += s;
       if (ch.decoded_size > max_chunk) {
         max_chunk = ch.decoded_size;
@@ -224,6 +239,7 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     }
     for (const auto& [e, b] : by_enc)
       if (tp.encoding.empty() || b > by_enc[tp.encoding]) tp.encoding = e;
+    if (zero_copy_bytes * 2 > tp.bytes) tp.encoding += " zero-copy";
     tp.bytes_per_pass = tp.row_access ? max_chunk : tp.bytes;
     tp.decode_seconds = tp.row_access ? max_chunk_s : all_s;
     p.weight_bytes += tp.bytes;
@@ -236,8 +252,15 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
   // layer at once (attn_q/k/v, ffn_gate/up; an I8 weight with its scale tensor counts as one) or
   // one tensor outside the layers; an embedding row comes from one chunk. Only streamed tensors
   // occupy the window. The largest chunk is added as slack for the rows and the small tensors.
+  // The slack is the largest chunk of a tensor stored in several chunks, of the row-read table or
+  // of a 1-D tensor: a whole tensor stored as one chunk (a raw repack, served zero-copy) is
+  // already counted as a tensor, and counting it again would double the window for nothing.
   uint64_t max_chunk = 0;
-  for (const auto& c : ix.chunks) max_chunk = std::max(max_chunk, c.decoded_size);
+  for (const auto& c : ix.chunks) {
+    const auto& t = ix.tensors[c.tensor];
+    const bool row_read = t.name == "token_embd.weight" && has_output;
+    if (t.n_chunks > 1 || row_read || t.ne.size() < 2) max_chunk = std::max(max_chunk, c.decoded_size);
+  }
   auto window = [&](const std::vector<bool>& pinned) {
     std::map<long, std::map<std::string, uint64_t>> layers;
     uint64_t other = 0;
@@ -362,7 +385,11 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
         continue;
       }
       order.push_back({tp.decode_seconds, i});
-      raw_decode += raw_cost * double(tp.bytes) / par;
+      // The repack writes it as one raw chunk: zero-copy (no per-token cost) when the loader
+      // maps it, checksum + copy otherwise (throttled reads, F32 rows needing 4-byte alignment).
+      const bool zc = o.zero_copy && o.read_throttle <= 0 && t.type != GgmlType::F32 && t.type != GgmlType::I32 &&
+                      t.type != GgmlType::I64 && t.type != GgmlType::F64 && tp.bytes <= kDcqMaxChunkBytes;
+      raw_decode += zc ? 0.0 : raw_cost * double(tp.bytes);  // one chunk: one thread
       raw_read += double(tp.bytes);
       p.raw_extra_file_bytes += tp.bytes > tp.stored_bytes ? tp.bytes - tp.stored_bytes : 0;
     }

@@ -1,7 +1,13 @@
 // repack_raw: a copy of a container with chosen tensors stored raw (docs/loader.md, "Repack").
 // Only the container's public reader/writer API is used: payloads are copied in their file order,
 // the chosen tensors' chunks are decoded (checksums checked) and written as one raw stream.
+//
+// A chosen tensor becomes ONE raw chunk (when it fits the 1 GiB chunk limit): then its rows are
+// contiguous in the file, 14 bytes after a 16-byte aligned payload start, and the loader serves
+// it straight from the mmap without a copy (zero-copy, docs/loader.md). Split into several raw
+// chunks, the rows would be interrupted by payload headers and alignment padding.
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include "dcq/error.hpp"
@@ -10,29 +16,70 @@
 namespace dcq {
 namespace {
 constexpr size_t kRawPayloadHeader = 2 + 12;  // n_streams, reserved, one stream header
+
+// Transform "none", one raw stream (docs/format.md, "Chunk payload"). Built here rather than by
+// encode_chunk, whose speed floor leaves chunks under 64 KiB to the smallest encoding.
+std::vector<uint8_t> raw_payload(std::span<const uint8_t> decoded) {
+  const uint32_t n = static_cast<uint32_t>(decoded.size());  // a chunk is at most 1 GiB
+  const uint8_t header[kRawPayloadHeader] = {1, 0, uint8_t(CodecId::raw), 0, 0, 0,
+                                             uint8_t(n), uint8_t(n >> 8), uint8_t(n >> 16), uint8_t(n >> 24),
+                                             uint8_t(n), uint8_t(n >> 8), uint8_t(n >> 16), uint8_t(n >> 24)};
+  std::vector<uint8_t> payload(kRawPayloadHeader + decoded.size());
+  std::memcpy(payload.data(), header, kRawPayloadHeader);
+  if (!decoded.empty()) std::memcpy(payload.data() + kRawPayloadHeader, decoded.data(), decoded.size());
+  return payload;
+}
 }  // namespace
 
 nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesystem::path& output,
-                          const std::vector<std::string>& store_raw, bool force) {
+                          const std::vector<std::string>& store_raw, bool force, bool one_chunk) {
   std::error_code ec;
   if (std::filesystem::equivalent(input, output, ec)) fail_usage("--repack: the output must differ from the input");
   const auto r = DcqReader::open(input);
-  DcqIndex ix = r.index();
+  const DcqIndex& in = r.index();
   std::set<uint32_t> raw_tensors;
   for (const auto& name : store_raw) {
     bool found = false;
-    for (uint32_t i = 0; i < ix.tensors.size(); ++i)
-      if (ix.tensors[i].name == name) {
-        raw_tensors.insert(ix.tensors[i].duplicate_of == kDcqNoDuplicate ? i : ix.tensors[i].duplicate_of);
+    for (uint32_t i = 0; i < in.tensors.size(); ++i)
+      if (in.tensors[i].name == name) {
+        raw_tensors.insert(in.tensors[i].duplicate_of == kDcqNoDuplicate ? i : in.tensors[i].duplicate_of);
         found = true;
       }
     if (!found) fail_input(input.string() + ": tensor " + name + " is missing");
   }
-  // Payloads in file order: blobs (-1: metadata, -2: extras) and chunks.
+
+  // The new chunk list, in tensor order: a chosen tensor that fits one chunk gets one chunk
+  // (`merged_from` maps it to its old chunks), everything else keeps its chunks.
+  DcqIndex ix = in;
+  ix.chunks.clear();
+  std::vector<std::pair<uint32_t, uint32_t>> old_range;  // new chunk -> old chunks [first, end)
+  for (uint32_t t = 0; t < ix.tensors.size(); ++t) {
+    DcqTensor& tt = ix.tensors[t];
+    const uint32_t first = tt.first_chunk, n = tt.n_chunks;
+    tt.first_chunk = uint32_t(ix.chunks.size());
+    if (n == 0) continue;
+    if (one_chunk && raw_tensors.count(t) && tt.n_bytes <= kDcqMaxChunkBytes && n > 1) {
+      DcqChunk c = in.chunks[first];
+      c.row_begin = 0;
+      c.row_count = tt.n_rows();
+      c.decoded_size = tt.n_bytes;
+      ix.chunks.push_back(c);
+      old_range.push_back({first, first + n});
+      tt.n_chunks = 1;
+    } else {
+      for (uint32_t k = first; k < first + n; ++k) {
+        ix.chunks.push_back(in.chunks[k]);
+        old_range.push_back({k, k + 1});
+      }
+    }
+  }
+
+  // Payloads in file order: blobs (-1: metadata, -2: extras) and new chunks (at their first old
+  // chunk's position).
   std::vector<std::pair<uint64_t, int64_t>> order;
   order.push_back({ix.metadata.offset, -1});
   order.push_back({ix.extras.offset, -2});
-  for (size_t c = 0; c < ix.chunks.size(); ++c) order.push_back({ix.chunks[c].offset, int64_t(c)});
+  for (size_t c = 0; c < ix.chunks.size(); ++c) order.push_back({in.chunks[old_range[c].first].offset, int64_t(c)});
   std::sort(order.begin(), order.end());
 
   DcqWriter w(output, force, ix.files.empty() ? 1 : kDcqFolderFormatVersion);  // a folder keeps its file table
@@ -48,22 +95,19 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
       continue;
     }
     DcqChunk& c = ix.chunks[size_t(what)];
-    if (!raw_tensors.count(c.tensor) || c.codec == CodecId::raw) {
-      c.offset = w.write_payload(r.stored(c));
+    const auto [o0, o1] = old_range[size_t(what)];
+    if (!raw_tensors.count(c.tensor) || (o1 - o0 == 1 && c.codec == CodecId::raw && c.transform == TransformId::none)) {
+      c.offset = w.write_payload(r.stored(in.chunks[o0]));
       continue;
     }
     decoded.resize(c.decoded_size);
-    r.decode_chunk(size_t(what), decoded);
-    // Transform "none", one raw stream (docs/format.md, "Chunk payload"). Built here rather than
-    // by encode_chunk, whose speed floor leaves chunks under 64 KiB to the smallest encoding.
-    std::vector<uint8_t> payload;
-    payload.reserve(kRawPayloadHeader + decoded.size());
-    const uint32_t n = static_cast<uint32_t>(decoded.size());  // a chunk is at most 1 GiB
-    const uint8_t header[kRawPayloadHeader] = {1, 0, uint8_t(CodecId::raw), 0, 0, 0,
-                                               uint8_t(n), uint8_t(n >> 8), uint8_t(n >> 16), uint8_t(n >> 24),
-                                               uint8_t(n), uint8_t(n >> 8), uint8_t(n >> 16), uint8_t(n >> 24)};
-    payload.insert(payload.end(), header, header + kRawPayloadHeader);
-    payload.insert(payload.end(), decoded.begin(), decoded.end());
+    uint64_t at = 0;
+    for (uint32_t k = o0; k < o1; ++k) {  // checksums of every old chunk checked
+      r.decode_chunk(k, std::span<uint8_t>(decoded.data() + at, in.chunks[k].decoded_size));
+      at += in.chunks[k].decoded_size;
+    }
+    DCQ_ASSERT(at == c.decoded_size);
+    const auto payload = raw_payload(decoded);
     (void)parse_payload(ix.tensors[c.tensor].type, TransformId::none, payload, c.decoded_size);  // self-check
     c.transform = TransformId::none;
     c.codec = CodecId::raw;
@@ -71,6 +115,7 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
     c.offset = w.write_payload(payload);
     c.stored_size = payload.size();
     c.xxh3_stored = xxh3(payload);
+    c.xxh3_decoded = xxh3(decoded);
     ++raw_chunks;
   }
   w.finish(ix);

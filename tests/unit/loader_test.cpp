@@ -179,7 +179,11 @@ TEST(LoaderThreads, ParallelChunkDecodingGivesSameTokens) {
   const fs::path dcq = make_dcq(dir.path(), "Q4_K_M");
   DcqWeights one(dcq, MemBudget::parse("20%"), false, 1), two(dcq, MemBudget::parse("20%"), false, 2);
   EXPECT_EQ(greedy(one, *one.model(), 16), greedy(two, *two.model(), 16));
-  EXPECT_EQ(one.stats().bytes_decoded, two.stats().bytes_decoded);
+  // The plans come from decode speeds measured at open: under load two opens may pin a
+  // different small tensor, and then decode different bytes. Same plan, same bytes.
+  if (one.plan().pinned_by_index == two.plan().pinned_by_index) {
+    EXPECT_EQ(one.stats().bytes_decoded, two.stats().bytes_decoded);
+  }
   EXPECT_LE(two.stats().peak_resident_bytes, two.stats().budget_bytes);
 }
 

@@ -18,6 +18,7 @@ struct PlanCmdOptions {
   std::string read_throttle = "0";
   std::filesystem::path repack;
   bool force = false;
+  bool all_raw = false;
 };
 
 void print_text(const LoadPlan& p) {
@@ -56,6 +57,9 @@ const bool registered = register_command("plan", [](CLI::App& app) {
   sub->add_option("--read-throttle", opt->read_throttle, "Simulated storage read speed in MB/s (0: off)");
   sub->add_option("--repack", opt->repack, "Write a copy of MODEL with the streamed tensors stored raw (zero decode cost)");
   sub->add_flag("--force", opt->force, "Replace an existing --repack output");
+  sub->add_flag("--all-raw", opt->all_raw,
+                "With --repack: store every tensor raw in its row chunks (the GGUF's bytes through the loader: "
+                "the slow-storage baseline)");
   sub->callback([common, opt] {
     common->apply();
     PlanOptions po;
@@ -67,7 +71,14 @@ const bool registered = register_command("plan", [](CLI::App& app) {
     if (!opt->repack.empty()) check_can_write(opt->repack, opt->force);
     const auto plan = make_plan(reader, po);
     nlohmann::json repacked;
-    if (!opt->repack.empty()) repacked = repack_raw(opt->model, opt->repack, plan.store_raw, opt->force);
+    if (opt->all_raw && opt->repack.empty()) fail_usage("--all-raw needs --repack OUT.dcq");
+    if (!opt->repack.empty()) {
+      std::vector<std::string> all;
+      if (opt->all_raw)
+        for (const auto& t : plan.tensors) all.push_back(t.name);
+      repacked = opt->all_raw ? repack_raw(opt->model, opt->repack, all, opt->force, false)
+                              : repack_raw(opt->model, opt->repack, plan.store_raw, opt->force);
+    }
     if (common->json) {
       auto j = plan.to_json();
       j["model"] = opt->model.string();

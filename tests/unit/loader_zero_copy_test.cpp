@@ -1,0 +1,206 @@
+// Zero-copy raw tensors (docs/loader.md, "Zero-copy raw tensors"): a tensor the repack stored as
+// one raw chunk is served straight from the mmapped .dcq. Same tokens as the GGUF at every budget,
+// checksums still checked before first use (a flipped byte is exit 4), the cache's accounting
+// never above the budget, and the process's peak resident set within the budget plus the
+// overhead the all-resident run has beside its weights (mapped file pages are given back).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "dcq/compress.hpp"
+#include "dcq/container.hpp"
+#include "dcq/engine.hpp"
+#include "dcq/error.hpp"
+#include "dcq/io.hpp"
+#include "dcq/loader.hpp"
+#include "dcq/sampler.hpp"
+#include "dcq/synth.hpp"
+#include "dcq/tokenizer.hpp"
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+using namespace dcq;
+
+namespace {
+
+std::vector<int32_t> greedy(WeightSource& w, const Model& meta, int n) {
+  const Tokenizer tok = Tokenizer::from_model(meta);
+  Engine e(w, {0, 1});
+  std::vector<int32_t> ids = tok.encode("Once upon a time", true);
+  auto logits = e.eval(ids);
+  std::vector<int32_t> out;
+  for (int i = 0; i < n; ++i) {
+    const int32_t next = argmax(logits);
+    out.push_back(next);
+    logits = e.eval(std::span<const int32_t>(&next, 1));
+  }
+  return out;
+}
+
+// stories260K Q8_0 in small chunks, and its repack for a 40 % plan (streamed tensors raw, one
+// chunk each, so they are zero-copy).
+struct Files {
+  fs::path gguf, dcq, raw;
+  std::vector<std::string> store_raw;
+};
+
+Files make_files(const fs::path& dir) {
+  Files f;
+  f.gguf = test::model_path("stories260K/stories260K-Q8_0.gguf");
+  CompressOptions o;
+  o.input = f.gguf;
+  o.output = dir / "q8.dcq";
+  o.chunk_size = 4096;
+  compress(o);
+  f.dcq = o.output;
+  PlanOptions po;
+  po.budget = MemBudget::parse("40%");
+  po.measured_speeds = false;
+  f.store_raw = make_plan(DcqReader::open(f.dcq), po).store_raw;
+  f.raw = dir / "q8-raw.dcq";
+  repack_raw(f.dcq, f.raw, f.store_raw, false);
+  return f;
+}
+
+bool is_raw_name(const Files& f, const std::string& name) {
+  return std::find(f.store_raw.begin(), f.store_raw.end(), name) != f.store_raw.end();
+}
+
+}  // namespace
+
+TEST(LoaderZeroCopy, RawTensorsServedFromTheMapGiveTheGgufTokensAtEveryBudget) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const Files f = make_files(dir.path());
+  ASSERT_GE(f.store_raw.size(), 3u);
+  {  // the repack stores each chosen tensor as one raw chunk (contiguous rows in the file)
+    const auto r = DcqReader::open(f.raw);
+    size_t merged = 0;
+    for (const auto& t : r.index().tensors) {
+      if (!is_raw_name(f, t.name)) continue;
+      ASSERT_EQ(t.n_chunks, 1u) << t.name;
+      EXPECT_EQ(r.index().chunks[t.first_chunk].codec, CodecId::raw) << t.name;
+      EXPECT_EQ(r.index().chunks[t.first_chunk].transform, TransformId::none) << t.name;
+      ++merged;
+    }
+    EXPECT_EQ(merged, f.store_raw.size());
+  }
+  const Model gguf = load_model(f.gguf);
+  ModelWeights gw(gguf);
+  const auto want = greedy(gw, gguf, 24);
+  for (const char* budget : {"", "100%", "60%", "40%", "25%"}) {
+    DcqWeights w(f.raw, MemBudget::parse(budget));
+    EXPECT_EQ(greedy(w, *w.model(), 24), want) << "budget " << budget;
+    const auto& s = w.stats();
+    EXPECT_GT(s.zero_copy_acquires, 0u) << budget;
+    EXPECT_GT(s.verify_seconds, 0.0) << budget;  // the checksums were computed
+    if (*budget) {
+      EXPECT_LE(s.peak_resident_bytes, s.budget_bytes) << budget;
+    }
+    if (std::string(budget) == "40%" || std::string(budget) == "25%") {
+      // Streamed raw tensors come back from the map on every token without being decoded: far
+      // fewer decoded bytes than the copy path, and many zero-copy acquires.
+      DcqWeights copy(f.raw, MemBudget::parse(budget), false, 1, 0, /*zero_copy=*/false);
+      EXPECT_EQ(greedy(copy, *copy.model(), 24), want) << budget;
+      EXPECT_EQ(copy.stats().zero_copy_acquires, 0u);
+      EXPECT_LE(copy.stats().peak_resident_bytes, copy.stats().budget_bytes);
+      EXPECT_GT(s.zero_copy_acquires, 24u) << budget;
+      EXPECT_LT(s.bytes_decoded, copy.stats().bytes_decoded / 2) << budget;
+      // With prefetch (verification and page-in on the worker) and with two threads: same tokens.
+      DcqWeights pf(f.raw, MemBudget::parse(budget), true, 2);
+      EXPECT_EQ(greedy(pf, *pf.model(), 24), want) << budget;
+      EXPECT_GT(pf.stats().prefetched, 0u) << budget;
+      EXPECT_LE(pf.stats().peak_resident_bytes, pf.stats().budget_bytes) << budget;
+    }
+  }
+  // Under --read-throttle every byte goes through the simulated device: no zero-copy.
+  DcqWeights t(f.raw, MemBudget::parse("40%"), false, 1, 1e9);
+  EXPECT_EQ(greedy(t, *t.model(), 8), std::vector<int32_t>(want.begin(), want.begin() + 8));
+  EXPECT_EQ(t.stats().zero_copy_acquires, 0u);
+}
+
+TEST(LoaderZeroCopy, CorruptRawChunkIsExit4BeforeFirstUse) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const Files f = make_files(dir.path());
+  // A byte in the rows of a streamed (zero-copy) tensor, and one in a pinned-at-100% one.
+  size_t at = 0;
+  std::string tensor;
+  {
+    const auto r = DcqReader::open(f.raw);
+    for (const auto& t : r.index().tensors)
+      if (tensor.empty() && is_raw_name(f, t.name) && t.name.find("blk.1.") == 0) {
+        const auto& c = r.index().chunks[t.first_chunk];
+        at = size_t(c.offset + 14 + (c.stored_size - 14) / 3);
+        tensor = t.name;
+      }
+  }
+  ASSERT_FALSE(tensor.empty());
+  auto bytes = test::slurp(f.raw);
+  bytes[at] ^= 0x21;
+  test::spit(f.raw, bytes);
+  for (const char* extra : {"", " --mem-budget 40%", " --mem-budget 40% --prefetch", " --threads 2 --mem-budget 25%"}) {
+    const auto r = test::run_dcq("run " + f.raw.string() + " -p 'Once upon a time' -n 8 --temp 0" + extra);
+    EXPECT_EQ(r.exit_code, 4) << extra << ": " << r.err;
+    EXPECT_NE(r.err.find(tensor), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("checksum"), std::string::npos) << r.err;
+  }
+  try {
+    DcqWeights w(f.raw, MemBudget::parse("40%"));
+    (void)greedy(w, *w.model(), 2);
+    ADD_FAILURE() << "corrupt zero-copy chunk was used";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::integrity) << e.what();
+  }
+}
+
+// Peak resident set of a `dcq run` process: within budget + the overhead the all-resident run
+// has beside its weights, plus 6 MiB: a read fault maps a whole page-cache folio (up to 2 MiB),
+// so each chunk being decoded (two threads) can hold one mapped beside the bytes it needs, plus
+// one left over from the last fault (measured 0-3.3 MiB over on a freshly written file). Without
+// giving back the mapped pages (zero-copy rows, decoded chunks' stored bytes) the map alone
+// would add up to the file size (~16 MB here). A synth model of ~18 MB makes the weights dominate
+// the process's own memory.
+TEST(LoaderZeroCopy, PeakResidentSetWithinBudgetPlusOverhead) {
+  constexpr double kMappedSlack = 6.0 * 1048576;
+  test::TempDir dir;
+  SynthOptions so;
+  so.shape = {512, 1376, 4, 8, 8, 4096, 256, false};
+  so.type = "Q8_0";
+  so.output = dir.path() / "m.gguf";
+  synth(so);
+  CompressOptions o;
+  o.input = so.output;
+  o.output = dir.path() / "m.dcq";
+  compress(o);
+  PlanOptions po;
+  po.budget = MemBudget::parse("40%");
+  po.measured_speeds = false;
+  const auto plan = make_plan(DcqReader::open(o.output), po);
+  const fs::path raw = dir.path() / "m-raw.dcq";
+  repack_raw(o.output, raw, plan.store_raw, false);
+  const std::string args = " -p 'Once upon a time' -n 12 --temp 0 --json -q";
+  auto run = [&](const fs::path& m, const std::string& extra) {
+    const auto r = test::run_dcq("run " + m.string() + args + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out);
+  };
+  for (const fs::path& m : {o.output, raw}) {
+    const auto res = run(m, "");
+    const double weights = res["loader"]["weight_bytes"].get<double>();
+    const double overhead = res["peak_rss_bytes"].get<double>() - weights;
+    for (const char* budget : {"60%", "40%"}) {
+      const auto b = run(m, std::string(" --mem-budget ") + budget);
+      EXPECT_EQ(b["tokens"], res["tokens"]) << m << " " << budget;
+      const double bud = b["loader"]["budget_bytes"].get<double>();
+      EXPECT_LE(b["loader"]["peak_resident_bytes"].get<double>(), bud);
+      EXPECT_LE(b["peak_rss_bytes"].get<double>(), bud + overhead + kMappedSlack)
+          << m << " " << budget << ": weights " << weights << " overhead " << overhead;
+      if (m == raw) {
+        EXPECT_GT(b["loader"]["zero_copy_acquires"].get<double>(), 0.0);
+      }
+    }
+  }
+}
