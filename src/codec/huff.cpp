@@ -137,24 +137,32 @@ inline uint64_t load_le64(const uint8_t* p) {
   return v;  // little-endian host (checked in codec.cpp's static_assert)
 }
 
-// Branch-free refill (F. Giesen's "variant 4"): afterwards avail is in [56, 63]. Needs 8 readable
-// bytes at ip.
-inline void refill_fast(Cursor& c) {
-  c.bits |= load_le64(c.ip) << c.avail;
-  c.ip += (63 - c.avail) >> 3;
-  c.avail |= 56;
+// Fast-path state of one stream: only three registers, so four streams fit the x86-64 register
+// file. `bits` holds the next unconsumed bits with a sentinel 1 just above them (after a refill:
+// 56 bits, sentinel at bit 56); counting its leading zeros at the next refill tells how many bits
+// the lookups consumed, so the lookups themselves need not count.
+struct Fast {
+  uint64_t bits;
+  size_t pos;   // bit position in the stream of bits' bit 0 at the last refill
+  uint8_t* op;  // one past the next output position (filled downward)
+};
+constexpr uint64_t kSentinel = uint64_t{1} << 56;
+
+// Needs 8 readable bytes at begin + pos / 8 after the update.
+inline void refill_fast(Fast& f, const uint8_t* begin) {
+  f.pos += static_cast<size_t>(__builtin_clzll(f.bits) - 7);
+  f.bits = ((load_le64(begin + (f.pos >> 3)) >> (f.pos & 7)) & (kSentinel - 1)) | kSentinel;
 }
 
-inline void step_fast(Cursor& c, const uint64_t* multi) {
-  const uint64_t e = multi[c.bits & kTableMask];
+inline size_t fast_position(const Fast& f) { return f.pos + static_cast<size_t>(__builtin_clzll(f.bits) - 7); }
+
+inline void step_fast(Fast& f, const uint64_t* multi) {
+  const uint64_t e = multi[f.bits & kTableMask];
   const auto low = static_cast<uint32_t>(e);
-  c.bits >>= (e & 63);
-  c.avail -= static_cast<unsigned>(e & 63);
-  std::memcpy(c.op - 4, &low, 4);
-  c.op -= e >> 62;
+  f.bits >>= (e & 63);
+  std::memcpy(f.op - 4, &low, 4);
+  f.op -= e >> 62;
 }
-
-inline bool fast_ok(const Cursor& c) { return c.end - c.ip >= 8 && c.op - c.floor >= 16; }
 
 // The rest of one stream, one symbol at a time, every read checked.
 void decode_tail(Cursor& c, const Tables& t) {
@@ -179,19 +187,43 @@ void decode_tail(Cursor& c, const Tables& t) {
 
 void decode_symbols(const Tables& t, std::array<Cursor, kStreams>& cs) {
   const uint64_t* multi = t.multi.data();
-  Cursor c0 = cs[0], c1 = cs[1], c2 = cs[2], c3 = cs[3];
+  Fast f[kStreams];
+  for (unsigned k = 0; k < kStreams; ++k) f[k] = {kSentinel, 0, cs[k].op};
+  // The fast loop may run while every stream has 8 bytes to load at its position (checked on
+  // the position before the refill; the refill consumed at most 55 bits since) and 16 output
+  // positions left.
+  auto ok = [&](unsigned k) {
+    const size_t size = size_t(cs[k].end - cs[k].begin);
+    return size >= 16 && fast_position(f[k]) / 8 + 8 <= size && f[k].op - cs[k].floor >= 16;
+  };
   // Four streams advance in lock step so the four table loads of a step overlap. Each group
-  // refills (>= 56 bits) and then takes five lookups of at most kMaxLen = 11 bits (<= 55) and at
+  // refills (56 bits) and then takes five lookups of at most kMaxLen = 11 bits (<= 55) and at
   // most 3 symbols each (15 symbols, the 4-byte store reaching 16 below the cursor).
-  static_assert(5 * kMaxLen <= 56);
-  while (fast_ok(c0) && fast_ok(c1) && fast_ok(c2) && fast_ok(c3)) {
-    refill_fast(c0), refill_fast(c1), refill_fast(c2), refill_fast(c3);
+  static_assert(5 * kMaxLen < 56);
+  Fast f0 = f[0], f1 = f[1], f2 = f[2], f3 = f[3];
+  const uint8_t *b0 = cs[0].begin, *b1 = cs[1].begin, *b2 = cs[2].begin, *b3 = cs[3].begin;
+  while (true) {
+    f[0] = f0, f[1] = f1, f[2] = f2, f[3] = f3;
+    if (!(ok(0) && ok(1) && ok(2) && ok(3))) break;
+    refill_fast(f0, b0), refill_fast(f1, b1), refill_fast(f2, b2), refill_fast(f3, b3);
     for (int k = 0; k < 5; ++k) {
-      step_fast(c0, multi), step_fast(c1, multi), step_fast(c2, multi), step_fast(c3, multi);
+      step_fast(f0, multi), step_fast(f1, multi), step_fast(f2, multi), step_fast(f3, multi);
     }
   }
-  cs = {c0, c1, c2, c3};
-  for (auto& c : cs) decode_tail(c, t);
+  for (unsigned k = 0; k < kStreams; ++k) {
+    // Hand over to the checked tail: byte-aligned cursor plus the partial byte.
+    Cursor& c = cs[k];
+    const size_t pos = fast_position(f[k]);
+    c.op = f[k].op;
+    c.ip = c.begin + pos / 8;
+    c.bits = 0;
+    c.avail = 0;
+    if ((pos & 7) && c.ip < c.end) {
+      c.bits = *c.ip++ >> (pos & 7);
+      c.avail = 8 - unsigned(pos & 7);
+    }
+    decode_tail(c, t);
+  }
 }
 
 }  // namespace
@@ -343,7 +375,8 @@ void decode(uint16_t low_bits, std::span<const uint8_t> in, std::span<uint8_t> o
       cs[k].floor = out.data() + seg_begin(n, k);
       cs[k].op = out.data() + seg_end(n, k);
     }
-    thread_local Tables t;  // 12 KiB: rebuilt per stream, kept off the stack
+    // 20 KiB on the stack: a thread_local would cost a TLS address call inside the hot loop.
+    Tables t;
     build_tables(std::span<const uint8_t>(lens.data(), nsym), t);
     decode_symbols(t, cs);
   } else {
