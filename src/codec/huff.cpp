@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <string>
 
@@ -51,10 +52,9 @@ std::vector<uint32_t> canonical_reversed(std::span<const uint8_t> lens) {
   return codes;
 }
 
-uint16_t get_u32_check(std::span<const uint8_t> in, size_t at, uint32_t* v) {
-  if (at + 4 > in.size()) return 0;
-  *v = uint32_t(in[at]) | uint32_t(in[at + 1]) << 8 | uint32_t(in[at + 2]) << 16 | uint32_t(in[at + 3]) << 24;
-  return 1;
+// Little-endian u32 at `at`; the caller has checked that 4 bytes are there.
+uint32_t get_u32(std::span<const uint8_t> in, size_t at) {
+  return uint32_t(in[at]) | uint32_t(in[at + 1]) << 8 | uint32_t(in[at + 2]) << 16 | uint32_t(in[at + 3]) << 24;
 }
 
 // Little-endian bit writer for one stream.
@@ -131,10 +131,14 @@ struct Cursor {
   uint8_t* floor = nullptr;  // first output position of the segment
 };
 
+// The fast path reads 8 stream bytes as one integer: that is their little-endian value only on a
+// little-endian host (all targets dcq builds for).
+static_assert(std::endian::native == std::endian::little);
+
 inline uint64_t load_le64(const uint8_t* p) {
   uint64_t v;
   std::memcpy(&v, p, 8);
-  return v;  // little-endian host (checked in codec.cpp's static_assert)
+  return v;
 }
 
 // Fast-path state of one stream: only three registers, so four streams fit the x86-64 register
@@ -365,9 +369,7 @@ void decode(uint16_t low_bits, std::span<const uint8_t> in, std::span<uint8_t> o
     if (nonzero < 2 || kraft != kTableSize) corrupt("code lengths do not form a complete code");
     std::array<Cursor, kStreams> cs;
     for (unsigned k = 0; k < kStreams; ++k) {
-      uint32_t sz = 0;
-      if (k + 1 < kStreams) get_u32_check(body, 2 + lens_bytes + 4 * k, &sz);
-      else sz = static_cast<uint32_t>(body.size() - at);
+      const size_t sz = k + 1 < kStreams ? get_u32(body, 2 + lens_bytes + 4 * k) : body.size() - at;
       if (sz > body.size() - at) corrupt("stream sizes exceed the stored bytes");
       cs[k].begin = cs[k].ip = body.data() + at;
       cs[k].end = cs[k].begin + sz;
