@@ -16,8 +16,11 @@
 
 namespace dcq {
 
-enum class CodecId : uint8_t { raw = 0, zstd = 1, lz4 = 2, rans = 3 };
-inline constexpr uint8_t kCodecCount = 4;
+enum class CodecId : uint8_t { raw = 0, zstd = 1, lz4 = 2, rans = 3, huff = 4 };
+inline constexpr uint8_t kCodecCount = 5;
+
+// huff codec parameter: how many low bits of every byte are stored raw (0 or 4).
+inline constexpr uint16_t kHuffLow4 = 4;
 
 // htscodecs order-byte flags, as stored in the rans codec parameter.
 inline constexpr uint16_t kRansOrder1 = 0x01, kRansX32 = 0x04, kRansStripe = 0x08,
@@ -25,11 +28,11 @@ inline constexpr uint16_t kRansOrder1 = 0x01, kRansX32 = 0x04, kRansStripe = 0x0
 
 struct CodecSpec {
   CodecId id = CodecId::raw;
-  uint16_t param = 0;  // zstd: level; rans: order byte; others: 0
+  uint16_t param = 0;  // zstd: level; rans: order byte; huff: raw low bits; others: 0
   bool operator==(const CodecSpec&) const = default;
 };
 
-std::string codec_name(CodecSpec spec);  // "raw", "zstd-19", "lz4", "rans-o1", "rans-o0-x32-pack"
+std::string codec_name(CodecSpec spec);  // "raw", "zstd-19", "lz4", "rans-o1", "rans-o0-x32-pack", "huff", "huff-lo4"
 // True when the id is known and the parameter valid for it (checked on every value from disk).
 bool codec_valid(uint8_t id, uint16_t param);
 
@@ -44,6 +47,10 @@ void codec_decode(CodecSpec spec, std::span<const uint8_t> in, std::span<uint8_t
 // core of the reference machine (docs/benchmarks.md). A fixed model rather than a measurement so
 // the choice of codec, and so the file, never depends on timing or on the thread count.
 double codec_decode_speed(CodecSpec spec);
+// The same for one encoded stream: for huff the speed depends on how many symbols one table
+// lookup yields, i.e. on the coded bits per symbol, which the stored size gives (still a fixed
+// function of the file's bytes, never of timing). Other codecs: as above.
+double codec_decode_speed(CodecSpec spec, size_t stored_bytes, size_t decoded_bytes);
 
 enum class TransformId : uint8_t { none = 0, byte_planes = 1, block_fields = 2, block_fields_unpacked = 3 };
 inline constexpr uint8_t kTransformCount = 4;

@@ -24,13 +24,13 @@ namespace dcq {
 
 class ByteReader;
 
-// Newest format version this dcq reads and writes; readers accept 1..kDcqFormatVersion. A
-// writer writes the lowest version that holds the contents: single files stay version 1.
+// Newest format version this dcq reads and writes; readers accept 1..kDcqFormatVersion. Writers
+// write the newest version: a file that may use codec 4 must be refused by an older dcq with the
+// "newer version" message rather than "unknown codec" halfway through a file.
 // Changelog (append-only, mirrored in docs/format.md "Versions"):
 //   1  dcq 0.1.0  first version
-//   2  dcq 0.1.0  source_format 2 (a folder) and the file table
+//   2  dcq 0.2.0  codec 4 (huff), source_format 2 (a folder) and the file table
 inline constexpr uint32_t kDcqFormatVersion = 2;
-inline constexpr uint32_t kDcqFolderFormatVersion = 2;
 inline constexpr uint32_t kDcqHeaderSize = 32;
 inline constexpr uint32_t kDcqFooterSize = 64;
 inline constexpr uint32_t kDcqPayloadAlignment = 16;
@@ -131,8 +131,9 @@ void decode_payload(GgmlType type, TransformId t, std::span<const uint8_t> paylo
 
 class DcqWriter {
  public:
-  // `version`: 1 for a single file, kDcqFolderFormatVersion when the index has a file table.
-  DcqWriter(const std::filesystem::path& path, bool force, uint32_t version = 1);
+  // `version`: what the header says; only tests write an older one (a version-1 file has no
+  // file table and no codec 4).
+  DcqWriter(const std::filesystem::path& path, bool force, uint32_t version = kDcqFormatVersion);
   // Writes one payload at the next aligned offset and returns that offset.
   uint64_t write_payload(std::span<const uint8_t> bytes);
   // Writes index and footer and renames the file into place. The index's offsets must be ones

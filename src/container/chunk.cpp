@@ -35,12 +35,16 @@ std::vector<Candidate> stream_candidates(std::span<const uint8_t> s, bool nibble
     Candidate c;
     c.bytes = codec_encode(spec, s);
     c.spec = spec;
-    c.seconds = double(s.size()) / codec_decode_speed(spec);
+    c.seconds = double(s.size()) / codec_decode_speed(spec, c.bytes.size(), s.size());
     out.push_back(std::move(c));
     return out.back();
   };
   add({CodecId::raw, 0});
   if (s.empty()) return out;
+  // Our Huffman coder: a little larger than rANS order 0, decoded faster (docs/bench_codec.md).
+  // With 8-bit symbols only its raw-low-nibble variant is fast, at ~1 % more size.
+  add({CodecId::huff, 0});
+  if (!nibbles) add({CodecId::huff, kHuffLow4});
   size_t best_rans = add({CodecId::rans, 0}).bytes.size();
   best_rans = std::min(best_rans, add({CodecId::rans, kRansX32}).bytes.size());
   if (s.size() >= 4096) {

@@ -147,7 +147,7 @@ uint64_t DcqWriter::write_payload(std::span<const uint8_t> bytes) {
 
 void DcqWriter::finish(const DcqIndex& index) {
   out_.write_zeros(align_up(out_.offset(), 8) - out_.offset());
-  DCQ_ASSERT((version_ >= 2) == !index.files.empty());
+  DCQ_ASSERT(version_ >= 2 || index.files.empty());
   const auto raw = serialize_index(index, version_);
   DCQ_ASSERT(raw.size() <= kDcqMaxIndexBytes);
   // The index is mostly names and small integers: zstd shrinks it 2-3x, which matters for

@@ -82,7 +82,7 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
   for (size_t c = 0; c < ix.chunks.size(); ++c) order.push_back({in.chunks[old_range[c].first].offset, int64_t(c)});
   std::sort(order.begin(), order.end());
 
-  DcqWriter w(output, force, ix.files.empty() ? 1 : kDcqFolderFormatVersion);  // a folder keeps its file table
+  DcqWriter w(output, force);  // the newest version: it holds a folder's file table and every codec
   uint64_t raw_chunks = 0;
   std::vector<uint8_t> decoded;
   for (const auto& [offset, what] : order) {

@@ -235,7 +235,7 @@ nlohmann::json compress(const CompressOptions& o) {
     ix.tensors.push_back(std::move(d));
   }
 
-  DcqWriter w(o.output, o.force, folder ? kDcqFolderFormatVersion : 1);
+  DcqWriter w(o.output, o.force);
   ChunkEncodeOptions eo;
   eo.zstd_level = o.level;
   eo.min_decode_speed = o.min_decode_speed_gbps * 1e9;
@@ -277,7 +277,7 @@ nlohmann::json compress(const CompressOptions& o) {
 
   nlohmann::json meta;
   meta["format"] = "dcq";
-  meta["format_version"] = folder ? kDcqFolderFormatVersion : 1;
+  meta["format_version"] = kDcqFormatVersion;
   meta["writer"] = "dcq " + version();
   const std::string source_file = folder ? std::filesystem::absolute(o.input).lexically_normal().filename().string()
                                          : o.input.filename().string();

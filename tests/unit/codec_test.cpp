@@ -117,7 +117,9 @@ TEST(Codec, ValidityOfIdsAndParameters) {
   EXPECT_TRUE(codec_valid(3, kRansOrder1 | kRansX32 | kRansPack));
   EXPECT_FALSE(codec_valid(3, kRansStripe));
   EXPECT_FALSE(codec_valid(3, 0x100));
-  EXPECT_FALSE(codec_valid(4, 0));
+  EXPECT_TRUE(codec_valid(4, 0));  // huff (tests/unit/huff_test.cpp)
+  EXPECT_FALSE(codec_valid(4, 1));
+  EXPECT_FALSE(codec_valid(5, 0));
   // The rans order byte stored in the stream must match the index's parameter.
   const auto in = nibble_like(5000, 5);
   CodecSpec s{CodecId::rans, kRansOrder1};
