@@ -516,8 +516,8 @@ inline __m128i unpack_scales_mins_k4(const uint8_t* q) {
 }
 
 // R Q4_K rows against T token rows: out[t * R + r] = dot(w[r], a[t]). (R, T) = (1, 1) is the
-// dot, (1, 4) a batch row (the row decoded once for four tokens), (4, 1) four rows of one token
-// (the token's bsums pairs formed once for four rows), (4, 4) a batch tile. Per output exactly
+// dot, (1, 4) a batch row (the row decoded once for four tokens). (4, 1), four rows of one token,
+// measured slower than one row at a time (docs/kernels.md), so it is not used. Per output exactly
 // the same integers (sub-block sums times scales; the order of exact integer additions does not
 // matter) and the scalar twin's float steps, so every shape gives the scalar bits.
 template <int R, int T>
@@ -640,17 +640,6 @@ float kq_dot(int64_t n, const void* w, const void* a) {
 template <template <int, int> class K>
 void kq_row4(int64_t n, const void* w, const void* const a[4], float out[4]) {
   K<1, 4>::run(n, &w, a, out);
-}
-// Pairs (w[i], a[i]): one token's four rows share its bsums (the engine's generation step);
-// other pairings go one by one. Either way each output is the same computation.
-template <template <int, int> class K>
-void kq_dot4(int64_t n, const void* const w[4], const void* const a[4], float out[4]) {
-  if (a[0] == a[1] && a[0] == a[2] && a[0] == a[3]) return K<4, 1>::run(n, w, a, out);
-  for (int i = 0; i < 4; ++i) K<1, 1>::run(n, &w[i], &a[i], &out[i]);
-}
-template <template <int, int> class K>
-void kq_gemm4x4(int64_t n, const void* const w[4], const void* const a[4], float out[16]) {
-  K<4, 4>::run(n, w, a, out);
 }
 template <int R, int T> struct Q4KTile {
   static void run(int64_t n, const void* const w[R], const void* const a[T], float* o) { dot_q4_k_tile<R, T>(n, w, a, o); }
@@ -777,8 +766,6 @@ void fill_avx2(KernelTable& t) {
   t.dot_i8_4 = dot_i8_4;
   set(GgmlType::Q4_K, kq_dot<Q4KTile>);
   set(GgmlType::Q6_K, kq_dot<Q6KTile>);
-  t.vec_dot4[static_cast<int>(GgmlType::Q4_K)] = kq_dot4<Q4KTile>;
-  t.vec_dot4[static_cast<int>(GgmlType::Q6_K)] = kq_dot4<Q6KTile>;
   t.vec_dot4[static_cast<int>(GgmlType::Q8_0)] = dot4_q8_0;
   t.vec_dot4[static_cast<int>(GgmlType::Q4_0)] = dot4_q4_0;
   t.vec_dot4[static_cast<int>(GgmlType::Q5_0)] = dot4_q5_0;

@@ -166,21 +166,11 @@ template <template <int, int> class K>
 void row4(int64_t n, const void* w, const void* const a[4], float out[4]) {
   K<1, 4>::run(n, &w, a, out);
 }
-// Pairs (w[i], a[i]): one token's four rows (generation) share the token's bsums; other pairings
-// go one by one. Each output is the same computation either way.
-template <template <int, int> class K>
-void dot4(int64_t n, const void* const w[4], const void* const a[4], float out[4]) {
-  if (a[0] == a[1] && a[0] == a[2] && a[0] == a[3]) return K<4, 1>::run(n, w, a, out);
-  for (int i = 0; i < 4; ++i) K<1, 1>::run(n, &w[i], &a[i], &out[i]);
-}
-
 }  // namespace
 
 void fill_avx512_kquant(KernelTable& t) {
   t.vec_dot[static_cast<int>(GgmlType::Q4_K)] = dot<Q4K>;
   t.vec_dot[static_cast<int>(GgmlType::Q6_K)] = dot<Q6K>;
-  t.vec_dot4[static_cast<int>(GgmlType::Q4_K)] = dot4<Q4K>;
-  t.vec_dot4[static_cast<int>(GgmlType::Q6_K)] = dot4<Q6K>;
   t.row4[static_cast<int>(GgmlType::Q4_K)] = row4<Q4K>;
   t.row4[static_cast<int>(GgmlType::Q6_K)] = row4<Q6K>;
 }
