@@ -103,6 +103,7 @@ void fill_scalar(KernelTable& t);
 void fill_avx2(KernelTable& t);
 void fill_avx512(KernelTable& t);
 void fill_avx512_repack(KernelTable& t);  // repack_avx512.cpp: VNNI kernels of the interleaved layout
+void fill_avx512_kquant(KernelTable& t);  // kquant_avx512.cpp: Q4_K / Q6_K dots on 512-bit registers
 
 void attention_f16_scalar(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
                           int head_dim, float scale, float* out);

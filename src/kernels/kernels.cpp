@@ -72,6 +72,7 @@ KernelTable make_table(Isa isa) {
     // fill_avx512 has its own dot_f32 (ggml's AVX-512 order), so the F32 tile comes from the same
     // file as the layout's kernels, made for that order (AVX2's tile would no longer equal it).
     fill_avx512_repack(t);
+    fill_avx512_kquant(t);
   }
   return t;
 }

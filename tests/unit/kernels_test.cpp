@@ -244,6 +244,71 @@ TEST(Kernels, KQuantBatchesAreBitIdenticalWithScalarAndTokenByToken) {
   }
 }
 
+// The Q4_K / Q6_K SIMD tiles regroup the integer sums (vectorized scale/min unpacking, bsums pairs,
+// 512-bit registers holding two sub-blocks with vpdpwssd on AVX-512). Random block bytes cover
+// every packed scale/min bit pattern; the extreme rounds set all levels and scales to their
+// maxima against activations of -128/127 (the largest int16 pair sums), where a wrong unpacking,
+// a saturating step or a lost bit would show. Activations are built directly as Q8_K blocks
+// (bsums consistent with qs). Every dot must equal the scalar twin's bits (row4 batches are
+// checked against it on real tensors above).
+TEST(Kernels, KQuantTilesMatchScalarOnRandomAndExtremeBlocks) {
+  IsaGuard guard;
+  constexpr int64_t cols = 512, rows = 5, n_tok = 5;  // 2 super-blocks; 4 + 1 tokens
+  std::mt19937 rng(29);
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const size_t row_b = *row_bytes(type, cols);
+    for (int round = 0; round < 3; ++round) {  // 0: random, 1: +127 / max, 2: -128 / max
+      std::vector<uint8_t> wbytes(row_b * rows);
+      for (auto& b : wbytes) b = uint8_t(rng());
+      const size_t block = row_b / (cols / 256);
+      for (size_t off = 0; off < wbytes.size(); off += block) {
+        uint8_t* blk = wbytes.data() + off;
+        const uint16_t d = float_to_fp16(0.01f + 0.001f * float(rng() % 100));
+        if (type == GgmlType::Q4_K) {  // d, dmin, scales[12], qs[128]
+          std::memcpy(blk, &d, 2);
+          std::memcpy(blk + 2, &d, 2);
+          if (round > 0) std::memset(blk + 4, 0xFF, 12 + 128);  // scales/mins 63, levels 15
+        } else {  // ql[128], qh[64], scales[16], d
+          std::memcpy(blk + 208, &d, 2);
+          if (round > 0) {
+            std::memset(blk, 0xFF, 192);                      // levels 63 (stored +32)
+            std::memset(blk + 192, round == 1 ? 127 : 0x80, 16);  // scales +-127/128
+          }
+        }
+      }
+      const size_t act_b = *row_bytes(GgmlType::Q8_K, cols);
+      std::vector<uint8_t> act(act_b * n_tok);
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t b = 0; b < cols / 256; ++b) {
+          uint8_t* blk = act.data() + t * act_b + b * 292;  // float d, int8 qs[256], int16 bsums[16]
+          const float dy = 0.02f * float(1 + t);
+          std::memcpy(blk, &dy, 4);
+          auto* qs = reinterpret_cast<int8_t*>(blk + 4);
+          for (int i = 0; i < 256; ++i)
+            qs[i] = round == 0 ? int8_t(rng()) : round == 1 ? int8_t(127) : int8_t(-128);
+          for (int g = 0; g < 16; ++g) {
+            int16_t sum = 0;
+            for (int i = 0; i < 16; ++i) sum = int16_t(sum + qs[16 * g + i]);
+            std::memcpy(blk + 4 + 256 + 2 * g, &sum, 2);
+          }
+        }
+      std::vector<float> ref(size_t(rows * n_tok));
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = 0; r < rows; ++r)
+          ref[size_t(t * rows + r)] = k::vec_dot_reference(type, cols, wbytes.data() + r * row_b, act.data() + t * act_b);
+      for (float v : ref) ASSERT_TRUE(std::isfinite(v));
+      for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+        if (!k::cpu_supports(isa)) continue;
+        k::set_isa(isa);
+        for (int64_t t = 0; t < n_tok; ++t)
+          for (int64_t r = 0; r < rows; ++r)
+            EXPECT_EQ(k::vec_dot(type, cols, wbytes.data() + r * row_b, act.data() + t * act_b), ref[size_t(t * rows + r)])
+                << type_name(type) << " round " << round << " " << k::isa_name(isa) << " r" << r << " t" << t;
+      }
+    }
+  }
+}
+
 // F32 batches use register tiles on AVX-512; each output must still be computed exactly as the
 // same token alone computes it (the engine's batched prompt equals token-by-token evaluation).
 TEST(Kernels, F32BatchEqualsTokenByTokenOnEveryPath) {
