@@ -29,7 +29,8 @@ struct Candidate {
 // symbol statistics, which rANS captures. Elsewhere zstd level 1 probes for repeated content
 // first, and the slow high levels (and lz4) run only when the probe beats rANS: most weight
 // streams have none, and zstd -19 would otherwise dominate compression time.
-std::vector<Candidate> stream_candidates(std::span<const uint8_t> s, bool nibbles, const ChunkEncodeOptions& o) {
+std::vector<Candidate> stream_candidates(std::span<const uint8_t> s, bool nibbles, bool packed_nibbles,
+                                         const ChunkEncodeOptions& o) {
   std::vector<Candidate> out;
   auto add = [&](CodecSpec spec) -> const Candidate& {
     Candidate c;
@@ -45,6 +46,8 @@ std::vector<Candidate> stream_candidates(std::span<const uint8_t> s, bool nibble
   // With 8-bit symbols only its raw-low-nibble variant is fast, at ~1 % more size.
   add({CodecId::huff, 0});
   if (!nibbles) add({CodecId::huff, kHuffLow4});
+  // Packed 4-bit codes (block_fields 'n' fields): huff-nib decodes them straight into bytes.
+  if (packed_nibbles) add({CodecId::huff, kHuffNibbles});
   size_t best_rans = add({CodecId::rans, 0}).bytes.size();
   best_rans = std::min(best_rans, add({CodecId::rans, kRansX32}).bytes.size());
   if (s.size() >= 4096) {
@@ -125,7 +128,8 @@ EncodedChunk encode_chunk(GgmlType type, std::span<const uint8_t> rows, const Ch
     const auto streams = transform_split(tid, type, rows);
     std::vector<std::vector<Candidate>> cands;
     for (const auto& s : streams)
-      cands.push_back(stream_candidates(s, tid == TransformId::block_fields_unpacked && s.size() > rows.size() / 2, o));
+      cands.push_back(stream_candidates(s, tid == TransformId::block_fields_unpacked && s.size() > rows.size() / 2,
+                                        tid == TransformId::block_fields && s.size() > rows.size() / 2, o));
     const double join = transform_join_cost(tid) * double(rows.size());
     const auto pick = choose(cands, budget - join);
 
