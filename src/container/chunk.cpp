@@ -97,6 +97,27 @@ std::vector<size_t> choose(const std::vector<std::vector<Candidate>>& cands, dou
   double t = 0;
   auto pick = pick_for(0, &t);
   if (t <= budget_seconds) return pick;
+  // Few combinations (Q4_0 & co.: 3 streams): search them all. The relaxation below can miss
+  // the best one, e.g. a big code stream entropy coded with the small scale streams raw.
+  size_t combos = 1;
+  for (const auto& c : cands) combos = std::min<size_t>(combos * c.size(), 1u << 20);
+  if (combos <= 4096) {
+    std::vector<size_t> cur(cands.size(), 0), best;
+    double best_bytes = std::numeric_limits<double>::infinity(), best_time = 0;
+    while (true) {
+      double bytes = 0, sec = 0;
+      for (size_t i = 0; i < cands.size(); ++i) {
+        bytes += double(cands[i][cur[i]].bytes.size());
+        sec += cands[i][cur[i]].seconds;
+      }
+      if (sec <= budget_seconds && (bytes < best_bytes || (bytes == best_bytes && sec < best_time)))
+        best = cur, best_bytes = bytes, best_time = sec;
+      size_t i = 0;
+      while (i < cands.size() && ++cur[i] == cands[i].size()) cur[i++] = 0;
+      if (i == cands.size()) break;
+    }
+    if (!best.empty()) return best;
+  }
   double lo = 0, hi = 1e12;  // bytes per second: at 1e12 every stream takes its fastest codec
   for (int it = 0; it < 60; ++it) {
     const double mid = it < 30 ? std::sqrt(std::max(lo, 1.0) * hi) : 0.5 * (lo + hi);
