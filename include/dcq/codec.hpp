@@ -19,8 +19,10 @@ namespace dcq {
 enum class CodecId : uint8_t { raw = 0, zstd = 1, lz4 = 2, rans = 3, huff = 4 };
 inline constexpr uint8_t kCodecCount = 5;
 
-// huff codec parameter: how many low bits of every byte are stored raw (0 or 4).
+// huff codec parameter: how many low bits of every byte are stored raw (0 or 4), or kHuffNibbles:
+// every byte is two 4-bit symbols (packed codes of Q4_0 & co.), decoded straight into the bytes.
 inline constexpr uint16_t kHuffLow4 = 4;
+inline constexpr uint16_t kHuffNibbles = 0x100;
 
 // htscodecs order-byte flags, as stored in the rans codec parameter.
 inline constexpr uint16_t kRansOrder1 = 0x01, kRansX32 = 0x04, kRansStripe = 0x08,
@@ -28,11 +30,11 @@ inline constexpr uint16_t kRansOrder1 = 0x01, kRansX32 = 0x04, kRansStripe = 0x0
 
 struct CodecSpec {
   CodecId id = CodecId::raw;
-  uint16_t param = 0;  // zstd: level; rans: order byte; huff: raw low bits; others: 0
+  uint16_t param = 0;  // zstd: level; rans: order byte; huff: raw low bits or kHuffNibbles; others: 0
   bool operator==(const CodecSpec&) const = default;
 };
 
-std::string codec_name(CodecSpec spec);  // "raw", "zstd-19", "lz4", "rans-o1", "rans-o0-x32-pack", "huff", "huff-lo4"
+std::string codec_name(CodecSpec spec);  // "raw", "zstd-19", "lz4", "rans-o1", "rans-o0-x32-pack", "huff", "huff-lo4", "huff-nib"
 // True when the id is known and the parameter valid for it (checked on every value from disk).
 bool codec_valid(uint8_t id, uint16_t param);
 

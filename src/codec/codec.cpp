@@ -54,7 +54,9 @@ std::string codec_name(CodecSpec spec) {
       if (spec.param & kRansPack) s += "-pack";
       return s;
     }
-    case CodecId::huff: return spec.param ? "huff-lo" + std::to_string(spec.param) : "huff";
+    case CodecId::huff:
+      if (spec.param == kHuffNibbles) return "huff-nib";
+      return spec.param ? "huff-lo" + std::to_string(spec.param) : "huff";
   }
   return "codec-" + std::to_string(static_cast<int>(spec.id));
 }
@@ -181,6 +183,9 @@ double codec_decode_speed(CodecSpec spec) {
 
 double codec_decode_speed(CodecSpec spec, size_t stored_bytes, size_t decoded_bytes) {
   if (spec.id != CodecId::huff || decoded_bytes == 0) return codec_decode_speed(spec);
+  // Packed nibbles: one lookup per output byte whatever the code lengths; measured 1.75 GB/s of
+  // packed Q4_0 codes (docs/bench_codec.md, 2026-11-29), rounded down.
+  if (spec.param == kHuffNibbles) return 1.6e9;
   // One 2048-entry lookup costs about the same whatever it yields (measured ~1.1e9 lookups/s
   // per core on the reference machine, docs/bench_codec.md) and yields up to 3 symbols; it
   // yields more the shorter the codes. Fitted on 256 KiB chunks: 7.7 bits -> 1.15 GB/s,

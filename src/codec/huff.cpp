@@ -230,9 +230,211 @@ void decode_symbols(const Tables& t, std::array<Cursor, kStreams>& cs) {
   }
 }
 
+
+// ---- Packed nibbles (param kNibbles) ----
+//
+// Every output byte is two 4-bit symbols, decoded straight into the byte: codes are limited to
+// kNibMaxLen = 6 bits, so any two fit one 12-bit table index and every lookup yields exactly one
+// output byte. A fixed yield per lookup means the eight streams advance in lock step with one
+// shared output offset (constant store offsets, no per-lookup count), and no unpacked stream or
+// nibble join exists at all.
+
+constexpr uint32_t kNibTableSize = 1u << (2 * kNibMaxLen);
+constexpr uint32_t kNibSingleSize = 1u << kNibMaxLen;
+
+struct NibTables {
+  std::array<uint8_t, kNibSingleSize> single;  // symbol | length << 4 (length <= 6 needs 3 bits)
+  // pair[i]: bits 0-7 = bits consumed by the two codes the low bits of i start with; bits 8-15
+  // = the packed byte (first-coded symbol, the high nibble, in bits 12-15).
+  std::array<uint16_t, kNibTableSize> pair;
+};
+
+void build_nib_tables(std::span<const uint8_t> lens, NibTables& t) {
+  const auto codes = canonical_reversed(lens);
+  for (size_t s = 0; s < lens.size(); ++s) {
+    const unsigned len = lens[s];
+    if (!len) continue;
+    for (uint32_t fill = 0; fill < (1u << (kNibMaxLen - len)); ++fill)
+      t.single[codes[s] | fill << len] = static_cast<uint8_t>(s | len << 4);
+  }
+  // A complete code: the pairs' entries tile the table exactly.
+  for (size_t a = 0; a < lens.size(); ++a) {
+    if (!lens[a]) continue;
+    for (size_t b = 0; b < lens.size(); ++b) {
+      if (!lens[b]) continue;
+      const unsigned used = lens[a] + lens[b];
+      const uint32_t base = codes[a] | codes[b] << lens[a];
+      const auto e = static_cast<uint16_t>(used | (a << 4 | b) << 8);
+      for (uint32_t fill = 0; fill < (1u << (2 * kNibMaxLen - used)); ++fill) t.pair[base | fill << used] = e;
+    }
+  }
+}
+
+size_t nib_seg_begin(size_t n, unsigned k) { return k * (n / kNibStreams); }
+size_t nib_seg_end(size_t n, unsigned k) { return k + 1 == kNibStreams ? n : (k + 1) * (n / kNibStreams); }
+
+// The rest of one stream, one byte (two single-symbol lookups) at a time, every read checked.
+void decode_nib_tail(Cursor& c, const NibTables& t) {
+  constexpr uint64_t mask = kNibSingleSize - 1;
+  while (c.op > c.floor) {
+    while (c.avail <= 56 && c.ip < c.end) {
+      c.bits |= uint64_t(*c.ip++) << c.avail;
+      c.avail += 8;
+    }
+    const uint8_t hi = t.single[c.bits & mask];
+    const unsigned lh = hi >> 4;
+    const uint8_t lo = t.single[(c.bits >> lh) & mask];
+    const unsigned len = lh + (lo >> 4);
+    if (len > c.avail) corrupt("a bit stream ends early");
+    c.bits >>= len;
+    c.avail -= len;
+    *--c.op = static_cast<uint8_t>((hi & 15) << 4 | (lo & 15));
+  }
+  const size_t size = size_t(c.end - c.begin);
+  const size_t pos = size_t(c.ip - c.begin) * 8 - c.avail;
+  if ((pos + 7) / 8 != size) corrupt("a bit stream is longer than its symbols");
+  if (c.avail >= 8 || (c.bits & ((uint64_t{1} << c.avail) - 1)) != 0) corrupt("non-zero padding bits");
+}
+
+void decode_nib_streams(const NibTables& t, std::array<Cursor, kNibStreams>& cs, size_t n) {
+  constexpr unsigned S = kNibStreams;
+  // Each group refills every stream (56 bits) and takes kSteps lookups of at most 12 bits.
+  constexpr unsigned kSteps = 4;
+  static_assert(kSteps * 2 * kNibMaxLen <= 56);
+  const uint16_t* pair = t.pair.data();
+  const size_t q = n / S;  // bytes in segments 0..S-2; the last one has at least as many
+  uint64_t bits[S];
+  size_t pos[S];
+  for (unsigned k = 0; k < S; ++k) bits[k] = kSentinel, pos[k] = 0;
+  // Bytes decoded per stream so far (the same for all). The u16 store of a step also writes the
+  // byte below its output: a group needs kSteps + 1 bytes left in every segment.
+  size_t done = 0;
+  uint8_t* ends[S];
+  for (unsigned k = 0; k < S; ++k) ends[k] = cs[k].op;
+  auto room = [&](unsigned k) {
+    const size_t size = size_t(cs[k].end - cs[k].begin);
+    const size_t p = pos[k] + static_cast<size_t>(__builtin_clzll(bits[k]) - 7);
+    return size >= 8 + p / 8 ? (size - 8 - p / 8) / (kSteps * 2 * kNibMaxLen / 8) + 1 : 0;
+  };
+  while (true) {
+    // How many groups every stream can take without a check: a group reads 8 bytes at its
+    // position and consumes at most 6; the output needs kSteps + 1 bytes left per group.
+    size_t groups = q > done + kSteps ? (q - done - 1) / kSteps : 0;
+    for (unsigned k = 0; k < S; ++k) groups = std::min(groups, room(k));
+    if (groups == 0) break;
+    for (size_t g = 0; g < groups; ++g) {
+    for (unsigned k = 0; k < S; ++k) {
+      Fast f{bits[k], pos[k], nullptr};
+      refill_fast(f, cs[k].begin);
+      bits[k] = f.bits, pos[k] = f.pos;
+    }
+    for (unsigned j = 0; j < kSteps; ++j) {
+      for (unsigned k = 0; k < S; ++k) {
+        const uint16_t e = pair[bits[k] & (kNibTableSize - 1)];
+        bits[k] >>= (e & 63);
+        std::memcpy(ends[k] - done - 2 - j, &e, 2);
+      }
+    }
+    done += kSteps;
+    }
+  }
+  for (unsigned k = 0; k < S; ++k) {
+    Cursor& c = cs[k];
+    const size_t p = pos[k] + static_cast<size_t>(__builtin_clzll(bits[k]) - 7);
+    c.op -= done;
+    c.ip = c.begin + p / 8;
+    c.bits = 0;
+    c.avail = 0;
+    if ((p & 7) && c.ip < c.end) {
+      c.bits = *c.ip++ >> (p & 7);
+      c.avail = 8 - unsigned(p & 7);
+    }
+    decode_nib_tail(c, t);
+  }
+}
+
+std::vector<uint8_t> encode_nibbles(std::span<const uint8_t> in) {
+  const size_t n = in.size();
+  DCQ_ASSERT(n < (size_t{1} << 31));
+  std::vector<uint64_t> freq(16, 0);
+  for (uint8_t b : in) ++freq[b & 15], ++freq[b >> 4];
+  size_t used = 0, nsym = 0;
+  for (size_t s = 0; s < 16; ++s)
+    if (freq[s]) ++used, nsym = s + 1;
+  std::vector<uint8_t> out;
+  if (used <= 1) return {kKindConstant, static_cast<uint8_t>(nsym ? nsym - 1 : 0)};
+  freq.resize(nsym);
+  const auto lens = limited_lengths(freq, kNibMaxLen);
+  const auto codes = canonical_reversed(lens);
+  out.push_back(kKindHuffman);
+  out.push_back(static_cast<uint8_t>(nsym - 1));
+  for (size_t s = 0; s < nsym; s += 2)
+    out.push_back(static_cast<uint8_t>(lens[s] | (s + 1 < nsym ? lens[s + 1] << 4 : 0)));
+  const size_t sizes_at = out.size();
+  out.resize(out.size() + kNibSizesBytes);
+  for (unsigned k = 0; k < kNibStreams; ++k) {
+    BitWriter w;
+    // Bytes from the segment's last to its first; of each byte the high nibble first.
+    for (size_t i = nib_seg_end(n, k); i > nib_seg_begin(n, k); --i) {
+      const unsigned hi = in[i - 1] >> 4, lo = in[i - 1] & 15;
+      w.put(codes[hi], lens[hi]);
+      w.put(codes[lo], lens[lo]);
+    }
+    w.flush();
+    if (k + 1 < kNibStreams) {
+      const auto sz = static_cast<uint32_t>(w.bytes.size());
+      for (int b = 0; b < 4; ++b) out[sizes_at + 4 * k + b] = static_cast<uint8_t>(sz >> (8 * b));
+    }
+    out.insert(out.end(), w.bytes.begin(), w.bytes.end());
+  }
+  return out;
+}
+
+void decode_nibbles(std::span<const uint8_t> in, std::span<uint8_t> out) {
+  const size_t n = out.size();
+  if (n >= (size_t{1} << 31)) corrupt("stream too large");
+  if (in.size() < 2) corrupt("stream too short");
+  if (in[0] == kKindConstant) {
+    if (in.size() != 2) corrupt("constant stream has a wrong size");
+    if (in[1] >= 16) corrupt("symbol out of range");
+    if (n) std::memset(out.data(), in[1] * 0x11, n);
+    return;
+  }
+  if (in[0] != kKindHuffman) corrupt("unknown stream kind");
+  const size_t nsym = size_t(in[1]) + 1;
+  if (nsym > 16 || nsym < 2) corrupt("alphabet size out of range");
+  const size_t lens_bytes = (nsym + 1) / 2;
+  size_t at = 2 + lens_bytes + kNibSizesBytes;
+  if (in.size() < at) corrupt("header truncated");
+  std::array<uint8_t, 16> lens{};
+  uint32_t kraft = 0;  // in units of 2^-kNibMaxLen
+  unsigned nonzero = 0;
+  for (size_t s = 0; s < nsym; ++s) {
+    const unsigned len = (in[2 + s / 2] >> (4 * (s & 1))) & 15;
+    if (len > kNibMaxLen) corrupt("code length above the limit");
+    if (len) kraft += 1u << (kNibMaxLen - len), ++nonzero;
+    lens[s] = static_cast<uint8_t>(len);
+  }
+  if ((nsym & 1) && (in[2 + nsym / 2] >> 4) != 0) corrupt("non-zero padding nibble");
+  if (nonzero < 2 || kraft != kNibSingleSize) corrupt("code lengths do not form a complete code");
+  std::array<Cursor, kNibStreams> cs;
+  for (unsigned k = 0; k < kNibStreams; ++k) {
+    const size_t sz = k + 1 < kNibStreams ? get_u32(in, 2 + lens_bytes + 4 * k) : in.size() - at;
+    if (sz > in.size() - at) corrupt("stream sizes exceed the stored bytes");
+    cs[k].begin = cs[k].ip = in.data() + at;
+    cs[k].end = cs[k].begin + sz;
+    at += sz;
+    cs[k].floor = out.data() + nib_seg_begin(n, k);
+    cs[k].op = out.data() + nib_seg_end(n, k);
+  }
+  NibTables t;
+  build_nib_tables(std::span<const uint8_t>(lens.data(), nsym), t);
+  decode_nib_streams(t, cs, n);
+}
+
 }  // namespace
 
-bool param_valid(uint16_t low_bits) { return low_bits == 0 || low_bits == 4; }
+bool param_valid(uint16_t param) { return param == 0 || param == 4 || param == kNibbles; }
 
 std::vector<uint8_t> limited_lengths(std::span<const uint64_t> freq, unsigned max_len) {
   std::vector<uint16_t> order;
@@ -291,6 +493,7 @@ std::vector<uint8_t> limited_lengths(std::span<const uint64_t> freq, unsigned ma
 
 std::vector<uint8_t> encode(uint16_t low_bits, std::span<const uint8_t> in) {
   DCQ_ASSERT(param_valid(low_bits));
+  if (low_bits == kNibbles) return encode_nibbles(in);
   const size_t n = in.size();
   DCQ_ASSERT(n < (size_t{1} << 32));
   const size_t alphabet = size_t{256} >> low_bits;
@@ -337,6 +540,7 @@ std::vector<uint8_t> encode(uint16_t low_bits, std::span<const uint8_t> in) {
 
 void decode(uint16_t low_bits, std::span<const uint8_t> in, std::span<uint8_t> out) {
   if (!param_valid(low_bits)) corrupt("unknown parameter");
+  if (low_bits == kNibbles) return decode_nibbles(in, out);
   const size_t n = out.size();
   if (n >= (size_t{1} << 32)) corrupt("stream too large");
   const size_t alphabet = size_t{256} >> low_bits;

@@ -29,7 +29,8 @@ struct Candidate {
 // symbol statistics, which rANS captures. Elsewhere zstd level 1 probes for repeated content
 // first, and the slow high levels (and lz4) run only when the probe beats rANS: most weight
 // streams have none, and zstd -19 would otherwise dominate compression time.
-std::vector<Candidate> stream_candidates(std::span<const uint8_t> s, bool nibbles, const ChunkEncodeOptions& o) {
+std::vector<Candidate> stream_candidates(std::span<const uint8_t> s, bool nibbles, bool packed_nibbles,
+                                         const ChunkEncodeOptions& o) {
   std::vector<Candidate> out;
   auto add = [&](CodecSpec spec) -> const Candidate& {
     Candidate c;
@@ -45,6 +46,8 @@ std::vector<Candidate> stream_candidates(std::span<const uint8_t> s, bool nibble
   // With 8-bit symbols only its raw-low-nibble variant is fast, at ~1 % more size.
   add({CodecId::huff, 0});
   if (!nibbles) add({CodecId::huff, kHuffLow4});
+  // Packed 4-bit codes (block_fields 'n' fields): huff-nib decodes them straight into bytes.
+  if (packed_nibbles) add({CodecId::huff, kHuffNibbles});
   size_t best_rans = add({CodecId::rans, 0}).bytes.size();
   best_rans = std::min(best_rans, add({CodecId::rans, kRansX32}).bytes.size());
   if (s.size() >= 4096) {
@@ -94,6 +97,27 @@ std::vector<size_t> choose(const std::vector<std::vector<Candidate>>& cands, dou
   double t = 0;
   auto pick = pick_for(0, &t);
   if (t <= budget_seconds) return pick;
+  // Few combinations (Q4_0 & co.: 3 streams): search them all. The relaxation below can miss
+  // the best one, e.g. a big code stream entropy coded with the small scale streams raw.
+  size_t combos = 1;
+  for (const auto& c : cands) combos = std::min<size_t>(combos * c.size(), 1u << 20);
+  if (combos <= 4096) {
+    std::vector<size_t> cur(cands.size(), 0), best;
+    double best_bytes = std::numeric_limits<double>::infinity(), best_time = 0;
+    while (true) {
+      double bytes = 0, sec = 0;
+      for (size_t i = 0; i < cands.size(); ++i) {
+        bytes += double(cands[i][cur[i]].bytes.size());
+        sec += cands[i][cur[i]].seconds;
+      }
+      if (sec <= budget_seconds && (bytes < best_bytes || (bytes == best_bytes && sec < best_time)))
+        best = cur, best_bytes = bytes, best_time = sec;
+      size_t i = 0;
+      while (i < cands.size() && ++cur[i] == cands[i].size()) cur[i++] = 0;
+      if (i == cands.size()) break;
+    }
+    if (!best.empty()) return best;
+  }
   double lo = 0, hi = 1e12;  // bytes per second: at 1e12 every stream takes its fastest codec
   for (int it = 0; it < 60; ++it) {
     const double mid = it < 30 ? std::sqrt(std::max(lo, 1.0) * hi) : 0.5 * (lo + hi);
@@ -125,7 +149,8 @@ EncodedChunk encode_chunk(GgmlType type, std::span<const uint8_t> rows, const Ch
     const auto streams = transform_split(tid, type, rows);
     std::vector<std::vector<Candidate>> cands;
     for (const auto& s : streams)
-      cands.push_back(stream_candidates(s, tid == TransformId::block_fields_unpacked && s.size() > rows.size() / 2, o));
+      cands.push_back(stream_candidates(s, tid == TransformId::block_fields_unpacked && s.size() > rows.size() / 2,
+                                        tid == TransformId::block_fields && s.size() > rows.size() / 2, o));
     const double join = transform_join_cost(tid) * double(rows.size());
     const auto pick = choose(cands, budget - join);
 

@@ -1,6 +1,6 @@
 // Fuzz target: the huff codec (src/codec/huff.cpp) must reject any malformed stream with
 // dcq::Error, never crash, never read or write out of bounds. Input layout: byte 0 selects the
-// parameter (bit 0: 4 raw low bits) and bytes 1-2 the decoded size (little-endian, < 64 KiB);
+// parameter (bit 0: 4 raw low bits; bit 1: packed nibbles, which wins) and bytes 1-2 the decoded size (little-endian, < 64 KiB);
 // the rest is the stored stream. The rest is also encoded and must decode back exactly.
 #include <cstdint>
 #include <algorithm>
@@ -13,7 +13,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 3) return 0;
-  const dcq::CodecSpec spec{dcq::CodecId::huff, static_cast<uint16_t>((data[0] & 1) ? dcq::kHuffLow4 : 0)};
+  const uint16_t param = (data[0] & 2) ? dcq::kHuffNibbles : (data[0] & 1) ? dcq::kHuffLow4 : 0;
+  const dcq::CodecSpec spec{dcq::CodecId::huff, param};
   const size_t n = size_t(data[1]) | size_t(data[2]) << 8;
   const std::span<const uint8_t> stored(data + 3, size - 3);
   // Exactly n bytes of output: a vector of that size, so ASan sees any write past it.

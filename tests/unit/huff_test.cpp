@@ -113,10 +113,58 @@ TEST(Huff, EdgeCasesRoundTrip) {
   for (const auto& in : inputs) {
     round_trip(0, in);
     round_trip(kHuffLow4, in);
+    round_trip(kHuffNibbles, in);
+  }
+  // Packed nibbles: every length around the 8 streams and the 4-byte groups, and bytes whose
+  // two nibbles differ (the order within a byte matters).
+  for (size_t n = 0; n < 300; n += (n < 80 ? 1 : 37)) {
+    std::vector<uint8_t> v(n);
+    for (auto& x : v) x = static_cast<uint8_t>((rng() % 6) | (rng() % 3 + 7) << 4);
+    round_trip(kHuffNibbles, v);
   }
   // A constant stream costs two bytes whatever its length.
   CodecSpec spec{CodecId::huff, 0};
   EXPECT_EQ(codec_encode(spec, std::vector<uint8_t>(100000, 9)).size(), 2u);
+}
+
+TEST(Huff, NibblesRoundTripRealPackedCodesAtTheUnpackedSize) {
+  DCQ_REQUIRE_DATA();
+  // The packed 4-bit code field of every block tensor (block_fields) decodes straight into its
+  // bytes, and costs what huff on the same codes unpacked (one per byte) costs: the symbols are
+  // the same, only their order differs, and 6-bit codes lose nothing on 16-symbol alphabets.
+  for (const char* type : {"Q4_0", "Q4_1", "Q4_K_M"}) {
+    const Model m = read_gguf(stories_gguf(type));
+    size_t packed_bytes = 0, nib_stored = 0, unpacked_stored = 0, huffman_streams = 0, tensors = 0;
+    for (const auto& t : m.tensors) {
+      if (!transform_applies(TransformId::block_fields_unpacked, t.type)) continue;
+      auto packed = transform_split(TransformId::block_fields, t.type, t.data);
+      auto unpacked = transform_split(TransformId::block_fields_unpacked, t.type, t.data);
+      auto largest = [](auto& v) {
+        return *std::max_element(v.begin(), v.end(), [](auto& a, auto& b) { return a.size() < b.size(); });
+      };
+      const auto codes = largest(packed), symbols = largest(unpacked);
+      ASSERT_EQ(symbols.size(), 2 * codes.size());
+      const auto enc = round_trip(kHuffNibbles, codes);
+      huffman_streams += enc[0] == 1;
+      CodecSpec h{CodecId::huff, 0};
+      unpacked_stored += codec_encode(h, symbols).size();
+      nib_stored += enc.size();
+      packed_bytes += codes.size();
+      ++tensors;
+    }
+    ASSERT_GT(packed_bytes, 50000u) << type;
+    EXPECT_GT(huffman_streams, 5u) << type;
+    std::printf("%s packed codes: huff-nib %zu bytes, huff on the unpacked symbols %zu\n", type, nib_stored,
+                unpacked_stored);
+    // 16 more bytes of stream sizes per tensor (8 streams instead of 4), plus padding.
+    EXPECT_LT(double(nib_stored), 1.002 * double(unpacked_stored) + 20.0 * double(tensors)) << type;
+    // Q4_0/Q4_1 codes are skewed; k-quant codes are nearly uniform (their sub-block scales and
+    // mins spread them over all 16 values), so there only the overhead is bounded.
+    const bool k_quant = std::string(type) == "Q4_K_M";
+    EXPECT_LT(double(nib_stored), (k_quant ? 1.01 : 0.99) * double(packed_bytes)) << type;
+  }
+  // Any bytes at all (scales, f16 planes): exact round trips.
+  for (const auto& s : stories_streams("Q4_K_M", false)) round_trip(kHuffNibbles, s);
 }
 
 TEST(Huff, LengthsAreOptimalCompleteAndLimited) {
@@ -174,8 +222,11 @@ TEST(Huff, EveryByteFlipAndTruncationIsCaughtOrHarmless) {
   // some bytes of the right size (which the container's checksum then rejects).
   const auto streams = stories_streams("Q4_0", true);
   auto s = *std::min_element(streams.begin(), streams.end(), [](auto& a, auto& b) { return a.size() < b.size(); });
-  for (uint16_t low : {uint16_t{0}, kHuffLow4}) {
+  std::vector<uint8_t> packed;  // the same codes packed two per byte, for huff-nib
+  for (size_t i = 0; i + 1 < s.size(); i += 2) packed.push_back(static_cast<uint8_t>(s[i] | s[i + 1] << 4));
+  for (uint16_t low : {uint16_t{0}, kHuffLow4, kHuffNibbles}) {
     CodecSpec spec{CodecId::huff, low};
+    if (low == kHuffNibbles) s = packed;
     const auto enc = codec_encode(spec, s);
     std::vector<uint8_t> out(s.size());
     size_t thrown = 0;
@@ -233,6 +284,38 @@ TEST(Huff, ForgedHeadersAreRejected) {
   std::vector<uint8_t> const_lo = {0, 16};
   const_lo.resize(2 + out.size() / 2);
   EXPECT_THROW(codec_decode({CodecId::huff, kHuffLow4}, const_lo, out), Error);
+
+  // Packed nibbles: 16 symbols at most, codes of at most 6 bits, 8 streams (7 sizes).
+  const CodecSpec nib{CodecId::huff, kHuffNibbles};
+  CodecSpec nib_enc = nib;
+  const auto e = codec_encode(nib_enc, in);
+  ASSERT_EQ(e[0], 1);
+  ASSERT_EQ(e[1], 12);  // symbols 0..12
+  codec_decode(nib, e, out);
+  EXPECT_EQ(out, in);
+  auto expect_bad_nib = [&](std::vector<uint8_t> bad, const char* what) {
+    EXPECT_THROW(codec_decode(nib, bad, out), Error) << what;
+  };
+  b = e;
+  b[2] = static_cast<uint8_t>((b[2] & 0xF0) | 7);
+  expect_bad_nib(b, "length 7 above the nibble limit 6");
+  b = e;
+  b[1] = 16;
+  expect_bad_nib(b, "17 symbols");
+  b = e;
+  b[2 + 7 + 4 * 6 + 3] = 0x80;  // stream 6 size 2 GiB
+  expect_bad_nib(b, "stream size beyond the input");
+  b = e;
+  b.erase(b.begin() + 9);  // one size byte less: every stream shifts
+  expect_bad_nib(b, "shifted streams");
+  expect_bad_nib({0, 16}, "constant symbol 16");
+  expect_bad_nib({0, 5, 0}, "constant stream with a trailing byte");
+  std::vector<uint8_t> five(out.size(), 0x55);
+  codec_decode(nib, std::vector<uint8_t>{0, 5}, out);
+  EXPECT_EQ(out, five) << "constant kind: both nibbles of every byte";
+  for (uint16_t p : {uint16_t{0x101}, uint16_t{0x200}, uint16_t{0x104}, uint16_t{8}})
+    EXPECT_FALSE(codec_valid(static_cast<uint8_t>(CodecId::huff), p)) << p;
+  EXPECT_THROW(codec_decode({CodecId::huff, 0x101}, e, out), Error);
 }
 
 TEST(Huff, ModelledSpeedGrowsWithShorterCodes) {
@@ -240,4 +323,10 @@ TEST(Huff, ModelledSpeedGrowsWithShorterCodes) {
   EXPECT_GT(codec_decode_speed(h, 38, 80), 2.0 * codec_decode_speed(h, 77, 80));
   EXPECT_GE(codec_decode_speed(h, 80, 80), 0.9e9);
   EXPECT_EQ(codec_name({CodecId::huff, kHuffLow4}), "huff-lo4");
+  // Packed nibbles: one lookup per byte whatever the code lengths, faster than unpacked 4-bit
+  // symbols (two output bytes each) at the same bits.
+  const CodecSpec nib{CodecId::huff, kHuffNibbles};
+  EXPECT_EQ(codec_name(nib), "huff-nib");
+  EXPECT_EQ(codec_decode_speed(nib, 76, 80), codec_decode_speed(nib, 40, 80));
+  EXPECT_GT(codec_decode_speed(nib, 76, 80), 0.5 * codec_decode_speed(h, 38, 80));
 }

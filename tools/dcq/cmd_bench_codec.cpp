@@ -94,6 +94,7 @@ void run(const BenchCodecOptions& o, bool json) {
     if (k.nibbles) specs.push_back({CodecId::rans, kRansPack | kRansX32});
     specs.push_back({CodecId::huff, 0});
     if (!k.nibbles) specs.push_back({CodecId::huff, kHuffLow4});
+    if (type != GgmlType::Q8_0 && !k.nibbles) specs.push_back({CodecId::huff, kHuffNibbles});
     for (auto spec : specs) {
       std::vector<std::vector<uint8_t>> enc;
       std::vector<CodecSpec> used;
