@@ -29,6 +29,22 @@ constexpr uint8_t kKindConstant = 0, kKindHuffman = 1;
   fail(ExitCode::integrity, "huff stream does not decode: " + what);
 }
 
+// Reads the nsym 4-bit code lengths that follow the 2-byte stream header into `lens` and checks
+// them: each <= max_len, a zero padding nibble, and a complete code (Kraft sum exactly 1), so
+// every table entry is filled and no lookup can hit a hole. Shared by both stream layouts.
+void read_code_lengths(std::span<const uint8_t> in, size_t nsym, unsigned max_len, uint8_t* lens) {
+  uint32_t kraft = 0;  // in units of 2^-max_len
+  unsigned nonzero = 0;
+  for (size_t s = 0; s < nsym; ++s) {
+    const unsigned len = (in[2 + s / 2] >> (4 * (s & 1))) & 15;
+    if (len > max_len) corrupt("code length above the limit");
+    if (len) kraft += 1u << (max_len - len), ++nonzero;
+    lens[s] = static_cast<uint8_t>(len);
+  }
+  if ((nsym & 1) && (in[2 + nsym / 2] >> 4) != 0) corrupt("non-zero padding nibble");
+  if (nonzero < 2 || kraft != (1u << max_len)) corrupt("code lengths do not form a complete code");
+}
+
 uint32_t reverse_bits(uint32_t code, unsigned len) {
   uint32_t r = 0;
   for (unsigned i = 0; i < len; ++i) r |= ((code >> i) & 1u) << (len - 1 - i);
@@ -407,16 +423,7 @@ void decode_nibbles(std::span<const uint8_t> in, std::span<uint8_t> out) {
   size_t at = 2 + lens_bytes + kNibSizesBytes;
   if (in.size() < at) corrupt("header truncated");
   std::array<uint8_t, 16> lens{};
-  uint32_t kraft = 0;  // in units of 2^-kNibMaxLen
-  unsigned nonzero = 0;
-  for (size_t s = 0; s < nsym; ++s) {
-    const unsigned len = (in[2 + s / 2] >> (4 * (s & 1))) & 15;
-    if (len > kNibMaxLen) corrupt("code length above the limit");
-    if (len) kraft += 1u << (kNibMaxLen - len), ++nonzero;
-    lens[s] = static_cast<uint8_t>(len);
-  }
-  if ((nsym & 1) && (in[2 + nsym / 2] >> 4) != 0) corrupt("non-zero padding nibble");
-  if (nonzero < 2 || kraft != kNibSingleSize) corrupt("code lengths do not form a complete code");
+  read_code_lengths(in, nsym, kNibMaxLen, lens.data());
   std::array<Cursor, kNibStreams> cs;
   for (unsigned k = 0; k < kNibStreams; ++k) {
     const size_t sz = k + 1 < kNibStreams ? get_u32(in, 2 + lens_bytes + 4 * k) : in.size() - at;
@@ -560,17 +567,7 @@ void decode(uint16_t low_bits, std::span<const uint8_t> in, std::span<uint8_t> o
     size_t at = 2 + lens_bytes + kSizesBytes;
     if (body.size() < at) corrupt("header truncated");
     std::array<uint8_t, 256> lens{};
-    uint32_t kraft = 0;  // in units of 2^-kMaxLen
-    unsigned nonzero = 0;
-    for (size_t s = 0; s < nsym; ++s) {
-      const unsigned len = (body[2 + s / 2] >> (4 * (s & 1))) & 15;
-      if (len > kMaxLen) corrupt("code length above the limit");
-      if (len) kraft += 1u << (kMaxLen - len), ++nonzero;
-      lens[s] = static_cast<uint8_t>(len);
-    }
-    if ((nsym & 1) && (body[2 + nsym / 2] >> 4) != 0) corrupt("non-zero padding nibble");
-    // A complete code fills every table entry: no lookup can hit a hole.
-    if (nonzero < 2 || kraft != kTableSize) corrupt("code lengths do not form a complete code");
+    read_code_lengths(body, nsym, kMaxLen, lens.data());
     std::array<Cursor, kStreams> cs;
     for (unsigned k = 0; k < kStreams; ++k) {
       const size_t sz = k + 1 < kStreams ? get_u32(body, 2 + lens_bytes + 4 * k) : body.size() - at;
