@@ -101,6 +101,7 @@ struct KernelTable {
 void fill_scalar(KernelTable& t);
 // Override the entries they speed up (defined in *_avx2.cpp / *_avx512.cpp).
 void fill_avx2(KernelTable& t);
+void fill_avx2_kquant(KernelTable& t);  // kquant_avx2.cpp: Q4_K / Q6_K dots as R rows x T tokens templates
 void fill_avx512(KernelTable& t);
 void fill_avx512_repack(KernelTable& t);  // repack_avx512.cpp: VNNI kernels of the interleaved layout
 void fill_avx512_kquant(KernelTable& t);  // kquant_avx512.cpp: Q4_K / Q6_K dots on 512-bit registers

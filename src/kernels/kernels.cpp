@@ -63,7 +63,10 @@ const CpuFeatures& features() {
 KernelTable make_table(Isa isa) {
   KernelTable t;
   fill_scalar(t);
-  if (isa == Isa::avx2 || isa == Isa::avx512) fill_avx2(t);
+  if (isa == Isa::avx2 || isa == Isa::avx512) {
+    fill_avx2(t);
+    fill_avx2_kquant(t);
+  }
   if (isa == Isa::avx512) {
     fill_avx512(t);
     // The interleaved Q8_0 / Q4_0 layout has its own VNNI kernels (repack_avx512.cpp); on this

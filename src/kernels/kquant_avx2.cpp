@@ -1,0 +1,198 @@
+// AVX2 (+FMA, F16C) kernels of the k-quant dots (Q4_K, Q6_K): R rows x T tokens templates.
+// Compiled with -mavx2 -mfma -mf16c; only called when cpuid says so. Kept apart from
+// kernels_avx2.cpp so the k-quant layouts can evolve without touching the legacy-block kernels.
+#include <immintrin.h>
+
+// Keep `sum += d * isum - dmin * summs` unfused, as in the scalar twin.
+#pragma GCC optimize("fp-contract=off")
+
+#include <cstring>
+
+#include "kernels/blocks.hpp"
+
+namespace dcq::kernels {
+
+namespace {
+
+inline float f16(uint16_t h) { return _cvtsh_ss(h); }
+
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline __m256i load32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+// ---------------------------------------------------------------- k-quants
+// Same integers as the scalar twin (sub-block sums times integer scales, exact), same float
+// combination per super-block, so results are bit-identical with it.
+
+inline __m256i load32u(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// Broadcasts int16 word j of v (both 128-bit halves hold the same 8 words) to all 16 words.
+inline __m256i bcast_word(__m256i v, int j) {
+  const __m256i idx = _mm256_set1_epi16(static_cast<int16_t>((2 * j) | ((2 * j + 1) << 8)));
+  return _mm256_shuffle_epi8(v, idx);
+}
+
+// The 8 six-bit scales and 8 mins of a Q4_K/Q5_K block as 16 bytes (scales in 0..7, mins in
+// 8..15), unpacked from its 12 bytes with 32-bit masks instead of one byte at a time. Bytes 0..3
+// hold scales 0..3 (low 6 bits) and the top 2 bits of scales 4..7; bytes 4..7 the same for the
+// mins; bytes 8..11 the low nibbles of scales 4..7 and (high nibble) of mins 4..7.
+inline __m128i unpack_scales_mins_k4(const uint8_t* q) {
+  uint32_t u[3];
+  std::memcpy(u, q, 12);
+  const uint32_t six = 0x3f3f3f3f, nib = 0x0f0f0f0f, two = 0x03030303;
+  const uint32_t sc_lo = u[0] & six;
+  const uint32_t sc_hi = (u[2] & nib) | (((u[0] >> 6) & two) << 4);
+  const uint32_t mn_lo = u[1] & six;
+  const uint32_t mn_hi = ((u[2] >> 4) & nib) | (((u[1] >> 6) & two) << 4);
+  return _mm_set_epi32(static_cast<int>(mn_hi), static_cast<int>(mn_lo), static_cast<int>(sc_hi),
+                       static_cast<int>(sc_lo));
+}
+
+// R Q4_K rows against T token rows: out[t * R + r] = dot(w[r], a[t]). (R, T) = (1, 1) is the
+// dot, (1, 4) a batch row (the row decoded once for four tokens). (4, 1), four rows of one token,
+// measured slower than one row at a time (docs/kernels.md), so it is not used. Per output exactly
+// the same integers (sub-block sums times scales; the order of exact integer additions does not
+// matter) and the scalar twin's float steps, so every shape gives the scalar bits.
+template <int R, int T>
+void dot_q4_k_tile(int64_t n, const void* const w[R], const void* const a[T], float out[R * T]) {
+  const BlockQ4_K* x[R];
+  const BlockQ8_K* y[T];
+  for (int r = 0; r < R; ++r) x[r] = static_cast<const BlockQ4_K*>(w[r]);
+  for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  float sum[R * T];
+  for (int i = 0; i < R * T; ++i) sum[i] = 0;
+  for (int64_t b = 0; b < n / QK_K; ++b) {
+    __m128i pairs[T];  // bsums of each 32-value sub-block (|sum| <= 32 * 128 fits int16)
+    for (int t = 0; t < T; ++t) {
+      const auto* bs = reinterpret_cast<const __m128i*>(y[t][b].bsums);
+      pairs[t] = _mm_hadd_epi16(_mm_loadu_si128(bs), _mm_loadu_si128(bs + 1));
+    }
+    __m256i sc[R];
+    __m128i mn[R];
+    for (int r = 0; r < R; ++r) {
+      const __m128i sm = unpack_scales_mins_k4(x[r][b].scales);
+      sc[r] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+      mn[r] = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
+    }
+    __m256i acc[R * T];
+    for (int i = 0; i < R * T; ++i) acc[i] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      for (int r = 0; r < R; ++r) {
+        const __m256i q = load32u(x[r][b].qs + 32 * c);
+        const __m256i lo = _mm256_and_si256(q, low4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+        const __m256i slo = bcast_word(sc[r], 2 * c), shi = bcast_word(sc[r], 2 * c + 1);
+        for (int t = 0; t < T; ++t) {
+          const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[t][b].qs + 64 * c));
+          const __m256i phi = _mm256_maddubs_epi16(hi, load32(y[t][b].qs + 64 * c + 32));
+          __m256i& ac = acc[t * R + r];
+          ac = _mm256_add_epi32(ac, _mm256_madd_epi16(plo, slo));
+          ac = _mm256_add_epi32(ac, _mm256_madd_epi16(phi, shi));
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < R; ++r) {
+        __m128i m = _mm_madd_epi16(mn[r], pairs[t]);
+        m = _mm_add_epi32(m, _mm_unpackhi_epi64(m, m));
+        m = _mm_add_epi32(m, _mm_shuffle_epi32(m, 1));
+        const int summs = _mm_cvtsi128_si32(m);
+        const float d = f16(x[r][b].d) * y[t][b].d;
+        const float dmin = f16(x[r][b].dmin) * y[t][b].d;
+        sum[t * R + r] += d * static_cast<float>(hsum_i32(acc[t * R + r])) - dmin * static_cast<float>(summs);
+      }
+  }
+  for (int i = 0; i < R * T; ++i) out[i] = sum[i];
+}
+
+// R Q6_K rows against T token rows, as dot_q4_k_tile. Levels are stored +32 (0..63):
+// sum q*y = sum (q+32)*y - 32 * sum y, and sum y per group of 16 is in bsums.
+template <int R, int T>
+void dot_q6_k_tile(int64_t n, const void* const w[R], const void* const a[T], float out[R * T]) {
+  const BlockQ6_K* x[R];
+  const BlockQ8_K* y[T];
+  for (int r = 0; r < R; ++r) x[r] = static_cast<const BlockQ6_K*>(w[r]);
+  for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
+  // Group 2k in the low 128-bit half, group 2k + 1 in the high half (of 8 int16 scales).
+  const __m256i pick[4] = {
+      _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3),
+      _mm256_setr_epi8(4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7),
+      _mm256_setr_epi8(8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10,
+                       11, 10, 11, 10, 11),
+      _mm256_setr_epi8(12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14,
+                       15, 14, 15, 14, 15, 14, 15, 14, 15)};
+  float sum[R * T];
+  for (int i = 0; i < R * T; ++i) sum[i] = 0;
+  for (int64_t b = 0; b < n / QK_K; ++b) {
+    __m256i acc[R * T];
+    for (int i = 0; i < R * T; ++i) acc[i] = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      for (int r = 0; r < R; ++r) {
+        const __m256i ql0 = load32u(x[r][b].ql + 64 * h), ql1 = load32u(x[r][b].ql + 64 * h + 32);
+        const __m256i qh = load32u(x[r][b].qh + 32 * h);
+        const __m256i s8 = _mm256_broadcastsi128_si256(
+            _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x[r][b].scales + 8 * h))));
+        const __m256i v[4] = {
+            _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4)),
+            _mm256_or_si256(_mm256_and_si256(ql1, low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), low2), 4)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), low2), 4)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4))};
+        for (int k = 0; k < 4; ++k) {
+          const __m256i scale = _mm256_shuffle_epi8(s8, pick[k]);  // groups 8h+2k, 8h+2k+1
+          for (int t = 0; t < T; ++t) {
+            const __m256i p = _mm256_maddubs_epi16(v[k], load32(y[t][b].qs + 128 * h + 32 * k));
+            acc[t * R + r] = _mm256_add_epi32(acc[t * R + r], _mm256_madd_epi16(p, scale));
+          }
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[r][b].scales)));
+      for (int t = 0; t < T; ++t) {
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][b].bsums));
+        const int corr = hsum_i32(_mm256_madd_epi16(s16, bs));
+        sum[t * R + r] +=
+            f16(x[r][b].d) * y[t][b].d * static_cast<float>(hsum_i32(acc[t * R + r]) - 32 * corr);
+      }
+    }
+  }
+  for (int i = 0; i < R * T; ++i) out[i] = sum[i];
+}
+
+template <template <int, int> class K>
+float kq_dot(int64_t n, const void* w, const void* a) {
+  float out;
+  K<1, 1>::run(n, &w, &a, &out);
+  return out;
+}
+template <template <int, int> class K>
+void kq_row4(int64_t n, const void* w, const void* const a[4], float out[4]) {
+  K<1, 4>::run(n, &w, a, out);
+}
+template <int R, int T> struct Q4KTile {
+  static void run(int64_t n, const void* const w[R], const void* const a[T], float* o) { dot_q4_k_tile<R, T>(n, w, a, o); }
+};
+template <int R, int T> struct Q6KTile {
+  static void run(int64_t n, const void* const w[R], const void* const a[T], float* o) { dot_q6_k_tile<R, T>(n, w, a, o); }
+};
+
+
+}  // namespace
+
+void fill_avx2_kquant(KernelTable& t) {
+  t.vec_dot[static_cast<int>(GgmlType::Q4_K)] = kq_dot<Q4KTile>;
+  t.vec_dot[static_cast<int>(GgmlType::Q6_K)] = kq_dot<Q6KTile>;
+  t.row4[static_cast<int>(GgmlType::Q4_K)] = kq_row4<Q4KTile>;
+  t.row4[static_cast<int>(GgmlType::Q6_K)] = kq_row4<Q6KTile>;
+}
+
+}  // namespace dcq::kernels
