@@ -50,6 +50,38 @@ struct BlockQ4_0x8 {
 };
 static_assert(sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0) && sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0));
 
+// Interleaved Q4_K (docs/kernels_kquant.md): 8 rows' super-blocks of one block column, 1152
+// bytes like the 8 plain blocks, so the packed matrix keeps its byte count. The 6-bit scales are
+// unpacked to one byte each (the hot loop only masks them); the mins, also 6-bit, have their low
+// 4 bits in `mins` and their top 2 bits in the spare top bits of the scale bytes. Sub-block g is
+// 2 x 64 bytes of quants: in each 64, row r's 8 bytes form one 64-bit lane (low nibbles =
+// elements 16h + 0..7 of the sub-block, high nibbles = 16h + 8..15), so one 512-bit load covers
+// 8 rows and one 8-byte broadcast of activations serves them all.
+struct BlockQ4_Kx8 {
+  uint16_t d[8];            // row r's super-block scale (fp16)
+  uint16_t dmin[8];         // row r's super-block min scale (fp16)
+  uint8_t scales[8][8];     // [g][r]: bits 0..5 scale of sub-block g, bits 6..7 = bits 4..5 of its min
+  uint8_t mins[32];         // byte 8g + r (g < 4): low nibble bits 0..3 of min (g, r), high of (g + 4, r)
+  uint8_t qs[8][2][8][8];   // [g][h][r][k]: low nibble element 16h + k of sub-block g, high 16h + 8 + k
+};
+static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K));
+// Plain <-> interleaved Q4_K (repack_kquant.cpp): pack 8 rows' blocks, or rebuild row r's block.
+void pack_q4_k_x8(const BlockQ4_K* const rows[8], BlockQ4_Kx8& out);
+void unpack_q4_k_x8(const BlockQ4_Kx8& in, int r, BlockQ4_K& out);
+// Interleaved Q6_K: 8 rows' super-blocks, 1680 bytes like the 8 plain blocks. The low 4 bits
+// of the levels as in BlockQ4_Kx8 (sub-block 2g + h of 16 values is 64 bytes, one 64-bit lane
+// per row), their top 2 bits in one 64-byte array per 32 values whose bytes line up with those
+// lanes; the int8 scales ordered (row, sub-block pair) for a madd with pairs of activation sums.
+struct BlockQ6_Kx8 {
+  uint16_t d[8];             // row r's super-block scale (fp16)
+  int8_t scales[8][8][2];    // [g][r][h]: scale of sub-block 2g + h (values 32g + 16h ..) of row r
+  uint8_t ql[8][2][8][8];    // [g][h][r][k]: low 4 bits, low nibble value 32g + 16h + k, high 32g + 16h + 8 + k
+  uint8_t qh[8][8][8];       // [g][r][k]: top 2 bits of values 32g + k, + 8 + k, + 16 + k, + 24 + k (bits 0-1 .. 6-7)
+};
+static_assert(sizeof(BlockQ6_Kx8) == 8 * sizeof(BlockQ6_K));
+void pack_q6_k_x8(const BlockQ6_K* const rows[8], BlockQ6_Kx8& out);
+void unpack_q6_k_x8(const BlockQ6_Kx8& in, int r, BlockQ6_K& out);
+
 // The non-linear 4-bit grid of IQ4_NL / IQ4_XS.
 inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                             1,    13,   25,  38,  53,  69,  89,  113};
@@ -90,7 +122,7 @@ struct KernelTable {
   VecDot4Fn vec_dot4[kMaxType] = {};    // optional
   Gemm4x4Fn gemm4x4[kMaxType] = {};     // optional (batches of 4+ tokens)
   Row4Fn row4[kMaxType] = {};           // optional (batches, types without gemm4x4)
-  GroupDotFn group_dot[kMaxType] = {};  // interleaved Q8_0 / Q4_0 (every path has one)
+  GroupDotFn group_dot[kMaxType] = {};  // interleaved Q8_0 / Q4_0 / Q4_K (every path has one)
   bool interleave_pays = false;         // this path packs Q8_0 / Q4_0 weights (AVX2, AVX-512)
   AttentionFn attention = nullptr;
   I8DotFn dot_i8 = nullptr;
@@ -105,6 +137,7 @@ void fill_avx2_kquant(KernelTable& t);  // kquant_avx2.cpp: Q4_K / Q6_K dots as 
 void fill_avx512(KernelTable& t);
 void fill_avx512_repack(KernelTable& t);  // repack_avx512.cpp: VNNI kernels of the interleaved layout
 void fill_avx512_kquant(KernelTable& t);  // kquant_avx512.cpp: Q4_K / Q6_K dots on 512-bit registers
+void fill_scalar_repack_kquant(KernelTable& t);  // repack_kquant.cpp: scalar twins of the Q4_K / Q6_K group kernels
 
 void attention_f16_scalar(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
                           int head_dim, float scale, float* out);

@@ -244,31 +244,67 @@ void matmul_i8(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadP
 
 }  // namespace
 
+namespace {
+
+// Elements and bytes of one plain block of a type with an interleaved layout (0 for others).
+struct PlainBlock {
+  int64_t elems = 0;
+  size_t bytes = 0;
+};
+PlainBlock interleaved_block(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q8_0: return {QK, sizeof(BlockQ8_0)};
+    case GgmlType::Q4_0: return {QK, sizeof(BlockQ4_0)};
+    case GgmlType::Q4_K: return {QK_K, sizeof(BlockQ4_K)};
+    case GgmlType::Q6_K: return {QK_K, sizeof(BlockQ6_K)};
+    default: return {};
+  }
+}
+
+}  // namespace
+
 bool interleave_pays(GgmlType type, int64_t n_rows, int64_t n_cols) {
-  if (type != GgmlType::Q8_0 && type != GgmlType::Q4_0) return false;
-  if (n_rows < kRows || n_cols <= 0 || n_cols % QK != 0) return false;
+  const PlainBlock pb = interleaved_block(type);
+  if (pb.elems == 0) return false;
+  if (n_rows < kRows || n_cols <= 0 || n_cols % pb.elems != 0) return false;
   if (const char* env = std::getenv("DCQ_REPACK"); env && std::string(env) == "0") return false;
   return active().table.interleave_pays;
 }
 
 static size_t interleaved_row_offset(const Matrix& w, int64_t row, int64_t block) {
-  const size_t bs = w.type == GgmlType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
-  const int64_t nb = w.n_cols / QK;
+  const PlainBlock pb = interleaved_block(w.type);
+  const size_t bs = pb.bytes;
+  const int64_t nb = w.n_cols / pb.elems;
   const int64_t full = w.n_rows / kRows * kRows;
   if (row >= full) return size_t(full * nb) * bs + size_t((row - full) * nb + block) * bs;
   return (size_t((row / kRows) * nb + block) * kRows) * bs;  // start of the x8 block
 }
 
 void interleave_rows(GgmlType type, int64_t n_rows, int64_t n_cols, const uint8_t* src, uint8_t* dst) {
-  DCQ_ASSERT((type == GgmlType::Q8_0 || type == GgmlType::Q4_0) && n_cols % QK == 0);
-  const int64_t nb = n_cols / QK;
+  const PlainBlock pb = interleaved_block(type);
+  DCQ_ASSERT(pb.elems != 0 && n_cols % pb.elems == 0);
+  const int64_t nb = n_cols / pb.elems;
   const int64_t groups = n_rows / kRows;
   const bool q8 = type == GgmlType::Q8_0;
-  const size_t bs = q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+  const size_t bs = pb.bytes;
   const size_t row_stride = size_t(nb) * bs;
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t b = 0; b < nb; ++b) {
       uint8_t* out = dst + (size_t(g * nb + b) * kRows) * bs;
+      if (type == GgmlType::Q4_K) {  // k-quants: scales unpacked, levels regrouped (repack_kquant.cpp)
+        const BlockQ4_K* rows[kRows];
+        for (int r = 0; r < kRows; ++r)
+          rows[r] = reinterpret_cast<const BlockQ4_K*>(src + size_t(g * kRows + r) * row_stride + size_t(b) * bs);
+        pack_q4_k_x8(rows, *reinterpret_cast<BlockQ4_Kx8*>(out));
+        continue;
+      }
+      if (type == GgmlType::Q6_K) {
+        const BlockQ6_K* rows[kRows];
+        for (int r = 0; r < kRows; ++r)
+          rows[r] = reinterpret_cast<const BlockQ6_K*>(src + size_t(g * kRows + r) * row_stride + size_t(b) * bs);
+        pack_q6_k_x8(rows, *reinterpret_cast<BlockQ6_Kx8*>(out));
+        continue;
+      }
       for (int r = 0; r < kRows; ++r) {
         const uint8_t* blk = src + size_t(g * kRows + r) * row_stride + size_t(b) * bs;
         if (q8) {
@@ -345,7 +381,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
   const auto qf = act.table.quantize[static_cast<int>(at)];
   for (int64_t t = 0; t < n_tok; ++t) qf(x + t * w.n_cols, abuf.data() + t * *a_stride, w.n_cols);
   if (w.interleaved) {
-    if (w.type != GgmlType::Q8_0 && w.type != GgmlType::Q4_0)
+    if (interleaved_block(w.type).elems == 0 || !act.table.group_dot[static_cast<int>(w.type)])
       fail_input("matmul: interleaved rows of type " + std::string(type_name(w.type)));
     return matmul_interleaved(w, abuf.data(), *a_stride, n_tok, y, pool);
   }
@@ -430,14 +466,20 @@ void dequantize_row(const Matrix& w, int64_t row, float* out) {
   if (w.interleaved) {  // gather the row's blocks back into ggml's layout
     std::vector<uint8_t> plain(*stride);
     const bool q8 = w.type == GgmlType::Q8_0;
-    const size_t bs = q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+    const PlainBlock pb = interleaved_block(w.type);
+    DCQ_ASSERT(pb.elems != 0);
+    const size_t bs = pb.bytes;
     const bool tail = row >= w.n_rows / kRows * kRows;
     const int r = int(row % kRows);
-    for (int64_t b = 0; b < w.n_cols / QK; ++b) {
+    for (int64_t b = 0; b < w.n_cols / pb.elems; ++b) {
       const uint8_t* src = w.data + interleaved_row_offset(w, row, b);
       uint8_t* dst = plain.data() + size_t(b) * bs;
       if (tail) {
         std::memcpy(dst, src, bs);
+      } else if (w.type == GgmlType::Q4_K) {
+        unpack_q4_k_x8(*reinterpret_cast<const BlockQ4_Kx8*>(src), r, *reinterpret_cast<BlockQ4_K*>(dst));
+      } else if (w.type == GgmlType::Q6_K) {
+        unpack_q6_k_x8(*reinterpret_cast<const BlockQ6_Kx8*>(src), r, *reinterpret_cast<BlockQ6_K*>(dst));
       } else if (q8) {
         const auto* i = reinterpret_cast<const BlockQ8_0x8*>(src);
         std::memcpy(dst, &i->d[r], 2);

@@ -178,6 +178,175 @@ template <template <int, int> class K>
 void kq_row4(int64_t n, const void* w, const void* const a[4], float out[4]) {
   K<1, 4>::run(n, &w, a, out);
 }
+// ---------------------------------------------------------------- interleaved Q4_K (BlockQ4_Kx8)
+// 8 rows x T tokens (1..4): out[8 t + r]. Each 32 bytes of a sub-block's quants hold 8 bytes of
+// 4 rows, one row per 64-bit lane, so one 8-byte broadcast of activations serves 4 rows. maddubs
+// gives word sums of 2 products (|.| <= 2 * 15 * 128); the 4 of a sub-block add in words
+// (<= 15360, no saturation) before one madd with the row's scale in all 4 words of its lane. Mins
+// as in the AVX-512 kernel: madd of (min g, min g + 1) word pairs with the activation pair sums.
+// Exact integers, dot_q45_k's float step per row in 8 lanes: bit-identical with the scalar twin.
+template <int T>
+void q4_k_x8(int64_t n, const void* group, const void* const a[], float* out) {
+  const auto* x = static_cast<const BlockQ4_Kx8*>(group);
+  const BlockQ8_K* y[T];
+  for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), six = _mm256_set1_epi8(0x3F), top2 = _mm256_set1_epi8(0x30);
+  // Per 128-bit lane (mins of sub-blocks 2L and 2L + 1, rows 0..7): bytes to (row, parity) pairs.
+  const __m256i pair_rows = _mm256_broadcastsi128_si256(_mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
+  // Byte r of 8 scale bytes into the 4 words of 64-bit lane r: rows 0..3 (lo) and 4..7 (hi).
+  const __m256i spread_lo = _mm256_setr_epi8(0, -1, 0, -1, 0, -1, 0, -1, 1, -1, 1, -1, 1, -1, 1, -1,
+                                             2, -1, 2, -1, 2, -1, 2, -1, 3, -1, 3, -1, 3, -1, 3, -1);
+  const __m256i spread_hi = _mm256_add_epi8(spread_lo, _mm256_setr_epi8(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0,
+                                                                        4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0));
+  __m256 sum[T];
+  for (int t = 0; t < T; ++t) sum[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / QK_K; ++b) {
+    const BlockQ4_Kx8& xb = x[b];
+    const __m256i raw0 = load32u(xb.scales[0]), raw1 = load32u(xb.scales[4]);
+    const __m256i ml = load32u(xb.mins);
+    // Mins as bytes [g][r] (g 0..3, then 4..7), then as words (min g, min g + 1) per row.
+    const __m256i m03 = _mm256_shuffle_epi8(
+        _mm256_or_si256(_mm256_and_si256(ml, low4), _mm256_and_si256(_mm256_srli_epi16(raw0, 2), top2)), pair_rows);
+    const __m256i m47 = _mm256_shuffle_epi8(
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ml, 4), low4), _mm256_and_si256(_mm256_srli_epi16(raw1, 2), top2)),
+        pair_rows);
+    const __m256i mw[4] = {_mm256_cvtepu8_epi16(_mm256_castsi256_si128(m03)), _mm256_cvtepu8_epi16(_mm256_extracti128_si256(m03, 1)),
+                           _mm256_cvtepu8_epi16(_mm256_castsi256_si128(m47)), _mm256_cvtepu8_epi16(_mm256_extracti128_si256(m47, 1))};
+    __m256i isum[T][2];
+    for (int t = 0; t < T; ++t) isum[t][0] = isum[t][1] = _mm256_setzero_si256();
+    for (int g = 0; g < 8; ++g) {
+      const __m256i sc8 = _mm256_and_si256(
+          _mm256_broadcastsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xb.scales[g]))), six);
+      const __m256i scw[2] = {_mm256_shuffle_epi8(sc8, spread_lo), _mm256_shuffle_epi8(sc8, spread_hi)};
+      for (int half = 0; half < 2; ++half) {  // rows 4 half .. 4 half + 3
+        __m256i p[T];
+        for (int t = 0; t < T; ++t) p[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) {
+          const __m256i w = load32u(xb.qs[g][h][4 * half]);
+          const __m256i lo = _mm256_and_si256(w, low4);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low4);
+          for (int t = 0; t < T; ++t) {
+            const int8_t* q = y[t][b].qs + 32 * g + 16 * h;
+            long long q0, q1;
+            std::memcpy(&q0, q, 8);
+            std::memcpy(&q1, q + 8, 8);
+            p[t] = _mm256_add_epi16(p[t], _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi64x(q0)),
+                                                           _mm256_maddubs_epi16(hi, _mm256_set1_epi64x(q1))));
+          }
+        }
+        for (int t = 0; t < T; ++t) isum[t][half] = _mm256_add_epi32(isum[t][half], _mm256_madd_epi16(p[t], scw[half]));
+      }
+    }
+    const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.d)));
+    const __m256 dmx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.dmin)));
+    for (int t = 0; t < T; ++t) {
+      const auto* bs = reinterpret_cast<const __m128i*>(y[t][b].bsums);
+      const __m256i pairs = _mm256_castsi128_si256(_mm_hadd_epi16(_mm_loadu_si128(bs), _mm_loadu_si128(bs + 1)));
+      __m256i summs = _mm256_madd_epi16(mw[0], _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(0)));
+      summs = _mm256_add_epi32(summs, _mm256_madd_epi16(mw[1], _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(1))));
+      summs = _mm256_add_epi32(summs, _mm256_madd_epi16(mw[2], _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(2))));
+      summs = _mm256_add_epi32(summs, _mm256_madd_epi16(mw[3], _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(3))));
+      // hadd gives rows 0 1 4 5 | 2 3 6 7; the 64-bit permute puts them in order.
+      const __m256i is = _mm256_permute4x64_epi64(_mm256_hadd_epi32(isum[t][0], isum[t][1]), 0xD8);
+      const __m256 dy = _mm256_set1_ps(y[t][b].d);
+      const __m256 d = _mm256_mul_ps(dx, dy), dmin = _mm256_mul_ps(dmx, dy);
+      sum[t] = _mm256_add_ps(sum[t], _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(is)),
+                                                   _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(summs))));
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + kRows * t, sum[t]);
+}
+
+// Interleaved Q6_K (BlockQ6_Kx8), 8 rows x T tokens: 6-bit levels 0..63 (stored +32), so the two
+// maddubs of a 16-value sub-block add in words without saturating (2 * 2 * 63 * 128 = 32256)
+// before the madd with the row's signed scale; -32 * sum(scale * bsum) per row as in AVX-512.
+template <int T>
+void q6_k_x8(int64_t n, const void* group, const void* const a[], float* out) {
+  const auto* x = static_cast<const BlockQ6_Kx8*>(group);
+  const BlockQ8_K* y[T];
+  for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), top2 = _mm256_set1_epi8(0x30);
+  // Word (row, h) of the 8 words of one 128-bit half (rows 4 half .. + 3) into the 4 words of
+  // the row's 64-bit lane: rows 0, 1 of the half in the low lane, 2, 3 in the high one.
+  auto spread = [](int h) {
+    alignas(32) int8_t c[32];
+    for (int lane = 0; lane < 2; ++lane)
+      for (int j = 0; j < 2; ++j)
+        for (int k = 0; k < 4; ++k) {
+          const int word = 2 * (2 * lane + j) + h;
+          c[16 * lane + 8 * j + 2 * k] = static_cast<int8_t>(2 * word);
+          c[16 * lane + 8 * j + 2 * k + 1] = static_cast<int8_t>(2 * word + 1);
+        }
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(c));
+  };
+  const __m256i spread_h[2] = {spread(0), spread(1)};
+  __m256 sum[T];
+  for (int t = 0; t < T; ++t) sum[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / QK_K; ++b) {
+    const BlockQ6_Kx8& xb = x[b];
+    __m256i isum[T][2];
+    for (int t = 0; t < T; ++t) isum[t][0] = isum[t][1] = _mm256_setzero_si256();
+    __m256i corr[T];
+    for (int t = 0; t < T; ++t) corr[t] = _mm256_setzero_si256();
+    for (int g = 0; g < 8; ++g) {
+      const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.scales[g])));
+      const __m256i sh[2] = {_mm256_broadcastsi128_si256(_mm256_castsi256_si128(s16)),
+                             _mm256_broadcastsi128_si256(_mm256_extracti128_si256(s16, 1))};
+      for (int t = 0; t < T; ++t) {  // -32 correction: words (row, h) x (bsum 2g, 2g + 1)
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][b].bsums));
+        corr[t] = _mm256_add_epi32(corr[t], _mm256_madd_epi16(s16, _mm256_permutevar8x32_epi32(bs, _mm256_set1_epi32(g))));
+      }
+      for (int half = 0; half < 2; ++half) {
+        const __m256i qh = load32u(xb.qh[g][4 * half]);
+        const __m256i top[2][2] = {
+            {_mm256_and_si256(_mm256_slli_epi16(qh, 4), top2), _mm256_and_si256(_mm256_slli_epi16(qh, 2), top2)},
+            {_mm256_and_si256(qh, top2), _mm256_and_si256(_mm256_srli_epi16(qh, 2), top2)}};
+        for (int h = 0; h < 2; ++h) {
+          const __m256i scw = _mm256_shuffle_epi8(sh[half], spread_h[h]);
+          const __m256i w = load32u(xb.ql[g][h][4 * half]);
+          const __m256i lo = _mm256_or_si256(_mm256_and_si256(w, low4), top[h][0]);
+          const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(w, 4), low4), top[h][1]);
+          for (int t = 0; t < T; ++t) {
+            const int8_t* q = y[t][b].qs + 32 * g + 16 * h;
+            long long q0, q1;
+            std::memcpy(&q0, q, 8);
+            std::memcpy(&q1, q + 8, 8);
+            const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi64x(q0)),
+                                               _mm256_maddubs_epi16(hi, _mm256_set1_epi64x(q1)));
+            isum[t][half] = _mm256_add_epi32(isum[t][half], _mm256_madd_epi16(p, scw));
+          }
+        }
+      }
+    }
+    const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.d)));
+    for (int t = 0; t < T; ++t) {
+      const __m256i is = _mm256_sub_epi32(_mm256_permute4x64_epi64(_mm256_hadd_epi32(isum[t][0], isum[t][1]), 0xD8),
+                                          _mm256_slli_epi32(corr[t], 5));
+      const __m256 dy = _mm256_set1_ps(y[t][b].d);
+      sum[t] = _mm256_add_ps(sum[t], _mm256_mul_ps(_mm256_mul_ps(dx, dy), _mm256_cvtepi32_ps(is)));
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + kRows * t, sum[t]);
+}
+
+void group_q6_k(int64_t n, const void* group, const void* const a[], int n_tok, float* out) {
+  switch (n_tok) {
+    case 1: return q6_k_x8<1>(n, group, a, out);
+    case 2: return q6_k_x8<2>(n, group, a, out);
+    case 3: return q6_k_x8<3>(n, group, a, out);
+    default: return q6_k_x8<4>(n, group, a, out);
+  }
+}
+
+void group_q4_k(int64_t n, const void* group, const void* const a[], int n_tok, float* out) {
+  switch (n_tok) {
+    case 1: return q4_k_x8<1>(n, group, a, out);
+    case 2: return q4_k_x8<2>(n, group, a, out);
+    case 3: return q4_k_x8<3>(n, group, a, out);
+    default: return q4_k_x8<4>(n, group, a, out);
+  }
+}
+
 template <int R, int T> struct Q4KTile {
   static void run(int64_t n, const void* const w[R], const void* const a[T], float* o) { dot_q4_k_tile<R, T>(n, w, a, o); }
 };
@@ -193,6 +362,8 @@ void fill_avx2_kquant(KernelTable& t) {
   t.vec_dot[static_cast<int>(GgmlType::Q6_K)] = kq_dot<Q6KTile>;
   t.row4[static_cast<int>(GgmlType::Q4_K)] = kq_row4<Q4KTile>;
   t.row4[static_cast<int>(GgmlType::Q6_K)] = kq_row4<Q6KTile>;
+  t.group_dot[static_cast<int>(GgmlType::Q4_K)] = group_q4_k;
+  t.group_dot[static_cast<int>(GgmlType::Q6_K)] = group_q6_k;
 }
 
 }  // namespace dcq::kernels

@@ -153,6 +153,162 @@ void q6_k_tile(int64_t n, const void* const w[], const void* const a[], float* o
   for (int i = 0; i < R * T; ++i) out[i] = sum[i];
 }
 
+// ---------------------------------------------------------------- interleaved Q4_K (BlockQ4_Kx8)
+// 8 rows x T tokens (1..4): out[8 t + r]. Per sub-block g, each 64-byte load holds 8 bytes of
+// each row in its own 64-bit lane; the nibbles meet an 8-byte broadcast of the activations in
+// vpdpbusd (unsigned levels x signed activations, 4 products per 32-bit lane), so each row owns
+// 2 lanes of the accumulator. The sub-block's integer sums are then scaled by one vpmulld with the
+// row's scale duplicated into both lanes. Mins: vpmaddwd of (min of g, min of g + 1) word pairs
+// with the matching pair of activation sub-block sums, one 32-bit lane per row. Every integer is
+// exact, and the float step per row is dot_q45_k's, in 8 float lanes: bit-identical.
+template <int T>
+void q4_k_x8(int64_t n, const void* group, const void* const a[], float* out) {
+  const auto* x = static_cast<const BlockQ4_Kx8*>(group);
+  const BlockQ8_K* y[T];
+  for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  // Per 128-bit lane (mins of sub-blocks 2L and 2L + 1, rows 0..7): bytes to (row, parity) pairs.
+  const __m512i pair_rows = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
+  // Activation sub-block pair sums: dword i = (sum of sub-block 2i, 2i + 1), i = 0, 1 for the low
+  // 8 lanes and i + 1 for the high 8 (idx01 / idx23).
+  const __m512i idx01 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i idx23 = _mm512_add_epi32(idx01, _mm512_set1_epi32(2));
+  __m256 sum[T];
+  for (int t = 0; t < T; ++t) sum[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / QK_K; ++b) {
+    const BlockQ4_Kx8& xb = x[b];
+    const __m512i raw = _mm512_loadu_si512(xb.scales);
+    // The 64 six-bit mins as bytes [g][r], then as words (min g, min g + 1) per row.
+    const __m256i ml = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.mins));
+    __m512i m8 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(ml, _mm256_set1_epi8(0x0F))),
+                                    _mm256_and_si256(_mm256_srli_epi16(ml, 4), _mm256_set1_epi8(0x0F)), 1);
+    m8 = _mm512_or_si512(m8, _mm512_and_si512(_mm512_srli_epi16(raw, 2), _mm512_set1_epi8(0x30)));
+    m8 = _mm512_shuffle_epi8(m8, pair_rows);
+    const __m512i m01 = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(m8));
+    const __m512i m23 = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(m8, 1));
+    __m512i isum[T];
+    for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512();
+    for (int g = 0; g < 8; ++g) {
+      // Row r's scale in 32-bit lanes 2r and 2r + 1.
+      __m512i sc = _mm512_cvtepu8_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xb.scales[g])));
+      sc = _mm512_shuffle_epi32(_mm512_and_si512(sc, _mm512_set1_epi64(0x3F)), _MM_PERM_CCAA);
+      __m512i acc[T];
+      for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_si512();
+      for (int h = 0; h < 2; ++h) {
+        const __m512i w = _mm512_loadu_si512(xb.qs[g][h]);
+        const __m512i lo = _mm512_and_si512(w, low4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+        for (int t = 0; t < T; ++t) {
+          const int8_t* q = y[t][b].qs + 32 * g + 16 * h;
+          int64_t q0, q1;
+          std::memcpy(&q0, q, 8);
+          std::memcpy(&q1, q + 8, 8);
+          acc[t] = _mm512_dpbusd_epi32(acc[t], lo, _mm512_set1_epi64(q0));
+          acc[t] = _mm512_dpbusd_epi32(acc[t], hi, _mm512_set1_epi64(q1));
+        }
+      }
+      for (int t = 0; t < T; ++t) isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(acc[t], sc));
+    }
+    const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.d)));
+    const __m256 dmx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.dmin)));
+    for (int t = 0; t < T; ++t) {
+      const auto* bs = reinterpret_cast<const __m128i*>(y[t][b].bsums);
+      const __m512i pairs = _mm512_castsi128_si512(_mm_hadd_epi16(_mm_loadu_si128(bs), _mm_loadu_si128(bs + 1)));
+      const __m512i mm = _mm512_add_epi32(_mm512_madd_epi16(m01, _mm512_permutexvar_epi32(idx01, pairs)),
+                                          _mm512_madd_epi16(m23, _mm512_permutexvar_epi32(idx23, pairs)));
+      const __m256i summs = _mm256_add_epi32(_mm512_castsi512_si256(mm), _mm512_extracti64x4_epi64(mm, 1));
+      // Lanes 2r + 2r + 1 -> row r.
+      const __m256i is = _mm512_cvtepi64_epi32(_mm512_add_epi32(isum[t], _mm512_srli_epi64(isum[t], 32)));
+      const __m256 dy = _mm256_set1_ps(y[t][b].d);
+      const __m256 d = _mm256_mul_ps(dx, dy), dmin = _mm256_mul_ps(dmx, dy);
+      sum[t] = _mm256_add_ps(sum[t], _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(is)),
+                                                   _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(summs))));
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + kRows * t, sum[t]);
+}
+
+// Interleaved Q6_K (BlockQ6_Kx8), 8 rows x T tokens: the Q4_K scheme with 6-bit levels (the low
+// nibble or'd with its top 2 bits, 0..63) and one scale per 16 values, so each 64-byte load is
+// one sub-block of 8 rows. Levels are stored +32: sum (q - 32) y = sum q y - 32 sum y, the second
+// term per row as vpmaddwd of (scale 2g, 2g + 1) with the activations' 16-value sums.
+template <int T>
+void q6_k_x8(int64_t n, const void* group, const void* const a[], float* out) {
+  const auto* x = static_cast<const BlockQ6_Kx8*>(group);
+  const BlockQ8_K* y[T];
+  for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), top2 = _mm512_set1_epi8(0x30);
+  // Dword g of the 16 bsums = (sum of sub-block 2g, 2g + 1): g = 2i in the low 8 lanes, 2i + 1 high.
+  const __m512i idx_lo = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  __m256 sum[T];
+  for (int t = 0; t < T; ++t) sum[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / QK_K; ++b) {
+    const BlockQ6_Kx8& xb = x[b];
+    __m512i sw[4];  // scales as words (row, h) of sub-block pairs g = 2i, 2i + 1
+    for (int i = 0; i < 4; ++i)
+      sw[i] = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.scales[2 * i])));
+    __m512i isum[T];
+    for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512();
+    for (int g = 0; g < 8; ++g) {
+      // Scale (row r, h) in 32-bit lane 2r + h, then duplicated into lanes 2r and 2r + 1 per h.
+      const __m512i s32 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.scales[g])));
+      const __m512i sc[2] = {_mm512_shuffle_epi32(s32, _MM_PERM_CCAA), _mm512_shuffle_epi32(s32, _MM_PERM_DDBB)};
+      const __m512i qh = _mm512_loadu_si512(xb.qh[g]);
+      // Top bits of (h, low nibble / high nibble) at bits 0-1, 2-3, 4-5, 6-7, moved to bits 4-5.
+      const __m512i top[2][2] = {
+          {_mm512_and_si512(_mm512_slli_epi16(qh, 4), top2), _mm512_and_si512(_mm512_slli_epi16(qh, 2), top2)},
+          {_mm512_and_si512(qh, top2), _mm512_and_si512(_mm512_srli_epi16(qh, 2), top2)}};
+      for (int h = 0; h < 2; ++h) {
+        const __m512i w = _mm512_loadu_si512(xb.ql[g][h]);
+        const __m512i lo = _mm512_or_si512(_mm512_and_si512(w, low4), top[h][0]);
+        const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(w, 4), low4), top[h][1]);
+        for (int t = 0; t < T; ++t) {
+          const int8_t* q = y[t][b].qs + 32 * g + 16 * h;
+          int64_t q0, q1;
+          std::memcpy(&q0, q, 8);
+          std::memcpy(&q1, q + 8, 8);
+          __m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_set1_epi64(q0));
+          acc = _mm512_dpbusd_epi32(acc, hi, _mm512_set1_epi64(q1));
+          isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(acc, sc[h]));
+        }
+      }
+    }
+    const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.d)));
+    for (int t = 0; t < T; ++t) {
+      const __m512i bs = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][b].bsums)));
+      __m512i corr = _mm512_setzero_si512();
+      for (int i = 0; i < 4; ++i) {
+        const __m512i idx = _mm512_add_epi32(idx_lo, _mm512_set1_epi32(2 * i));
+        corr = _mm512_add_epi32(corr, _mm512_madd_epi16(sw[i], _mm512_permutexvar_epi32(idx, bs)));
+      }
+      const __m256i c8 = _mm256_add_epi32(_mm512_castsi512_si256(corr), _mm512_extracti64x4_epi64(corr, 1));
+      const __m256i is = _mm256_sub_epi32(_mm512_cvtepi64_epi32(_mm512_add_epi32(isum[t], _mm512_srli_epi64(isum[t], 32))),
+                                          _mm256_slli_epi32(c8, 5));
+      const __m256 dy = _mm256_set1_ps(y[t][b].d);
+      sum[t] = _mm256_add_ps(sum[t], _mm256_mul_ps(_mm256_mul_ps(dx, dy), _mm256_cvtepi32_ps(is)));
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(out + kRows * t, sum[t]);
+}
+
+void group_q6_k(int64_t n, const void* group, const void* const a[], int n_tok, float* out) {
+  switch (n_tok) {
+    case 1: return q6_k_x8<1>(n, group, a, out);
+    case 2: return q6_k_x8<2>(n, group, a, out);
+    case 3: return q6_k_x8<3>(n, group, a, out);
+    default: return q6_k_x8<4>(n, group, a, out);
+  }
+}
+
+void group_q4_k(int64_t n, const void* group, const void* const a[], int n_tok, float* out) {
+  switch (n_tok) {
+    case 1: return q4_k_x8<1>(n, group, a, out);
+    case 2: return q4_k_x8<2>(n, group, a, out);
+    case 3: return q4_k_x8<3>(n, group, a, out);
+    default: return q4_k_x8<4>(n, group, a, out);
+  }
+}
+
 template <int R, int T> struct Q4K { static void run(int64_t n, const void* const w[], const void* const a[], float* o) { q4_k_tile<R, T>(n, w, a, o); } };
 template <int R, int T> struct Q6K { static void run(int64_t n, const void* const w[], const void* const a[], float* o) { q6_k_tile<R, T>(n, w, a, o); } };
 
@@ -173,6 +329,8 @@ void fill_avx512_kquant(KernelTable& t) {
   t.vec_dot[static_cast<int>(GgmlType::Q6_K)] = dot<Q6K>;
   t.row4[static_cast<int>(GgmlType::Q4_K)] = row4<Q4K>;
   t.row4[static_cast<int>(GgmlType::Q6_K)] = row4<Q6K>;
+  t.group_dot[static_cast<int>(GgmlType::Q4_K)] = group_q4_k;
+  t.group_dot[static_cast<int>(GgmlType::Q6_K)] = group_q6_k;
 }
 
 }  // namespace dcq::kernels

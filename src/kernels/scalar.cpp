@@ -431,6 +431,7 @@ void fill_scalar(KernelTable& t) {
   t.dot_i8_4 = dot_i8_4_scalar;
   t.group_dot[static_cast<int>(GgmlType::Q8_0)] = group_dot_q8_0;
   t.group_dot[static_cast<int>(GgmlType::Q4_0)] = group_dot_q4_0;
+  fill_scalar_repack_kquant(t);  // interleaved Q4_K
 }
 
 void dequantize_row_scalar(GgmlType type, const void* src, float* dst, int64_t n) {
