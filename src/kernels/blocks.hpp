@@ -70,13 +70,17 @@ void pack_q4_k_x8(const BlockQ4_K* const rows[8], BlockQ4_Kx8& out);
 void unpack_q4_k_x8(const BlockQ4_Kx8& in, int r, BlockQ4_K& out);
 // Interleaved Q6_K: 8 rows' super-blocks, 1680 bytes like the 8 plain blocks. The low 4 bits
 // of the levels as in BlockQ4_Kx8 (sub-block 2g + h of 16 values is 64 bytes, one 64-bit lane
-// per row), their top 2 bits in one 64-byte array per 32 values whose bytes line up with those
-// lanes; the int8 scales ordered (row, sub-block pair) for a madd with pairs of activation sums.
+// per row), followed by their top 2 bits in 64 bytes whose bytes line up with those lanes, so the
+// kernel reads each x8 block front to back (a separate top-bit array ~1 KiB away stalled on
+// every load once the weights came from DRAM); the int8 scales ordered (row, sub-block pair)
+// for a madd with pairs of activation sums.
 struct BlockQ6_Kx8 {
   uint16_t d[8];             // row r's super-block scale (fp16)
   int8_t scales[8][8][2];    // [g][r][h]: scale of sub-block 2g + h (values 32g + 16h ..) of row r
-  uint8_t ql[8][2][8][8];    // [g][h][r][k]: low 4 bits, low nibble value 32g + 16h + k, high 32g + 16h + 8 + k
-  uint8_t qh[8][8][8];       // [g][r][k]: top 2 bits of values 32g + k, + 8 + k, + 16 + k, + 24 + k (bits 0-1 .. 6-7)
+  struct {
+    uint8_t ql[2][8][8];     // [h][r][k]: low 4 bits, low nibble value 32g + 16h + k, high 32g + 16h + 8 + k
+    uint8_t qh[8][8];        // [r][k]: top 2 bits of values 32g + k, + 8 + k, + 16 + k, + 24 + k (bits 0-1 .. 6-7)
+  } q[8];                    // [g]
 };
 static_assert(sizeof(BlockQ6_Kx8) == 8 * sizeof(BlockQ6_K));
 void pack_q6_k_x8(const BlockQ6_K* const rows[8], BlockQ6_Kx8& out);

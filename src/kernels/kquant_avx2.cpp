@@ -297,13 +297,13 @@ void q6_k_x8(int64_t n, const void* group, const void* const a[], float* out) {
         corr[t] = _mm256_add_epi32(corr[t], _mm256_madd_epi16(s16, _mm256_permutevar8x32_epi32(bs, _mm256_set1_epi32(g))));
       }
       for (int half = 0; half < 2; ++half) {
-        const __m256i qh = load32u(xb.qh[g][4 * half]);
+        const __m256i qh = load32u(xb.q[g].qh[4 * half]);
         const __m256i top[2][2] = {
             {_mm256_and_si256(_mm256_slli_epi16(qh, 4), top2), _mm256_and_si256(_mm256_slli_epi16(qh, 2), top2)},
             {_mm256_and_si256(qh, top2), _mm256_and_si256(_mm256_srli_epi16(qh, 2), top2)}};
         for (int h = 0; h < 2; ++h) {
           const __m256i scw = _mm256_shuffle_epi8(sh[half], spread_h[h]);
-          const __m256i w = load32u(xb.ql[g][h][4 * half]);
+          const __m256i w = load32u(xb.q[g].ql[h][4 * half]);
           const __m256i lo = _mm256_or_si256(_mm256_and_si256(w, low4), top[h][0]);
           const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(w, 4), low4), top[h][1]);
           for (int t = 0; t < T; ++t) {

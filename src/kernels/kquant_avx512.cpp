@@ -253,13 +253,13 @@ void q6_k_x8(int64_t n, const void* group, const void* const a[], float* out) {
       // Scale (row r, h) in 32-bit lane 2r + h, then duplicated into lanes 2r and 2r + 1 per h.
       const __m512i s32 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.scales[g])));
       const __m512i sc[2] = {_mm512_shuffle_epi32(s32, _MM_PERM_CCAA), _mm512_shuffle_epi32(s32, _MM_PERM_DDBB)};
-      const __m512i qh = _mm512_loadu_si512(xb.qh[g]);
+      const __m512i qh = _mm512_loadu_si512(xb.q[g].qh);
       // Top bits of (h, low nibble / high nibble) at bits 0-1, 2-3, 4-5, 6-7, moved to bits 4-5.
       const __m512i top[2][2] = {
           {_mm512_and_si512(_mm512_slli_epi16(qh, 4), top2), _mm512_and_si512(_mm512_slli_epi16(qh, 2), top2)},
           {_mm512_and_si512(qh, top2), _mm512_and_si512(_mm512_srli_epi16(qh, 2), top2)}};
       for (int h = 0; h < 2; ++h) {
-        const __m512i w = _mm512_loadu_si512(xb.ql[g][h]);
+        const __m512i w = _mm512_loadu_si512(xb.q[g].ql[h]);
         const __m512i lo = _mm512_or_si512(_mm512_and_si512(w, low4), top[h][0]);
         const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(w, 4), low4), top[h][1]);
         for (int t = 0; t < T; ++t) {

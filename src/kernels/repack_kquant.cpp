@@ -24,14 +24,7 @@ void scale_min(const uint8_t* q, int j, int& sc, int& m) {
   }
 }
 
-// Nibble of element l (0..31) of sub-block g in a plain block: sub-blocks 2c and 2c + 1 share the
-// 32 bytes qs[32c..], the even one in the low nibbles.
-int plain_level(const BlockQ4_K& b, int g, int l) {
-  const uint8_t q = b.qs[32 * (g / 2) + l];
-  return g % 2 == 0 ? q & 0x0F : q >> 4;
-}
-
-// The same element in an x8 block (row r).
+// Nibble of element l (0..31) of sub-block g of row r in an x8 block.
 int packed_level(const BlockQ4_Kx8& b, int r, int g, int l) {
   const int h = l / 16, k = l % 16;
   const uint8_t q = b.qs[g][h][r][k % 8];
@@ -47,8 +40,11 @@ void packed_scale_min(const BlockQ4_Kx8& b, int r, int g, int& sc, int& m) {
 
 }  // namespace
 
+// Packing runs once per weight at load (~50 M values for a 110M model), so it decodes each row's
+// levels with plain loops first instead of one element at a time.
 void pack_q4_k_x8(const BlockQ4_K* const rows[8], BlockQ4_Kx8& out) {
-  std::memset(&out, 0, sizeof(out));
+  std::memset(out.mins, 0, sizeof(out.mins));
+  uint8_t v[QK_K];
   for (int r = 0; r < kRows; ++r) {
     const BlockQ4_K& b = *rows[r];
     out.d[r] = b.d;
@@ -58,11 +54,18 @@ void pack_q4_k_x8(const BlockQ4_K* const rows[8], BlockQ4_Kx8& out) {
       scale_min(b.scales, g, sc, m);
       out.scales[g][r] = static_cast<uint8_t>(sc | ((m >> 4) << 6));
       out.mins[8 * (g % 4) + r] |= static_cast<uint8_t>((m & 0x0F) << (g < 4 ? 0 : 4));
-      for (int l = 0; l < 32; ++l) {
-        const int h = l / 16, k = l % 16;
-        out.qs[g][h][r][k % 8] |= static_cast<uint8_t>(plain_level(b, g, l) << (k < 8 ? 0 : 4));
-      }
     }
+    for (int c = 0; c < 4; ++c)
+      for (int l = 0; l < 32; ++l) {
+        v[64 * c + l] = b.qs[32 * c + l] & 0x0F;
+        v[64 * c + 32 + l] = b.qs[32 * c + l] >> 4;
+      }
+    for (int g = 0; g < 8; ++g)
+      for (int h = 0; h < 2; ++h)
+        for (int k = 0; k < 8; ++k) {
+          const int e = 32 * g + 16 * h + k;
+          out.qs[g][h][r][k] = static_cast<uint8_t>(v[e] | (v[e + 8] << 4));
+        }
   }
 }
 
@@ -86,36 +89,43 @@ void unpack_q4_k_x8(const BlockQ4_Kx8& in, int r, BlockQ4_K& out) {
 
 namespace {
 
-// Value e (0..255, 0..63 before the -32 offset) of a plain Q6_K block: in each half of 128
-// values, ql[l] holds l (low nibble) and l + 64 (high), ql[l + 32] holds l + 32 and l + 96, and
-// qh[l] their top 2 bits at shifts 0, 4, 2 and 6.
-int plain_level6(const BlockQ6_K& b, int e) {
-  const int half = e / 128, i = e % 128, l = i % 32, quarter = i / 32;
-  const uint8_t ql = b.ql[64 * half + l + (quarter % 2) * 32];
-  const int low = quarter < 2 ? ql & 0x0F : ql >> 4;
-  return low | (((b.qh[32 * half + l] >> (2 * quarter)) & 3) << 4);
-}
-
+// Value e (0..255, 0..63 before the -32 offset) of row r in an x8 block.
 int packed_level6(const BlockQ6_Kx8& b, int r, int e) {
   const int g = e / 32, i = e % 32, h = i / 16, k = i % 16;
-  const uint8_t ql = b.ql[g][h][r][k % 8];
+  const uint8_t ql = b.q[g].ql[h][r][k % 8];
   const int low = k < 8 ? ql & 0x0F : ql >> 4;
-  return low | (((b.qh[g][r][i % 8] >> (2 * (i / 8))) & 3) << 4);
+  return low | (((b.q[g].qh[r][i % 8] >> (2 * (i / 8))) & 3) << 4);
 }
 
 }  // namespace
 
 void pack_q6_k_x8(const BlockQ6_K* const rows[8], BlockQ6_Kx8& out) {
-  std::memset(&out, 0, sizeof(out));
+  uint8_t v[QK_K];
   for (int r = 0; r < kRows; ++r) {
     const BlockQ6_K& b = *rows[r];
     out.d[r] = b.d;
     for (int s = 0; s < 16; ++s) out.scales[s / 2][r][s % 2] = b.scales[s];
-    for (int e = 0; e < QK_K; ++e) {
-      const int v = plain_level6(b, e);
-      const int g = e / 32, i = e % 32, h = i / 16, k = i % 16;
-      out.ql[g][h][r][k % 8] |= static_cast<uint8_t>((v & 0x0F) << (k < 8 ? 0 : 4));
-      out.qh[g][r][i % 8] |= static_cast<uint8_t>((v >> 4) << (2 * (i / 8)));
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = b.ql + 64 * half;
+      const uint8_t* qh = b.qh + 32 * half;
+      uint8_t* o = v + 128 * half;
+      for (int l = 0; l < 32; ++l) {
+        o[l] = static_cast<uint8_t>((ql[l] & 0x0F) | ((qh[l] & 3) << 4));
+        o[l + 32] = static_cast<uint8_t>((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4));
+        o[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+        o[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+      }
+    }
+    for (int g = 0; g < 8; ++g) {
+      for (int h = 0; h < 2; ++h)
+        for (int k = 0; k < 8; ++k) {
+          const int e = 32 * g + 16 * h + k;
+          out.q[g].ql[h][r][k] = static_cast<uint8_t>((v[e] & 0x0F) | ((v[e + 8] & 0x0F) << 4));
+        }
+      for (int k = 0; k < 8; ++k) {
+        const uint8_t* e = v + 32 * g + k;
+        out.q[g].qh[r][k] = static_cast<uint8_t>((e[0] >> 4) | ((e[8] >> 4) << 2) | ((e[16] >> 4) << 4) | ((e[24] >> 4) << 6));
+      }
     }
   }
 }
