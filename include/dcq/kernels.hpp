@@ -82,7 +82,7 @@ struct Matrix {
   const uint8_t* data = nullptr;
   const float* scales = nullptr;  // I8 only: n_rows * (n_cols / group) floats
   int64_t group = 0;              // I8 only: elements per scale; divides n_cols
-  // Q8_0 / Q4_0 only: the bytes are interleave_rows()'s layout, not ggml's plain rows.
+  // Q8_0 / Q4_0 / Q4_K / Q6_K only: the bytes are interleave_rows()'s layout, not ggml's plain rows.
   bool interleaved = false;
 };
 
@@ -91,9 +91,10 @@ struct Matrix {
 // matrix-vector product streams one contiguous array and loads each activation block once per
 // 8 rows. Results are bit-identical with the plain layout on every path.
 // Whether the active path wants `type` weights of this shape interleaved (the AVX2 and AVX-512
-// paths: Q8_0 and Q4_0 with at least 8 rows of whole blocks; DCQ_REPACK=0 turns it off).
+// paths: Q8_0 and Q4_0, and Q4_K and Q6_K (docs/kernels_kquant.md), with at least 8 rows of whole
+// blocks; DCQ_REPACK=0 turns it off).
 bool interleave_pays(GgmlType type, int64_t n_rows, int64_t n_cols);
-// Writes the interleaved copy of a plain Q8_0 / Q4_0 matrix (same byte count, dst != src).
+// Writes the interleaved copy of a plain Q8_0 / Q4_0 / Q4_K / Q6_K matrix (same byte count, dst != src).
 void interleave_rows(GgmlType type, int64_t n_rows, int64_t n_cols, const uint8_t* src, uint8_t* dst);
 
 // Dot product of n int8 codes (scale per `group` codes) with n floats, and its scalar twin.

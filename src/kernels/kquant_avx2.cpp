@@ -7,6 +7,7 @@
 #pragma GCC optimize("fp-contract=off")
 
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/blocks.hpp"
 
@@ -57,11 +58,24 @@ inline __m128i unpack_scales_mins_k4(const uint8_t* q) {
 // measured slower than one row at a time (docs/kernels.md), so it is not used. Per output exactly
 // the same integers (sub-block sums times scales; the order of exact integer additions does not
 // matter) and the scalar twin's float steps, so every shape gives the scalar bits.
-template <int R, int T>
+// Bit `bit` (0..7) of every byte moved to bit 4, other bits cleared: the fifth bit of a Q5_K
+// level. Word shifts do not leak across bytes here (the source bit stays within its byte).
+template <int bit>
+inline __m256i bit_to_4(__m256i v) {
+  const __m256i m = _mm256_set1_epi8(0x10);
+  if constexpr (bit < 4) return _mm256_and_si256(_mm256_slli_epi16(v, 4 - bit), m);
+  else if constexpr (bit == 4) return _mm256_and_si256(v, m);
+  else return _mm256_and_si256(_mm256_srli_epi16(v, bit - 4), m);
+}
+
+// Q5_K (five): Q4_K's layout plus qh, whose bit 2c (2c + 1) of byte l is the fifth bit of value
+// l of sub-block 2c (2c + 1); levels up to 31 keep maddubs pair sums <= 2 * 31 * 128.
+template <int R, int T, bool five = false>
 void dot_q4_k_tile(int64_t n, const void* const w[R], const void* const a[T], float out[R * T]) {
-  const BlockQ4_K* x[R];
+  using Block = std::conditional_t<five, BlockQ5_K, BlockQ4_K>;
+  const Block* x[R];
   const BlockQ8_K* y[T];
-  for (int r = 0; r < R; ++r) x[r] = static_cast<const BlockQ4_K*>(w[r]);
+  for (int r = 0; r < R; ++r) x[r] = static_cast<const Block*>(w[r]);
   for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   float sum[R * T];
@@ -81,11 +95,16 @@ void dot_q4_k_tile(int64_t n, const void* const w[R], const void* const a[T], fl
     }
     __m256i acc[R * T];
     for (int i = 0; i < R * T; ++i) acc[i] = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
+    auto chunk = [&]<int c>() {
       for (int r = 0; r < R; ++r) {
         const __m256i q = load32u(x[r][b].qs + 32 * c);
-        const __m256i lo = _mm256_and_si256(q, low4);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+        __m256i lo = _mm256_and_si256(q, low4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+        if constexpr (five) {
+          const __m256i qh = load32u(x[r][b].qh);
+          lo = _mm256_or_si256(lo, bit_to_4<2 * c>(qh));
+          hi = _mm256_or_si256(hi, bit_to_4<2 * c + 1>(qh));
+        }
         const __m256i slo = bcast_word(sc[r], 2 * c), shi = bcast_word(sc[r], 2 * c + 1);
         for (int t = 0; t < T; ++t) {
           const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[t][b].qs + 64 * c));
@@ -95,7 +114,11 @@ void dot_q4_k_tile(int64_t n, const void* const w[R], const void* const a[T], fl
           ac = _mm256_add_epi32(ac, _mm256_madd_epi16(phi, shi));
         }
       }
-    }
+    };
+    chunk.template operator()<0>();
+    chunk.template operator()<1>();
+    chunk.template operator()<2>();
+    chunk.template operator()<3>();
     for (int t = 0; t < T; ++t)
       for (int r = 0; r < R; ++r) {
         __m128i m = _mm_madd_epi16(mn[r], pairs[t]);
@@ -350,6 +373,9 @@ void group_q4_k(int64_t n, const void* group, const void* const a[], int n_tok, 
 template <int R, int T> struct Q4KTile {
   static void run(int64_t n, const void* const w[R], const void* const a[T], float* o) { dot_q4_k_tile<R, T>(n, w, a, o); }
 };
+template <int R, int T> struct Q5KTile {
+  static void run(int64_t n, const void* const w[R], const void* const a[T], float* o) { dot_q4_k_tile<R, T, true>(n, w, a, o); }
+};
 template <int R, int T> struct Q6KTile {
   static void run(int64_t n, const void* const w[R], const void* const a[T], float* o) { dot_q6_k_tile<R, T>(n, w, a, o); }
 };
@@ -364,6 +390,9 @@ void fill_avx2_kquant(KernelTable& t) {
   t.row4[static_cast<int>(GgmlType::Q6_K)] = kq_row4<Q6KTile>;
   t.group_dot[static_cast<int>(GgmlType::Q4_K)] = group_q4_k;
   t.group_dot[static_cast<int>(GgmlType::Q6_K)] = group_q6_k;
+  // Q5_K (Q5_K_M's main type; the AVX-512 path keeps these too).
+  t.vec_dot[static_cast<int>(GgmlType::Q5_K)] = kq_dot<Q5KTile>;
+  t.row4[static_cast<int>(GgmlType::Q5_K)] = kq_row4<Q5KTile>;
 }
 
 }  // namespace dcq::kernels
