@@ -191,6 +191,50 @@ void dot_q6_k_tile(int64_t n, const void* const w[R], const void* const a[T], fl
   for (int i = 0; i < R * T; ++i) out[i] = sum[i];
 }
 
+// R IQ4_XS rows x T tokens, as dot_q4_k_tile. Each 32-value sub-block is 16 bytes (low nibbles
+// values 0..15, high 16..31); pshufb maps the nibbles to the signed IQ4_NL grid. maddubs needs an
+// unsigned operand, so it takes |v| and y carrying v's sign (pair sums <= 2 * 127 * 127, exact;
+// Q8_K levels lie in [-127, 127], so negating one cannot overflow),
+// then madd with the sub-block's signed 6-bit scale minus 32. Exact integers and dot_iq4_xs's float
+// step: bit-identical with the scalar twin.
+template <int R, int T>
+void dot_iq4_xs_tile(int64_t n, const void* const w[R], const void* const a[T], float out[R * T]) {
+  const BlockIQ4XS* x[R];
+  const BlockQ8_K* y[T];
+  for (int r = 0; r < R; ++r) x[r] = static_cast<const BlockIQ4XS*>(w[r]);
+  for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+  float sum[R * T];
+  for (int i = 0; i < R * T; ++i) sum[i] = 0;
+  for (int64_t b = 0; b < n / QK_K; ++b) {
+    __m256i acc[R * T];
+    for (int i = 0; i < R * T; ++i) acc[i] = _mm256_setzero_si256();
+    for (int r = 0; r < R; ++r) {
+      const BlockIQ4XS& xb = x[r][b];
+      for (int g = 0; g < 8; ++g) {
+        const int ls = ((xb.scales_l[g / 2] >> (4 * (g % 2))) & 0x0F) | (((xb.scales_h >> (2 * g)) & 3) << 4);
+        const __m256i sc = _mm256_set1_epi16(static_cast<int16_t>(ls - 32));
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.qs + 16 * g));
+        const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low4);
+        const __m256i v = _mm256_shuffle_epi8(grid, nib);
+        const __m256i av = _mm256_sign_epi8(v, v);
+        for (int t = 0; t < T; ++t) {
+          const __m256i p = _mm256_maddubs_epi16(av, _mm256_sign_epi8(load32(y[t][b].qs + 32 * g), v));
+          acc[t * R + r] = _mm256_add_epi32(acc[t * R + r], _mm256_madd_epi16(p, sc));
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < R; ++r)
+        sum[t * R + r] += f16(x[r][b].d) * y[t][b].d * static_cast<float>(hsum_i32(acc[t * R + r]));
+  }
+  for (int i = 0; i < R * T; ++i) out[i] = sum[i];
+}
+template <int R, int T> struct IQ4XSTile {
+  static void run(int64_t n, const void* const w[R], const void* const a[T], float* o) { dot_iq4_xs_tile<R, T>(n, w, a, o); }
+};
+
 template <template <int, int> class K>
 float kq_dot(int64_t n, const void* w, const void* a) {
   float out;
@@ -393,6 +437,8 @@ void fill_avx2_kquant(KernelTable& t) {
   // Q5_K (Q5_K_M's main type; the AVX-512 path keeps these too).
   t.vec_dot[static_cast<int>(GgmlType::Q5_K)] = kq_dot<Q5KTile>;
   t.row4[static_cast<int>(GgmlType::Q5_K)] = kq_row4<Q5KTile>;
+  t.vec_dot[static_cast<int>(GgmlType::IQ4_XS)] = kq_dot<IQ4XSTile>;
+  t.row4[static_cast<int>(GgmlType::IQ4_XS)] = kq_row4<IQ4XSTile>;
 }
 
 }  // namespace dcq::kernels

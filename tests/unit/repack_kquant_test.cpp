@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <random>
 
 #include "dcq/engine.hpp"
@@ -38,6 +39,9 @@ std::vector<uint8_t> random_rows(GgmlType type, int64_t rows, int64_t cols, uint
       b[i].d = float_to_fp16(dist(gen));
       b[i].dmin = float_to_fp16(dist(gen));
     }
+  } else if (type == GgmlType::IQ4_XS) {
+    auto* b = reinterpret_cast<blocks::BlockIQ4_XS*>(w.data());
+    for (size_t i = 0; i < w.size() / sizeof(*b); ++i) b[i].d = float_to_fp16(dist(gen));
   } else if (type == GgmlType::Q5_K) {
     auto* b = reinterpret_cast<blocks::BlockQ5_K*>(w.data());
     for (size_t i = 0; i < w.size() / sizeof(*b); ++i) {
@@ -132,37 +136,44 @@ TEST(RepackKQuant, InterleavedMatmulIsBitIdenticalWithPlainScalar) {
   EXPECT_GE(checked, 2 * 2 * 7);
 }
 
-// Q5_K's AVX2 dot (also used by the AVX-512 path), plain layout: the 1-token dot and the 4-token
-// batch rows against the scalar twin, bit for bit, on random blocks (all levels, fifth bits,
-// scales and mins) and on all-maximum blocks against same-sign maximal activations.
-TEST(KernelsKQuant, Q5_KDotIsBitIdenticalWithScalarOnEveryPath) {
+// The AVX2 dots of Q5_K and IQ4_XS (also used by the AVX-512 path), plain layout: the 1-token dot
+// and the 4-token batch rows against the scalar twin, bit for bit, on random blocks (all levels,
+// fifth bits, scales and mins) and on all-0xFF blocks (largest levels and scales) against
+// same-sign maximal activations.
+TEST(KernelsKQuant, Q5_KAndIQ4_XSDotsAreBitIdenticalWithScalarOnEveryPath) {
   IsaGuard guard;
   const int64_t rows = 13, cols = 768, n_tok = 9;
   std::mt19937 g{7};
   std::normal_distribution<float> nd(0.f, 2.f);
   std::vector<float> x(size_t(cols * n_tok)), same(size_t(cols * n_tok), 3.f);
   for (auto& v : x) v = nd(g);
-  std::vector<uint8_t> extreme(*row_bytes(GgmlType::Q5_K, cols) * size_t(rows), 0xFF);
-  auto* eb = reinterpret_cast<blocks::BlockQ5_K*>(extreme.data());
-  for (size_t i = 0; i < extreme.size() / sizeof(*eb); ++i) eb[i].d = eb[i].dmin = float_to_fp16(0.01f);
-  const std::vector<uint8_t> random = random_rows(GgmlType::Q5_K, rows, cols, 5);
-  const std::vector<uint8_t>& extreme_c = extreme;
   int checked = 0;
-  for (const std::vector<uint8_t>* w : {&random, &extreme_c}) {
-    for (const std::vector<float>* xs : {&x, &same}) {
-      const k::Matrix m{GgmlType::Q5_K, cols, rows, w->data()};
-      k::set_isa(k::Isa::scalar);
-      std::vector<float> ref(size_t(rows * n_tok));
-      k::matmul(m, xs->data(), n_tok, ref.data(), nullptr);
-      for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
-        if (!k::cpu_supports(isa)) continue;
-        k::set_isa(isa);
-        for (int64_t nt : {int64_t(1), int64_t(4), n_tok}) {
-          std::vector<float> got(size_t(rows * nt));
-          k::matmul(m, xs->data(), nt, got.data(), nullptr);
-          EXPECT_EQ(got, std::vector<float>(ref.begin(), ref.begin() + rows * nt)) << k::isa_name(isa) << " tokens " << nt;
+  for (GgmlType type : {GgmlType::Q5_K, GgmlType::IQ4_XS}) {
+    const std::vector<uint8_t> random = random_rows(type, rows, cols, 5);
+    std::vector<uint8_t> extreme(random.size(), 0xFF);
+    for (size_t off = 0; off < extreme.size(); off += *row_bytes(type, blocks::QK_K)) {
+      const uint16_t d = float_to_fp16(0.01f);  // d (and Q5_K's dmin) lead both block layouts
+      std::memcpy(&extreme[off], &d, 2);
+      if (type == GgmlType::Q5_K) std::memcpy(&extreme[off + 2], &d, 2);
+    }
+    const std::vector<uint8_t>& extreme_c = extreme;
+    for (const std::vector<uint8_t>* w : {&random, &extreme_c}) {
+      for (const std::vector<float>* xs : {&x, &same}) {
+        const k::Matrix m{type, cols, rows, w->data()};
+        k::set_isa(k::Isa::scalar);
+        std::vector<float> ref(size_t(rows * n_tok));
+        k::matmul(m, xs->data(), n_tok, ref.data(), nullptr);
+        for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+          if (!k::cpu_supports(isa)) continue;
+          k::set_isa(isa);
+          for (int64_t nt : {int64_t(1), int64_t(4), n_tok}) {
+            std::vector<float> got(size_t(rows * nt));
+            k::matmul(m, xs->data(), nt, got.data(), nullptr);
+            EXPECT_EQ(got, std::vector<float>(ref.begin(), ref.begin() + rows * nt))
+                << type_name(type) << " " << k::isa_name(isa) << " tokens " << nt;
+          }
+          ++checked;
         }
-        ++checked;
       }
     }
   }
