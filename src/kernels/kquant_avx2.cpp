@@ -235,6 +235,62 @@ template <int R, int T> struct IQ4XSTile {
   static void run(int64_t n, const void* const w[R], const void* const a[T], float* o) { dot_iq4_xs_tile<R, T>(n, w, a, o); }
 };
 
+// R Q2_K rows x T tokens, as dot_q4_k_tile. Each half's 32 bytes hold 4 bit-planes (shift 0, 2,
+// 4, 6) of 32 values, i.e. 16-value sub-blocks 8h + 2p and 8h + 2p + 1 in the two 128-bit lanes:
+// one maddubs with the matching 32 activations (pair sums <= 2 * 3 * 128), one madd with the two
+// sub-blocks' 4-bit scales (8 words each). Mins: madd of the 16 mins with the 16 bsums. Exact
+// integers and dot_q2_k's float step: bit-identical with the scalar twin.
+template <int R, int T>
+void dot_q2_k_tile(int64_t n, const void* const w[R], const void* const a[T], float out[R * T]) {
+  const BlockQ2_K* x[R];
+  const BlockQ8_K* y[T];
+  for (int r = 0; r < R; ++r) x[r] = static_cast<const BlockQ2_K*>(w[r]);
+  for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
+  const __m256i three = _mm256_set1_epi8(3);
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  float sum[R * T];
+  for (int i = 0; i < R * T; ++i) sum[i] = 0;
+  for (int64_t b = 0; b < n / QK_K; ++b) {
+    __m256i acc[R * T];
+    for (int i = 0; i < R * T; ++i) acc[i] = _mm256_setzero_si256();
+    __m256i mins[R];
+    for (int r = 0; r < R; ++r) {
+      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[r][b].scales));
+      const __m128i sc = _mm_and_si128(s8, low4);
+      mins[r] = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s8, 4), low4));
+      for (int h = 0; h < 2; ++h) {
+        const __m256i q = load32u(x[r][b].qs + 32 * h);
+        for (int p = 0; p < 4; ++p) {
+          const int g = 8 * h + 2 * p;
+          // Words 0..7 = scale of sub-block g, 8..15 = of g + 1.
+          const __m256i scw = _mm256_cvtepu8_epi16(
+              _mm_shuffle_epi8(sc, _mm_setr_epi8(char(g), char(g), char(g), char(g), char(g), char(g), char(g), char(g),
+                                                 char(g + 1), char(g + 1), char(g + 1), char(g + 1), char(g + 1),
+                                                 char(g + 1), char(g + 1), char(g + 1))));
+          const __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
+          for (int t = 0; t < T; ++t) {
+            const __m256i pr = _mm256_maddubs_epi16(v, load32(y[t][b].qs + 128 * h + 32 * p));
+            acc[t * R + r] = _mm256_add_epi32(acc[t * R + r], _mm256_madd_epi16(pr, scw));
+          }
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][b].bsums));
+      for (int r = 0; r < R; ++r) {
+        const int summs = hsum_i32(_mm256_madd_epi16(mins[r], bs));
+        const float dall = y[t][b].d * f16(x[r][b].d);
+        const float dmin = y[t][b].d * f16(x[r][b].dmin);
+        sum[t * R + r] += dall * static_cast<float>(hsum_i32(acc[t * R + r])) - dmin * static_cast<float>(summs);
+      }
+    }
+  }
+  for (int i = 0; i < R * T; ++i) out[i] = sum[i];
+}
+template <int R, int T> struct Q2KTile {
+  static void run(int64_t n, const void* const w[R], const void* const a[T], float* o) { dot_q2_k_tile<R, T>(n, w, a, o); }
+};
+
 template <template <int, int> class K>
 float kq_dot(int64_t n, const void* w, const void* a) {
   float out;
@@ -439,6 +495,8 @@ void fill_avx2_kquant(KernelTable& t) {
   t.row4[static_cast<int>(GgmlType::Q5_K)] = kq_row4<Q5KTile>;
   t.vec_dot[static_cast<int>(GgmlType::IQ4_XS)] = kq_dot<IQ4XSTile>;
   t.row4[static_cast<int>(GgmlType::IQ4_XS)] = kq_row4<IQ4XSTile>;
+  t.vec_dot[static_cast<int>(GgmlType::Q2_K)] = kq_dot<Q2KTile>;
+  t.row4[static_cast<int>(GgmlType::Q2_K)] = kq_row4<Q2KTile>;
 }
 
 }  // namespace dcq::kernels
