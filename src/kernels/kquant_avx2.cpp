@@ -291,6 +291,81 @@ template <int R, int T> struct Q2KTile {
   static void run(int64_t n, const void* const w[R], const void* const a[T], float* o) { dot_q2_k_tile<R, T>(n, w, a, o); }
 };
 
+// Bit `bit` (0..7) of every byte moved to bit 2, other bits cleared (Q3_K's high bit).
+template <int bit>
+inline __m256i bit_to_2(__m256i v) {
+  const __m256i m = _mm256_set1_epi8(0x04);
+  if constexpr (bit < 2) return _mm256_and_si256(_mm256_slli_epi16(v, 2 - bit), m);
+  else if constexpr (bit == 2) return _mm256_and_si256(v, m);
+  else return _mm256_and_si256(_mm256_srli_epi16(v, bit - 2), m);
+}
+
+// R Q3_K rows x T tokens: Q2_K's bit-planes plus hmask bit 4h + p of byte l (set: +0, clear: -4).
+// maddubs takes u = low 2 bits | hmask bit << 2 (0..7) and the -4 goes into a correction per
+// 16-value sub-block: sum (u - 4) y = sum u y - 4 bsum. The signed 6-bit scales (minus 32) are
+// decoded once per row and block. Exact integers and dot_q3_k's float step: bit-identical.
+template <int R, int T>
+void dot_q3_k_tile(int64_t n, const void* const w[R], const void* const a[T], float out[R * T]) {
+  const BlockQ3_K* x[R];
+  const BlockQ8_K* y[T];
+  for (int r = 0; r < R; ++r) x[r] = static_cast<const BlockQ3_K*>(w[r]);
+  for (int t = 0; t < T; ++t) y[t] = static_cast<const BlockQ8_K*>(a[t]);
+  const __m256i three = _mm256_set1_epi8(3);
+  float sum[R * T];
+  for (int i = 0; i < R * T; ++i) sum[i] = 0;
+  for (int64_t b = 0; b < n / QK_K; ++b) {
+    __m256i acc[R * T];
+    for (int i = 0; i < R * T; ++i) acc[i] = _mm256_setzero_si256();
+    __m256i scales[R];
+    for (int r = 0; r < R; ++r) {
+      // Scale g: low 4 bits in byte g (g < 8) or the high nibble of byte g - 8, top 2 bits at
+      // shift 2 (g / 4) of byte 8 + g % 4; decoded for all 16 at once with 64/32-bit masks.
+      uint64_t lo8;
+      uint32_t hi4;
+      std::memcpy(&lo8, x[r][b].scales, 8);
+      std::memcpy(&hi4, x[r][b].scales + 8, 4);
+      const uint64_t n4 = 0x0F0F0F0F0F0F0F0Full;
+      const uint32_t m2 = 0x03030303u;
+      const __m128i lo = _mm_set_epi64x(static_cast<long long>((lo8 >> 4) & n4), static_cast<long long>(lo8 & n4));
+      const __m128i hi = _mm_set_epi32(static_cast<int>((hi4 >> 6) & m2), static_cast<int>((hi4 >> 4) & m2),
+                                       static_cast<int>((hi4 >> 2) & m2), static_cast<int>(hi4 & m2));
+      const __m128i sc8 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+      scales[r] = _mm256_cvtepi8_epi16(sc8);
+      const __m256i hm = load32u(x[r][b].hmask);
+      auto half = [&]<int h>() {
+        const __m256i q = load32u(x[r][b].qs + 32 * h);
+        auto plane = [&]<int p>() {
+          constexpr int g = 8 * h + 2 * p;
+          const __m256i scw = _mm256_cvtepi8_epi16(
+              _mm_shuffle_epi8(sc8, _mm_setr_epi8(g, g, g, g, g, g, g, g, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1)));
+          const __m256i u = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three), bit_to_2<4 * h + p>(hm));
+          for (int t = 0; t < T; ++t) {
+            const __m256i pr = _mm256_maddubs_epi16(u, load32(y[t][b].qs + 128 * h + 32 * p));
+            acc[t * R + r] = _mm256_add_epi32(acc[t * R + r], _mm256_madd_epi16(pr, scw));
+          }
+        };
+        plane.template operator()<0>();
+        plane.template operator()<1>();
+        plane.template operator()<2>();
+        plane.template operator()<3>();
+      };
+      half.template operator()<0>();
+      half.template operator()<1>();
+    }
+    for (int t = 0; t < T; ++t) {
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][b].bsums));
+      for (int r = 0; r < R; ++r) {
+        const int corr = hsum_i32(_mm256_madd_epi16(scales[r], bs));
+        sum[t * R + r] += f16(x[r][b].d) * y[t][b].d * static_cast<float>(hsum_i32(acc[t * R + r]) - 4 * corr);
+      }
+    }
+  }
+  for (int i = 0; i < R * T; ++i) out[i] = sum[i];
+}
+template <int R, int T> struct Q3KTile {
+  static void run(int64_t n, const void* const w[R], const void* const a[T], float* o) { dot_q3_k_tile<R, T>(n, w, a, o); }
+};
+
 template <template <int, int> class K>
 float kq_dot(int64_t n, const void* w, const void* a) {
   float out;
@@ -497,6 +572,8 @@ void fill_avx2_kquant(KernelTable& t) {
   t.row4[static_cast<int>(GgmlType::IQ4_XS)] = kq_row4<IQ4XSTile>;
   t.vec_dot[static_cast<int>(GgmlType::Q2_K)] = kq_dot<Q2KTile>;
   t.row4[static_cast<int>(GgmlType::Q2_K)] = kq_row4<Q2KTile>;
+  t.vec_dot[static_cast<int>(GgmlType::Q3_K)] = kq_dot<Q3KTile>;
+  t.row4[static_cast<int>(GgmlType::Q3_K)] = kq_row4<Q3KTile>;
 }
 
 }  // namespace dcq::kernels

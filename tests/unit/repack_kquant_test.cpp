@@ -45,6 +45,9 @@ std::vector<uint8_t> random_rows(GgmlType type, int64_t rows, int64_t cols, uint
       b[i].d = float_to_fp16(dist(gen));
       b[i].dmin = float_to_fp16(dist(gen));
     }
+  } else if (type == GgmlType::Q3_K) {
+    auto* b = reinterpret_cast<blocks::BlockQ3_K*>(w.data());
+    for (size_t i = 0; i < w.size() / sizeof(*b); ++i) b[i].d = float_to_fp16(dist(gen));
   } else if (type == GgmlType::IQ4_XS) {
     auto* b = reinterpret_cast<blocks::BlockIQ4_XS*>(w.data());
     for (size_t i = 0; i < w.size() / sizeof(*b); ++i) b[i].d = float_to_fp16(dist(gen));
@@ -142,11 +145,11 @@ TEST(RepackKQuant, InterleavedMatmulIsBitIdenticalWithPlainScalar) {
   EXPECT_GE(checked, 2 * 2 * 7);
 }
 
-// The AVX2 dots of Q2_K, Q5_K and IQ4_XS (also used by the AVX-512 path), plain layout: the 1-token dot
+// The AVX2 dots of Q2_K, Q3_K, Q5_K and IQ4_XS (also used by the AVX-512 path), plain layout: the 1-token dot
 // and the 4-token batch rows against the scalar twin, bit for bit, on random blocks (all levels,
 // fifth bits, scales and mins) and on all-0xFF blocks (largest levels and scales) against
 // same-sign maximal activations.
-TEST(KernelsKQuant, Q2_KQ5_KAndIQ4_XSDotsAreBitIdenticalWithScalarOnEveryPath) {
+TEST(KernelsKQuant, Q2_KQ3_KQ5_KAndIQ4_XSDotsAreBitIdenticalWithScalarOnEveryPath) {
   IsaGuard guard;
   const int64_t rows = 13, cols = 768, n_tok = 9;
   std::mt19937 g{7};
@@ -154,15 +157,15 @@ TEST(KernelsKQuant, Q2_KQ5_KAndIQ4_XSDotsAreBitIdenticalWithScalarOnEveryPath) {
   std::vector<float> x(size_t(cols * n_tok)), same(size_t(cols * n_tok), 3.f);
   for (auto& v : x) v = nd(g);
   int checked = 0;
-  for (GgmlType type : {GgmlType::Q2_K, GgmlType::Q5_K, GgmlType::IQ4_XS}) {
+  for (GgmlType type : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q5_K, GgmlType::IQ4_XS}) {
     const std::vector<uint8_t> random = random_rows(type, rows, cols, 5);
     std::vector<uint8_t> extreme(random.size(), 0xFF);
     const size_t block = *row_bytes(type, blocks::QK_K);
     for (size_t off = 0; off < extreme.size(); off += block) {
-      const uint16_t d = float_to_fp16(0.01f);  // Q5_K / IQ4_XS lead with d (and dmin), Q2_K ends with d, dmin
-      const size_t at = type == GgmlType::Q2_K ? block - 4 : 0;
+      const uint16_t d = float_to_fp16(0.01f);  // Q5_K / IQ4_XS lead with d (and dmin), Q2_K ends with d, dmin, Q3_K with d
+      const size_t at = type == GgmlType::Q2_K ? block - 4 : type == GgmlType::Q3_K ? block - 2 : 0;
       std::memcpy(&extreme[off + at], &d, 2);
-      if (type != GgmlType::IQ4_XS) std::memcpy(&extreme[off + at + 2], &d, 2);
+      if (type == GgmlType::Q2_K || type == GgmlType::Q5_K) std::memcpy(&extreme[off + at + 2], &d, 2);
     }
     const std::vector<uint8_t>& extreme_c = extreme;
     for (const std::vector<uint8_t>* w : {&random, &extreme_c}) {
