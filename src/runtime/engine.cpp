@@ -89,7 +89,7 @@ LlamaConfig LlamaConfig::from(const WeightSource& w) {
 
 namespace {
 
-// The engine's interleaved copies of Q8_0 / Q4_0 matrices (kernels::interleave_rows, made when
+// The engine's interleaved copies of Q8_0 / Q4_0 / Q4_K / Q6_K matrices (kernels::interleave_rows, made when
 // the engine is built). Only a fully resident source (ModelWeights: a mmapped or in-memory GGUF)
 // is repacked, and the matmuls never read the original again: when it lies in a read-only file
 // mapping (a mmapped GGUF), its pages are dropped from this process (MADV_DONTNEED on such a
