@@ -19,10 +19,21 @@ if [ "${3:-}" = s4 ]; then
   for n in q8 q4; do
     for f in "s110-$n.dcq" "s110-$n-r60.dcq"; do
       for pf in "" "--prefetch"; do
-        "$dcq" bench memory "$f" --budgets $B --tokens 32 --repeats 3 --threads 2 $pf --json > "s4-$f${pf:+-pf}.json"
+        "$dcq" bench memory "$f" --budgets $B --tokens 32 --repeats 3 --threads 2 $pf --json \
+          --svg "s4-$f${pf:+-pf}.svg" > "s4-$f${pf:+-pf}.json"
       done
     done
   done
+  # 60 %, 5 rounds: resident, budget, prefetch depth 2 and 4 back to back (ratios per round).
+  one() { "$dcq" run "$@" -p "Once upon a time" -n 32 --temp 0 --json -q --threads 2 |
+    python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.2f" % j["gen_tokens_per_s"], j["peak_rss_bytes"] // 1048576)'; }
+  for i in 1 2 3 4 5; do
+    for f in s110-q8-r60.dcq s110-q4-r60.dcq s110-q8.dcq s110-q4.dcq; do
+      echo "$f $i res $(one $f)"; echo "$f $i b60 $(one $f --mem-budget 60%)"
+      echo "$f $i pf2 $(one $f --mem-budget 60% --prefetch)"
+      echo "$f $i pf4 $(one $f --mem-budget 60% --prefetch --prefetch-depth 4)"
+    done
+  done | tee s4-pairs.txt
   for mbs in 10 30 100 400; do
     for f in s260-q8-allraw.dcq s260-q8.dcq s260-ecsq7.dcq; do
       "$dcq" bench memory "$f" --budgets 160K --tokens 128 --repeats 3 --threads 2 --read-throttle $mbs --json \

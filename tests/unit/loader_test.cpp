@@ -418,6 +418,20 @@ TEST(LoaderCli, BenchMemoryReportsEveryBudget) {
   const auto csv = test::run_dcq("bench memory " + dcq.string() + " --budgets 50% --tokens 2 --repeats 1 --csv");
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
   EXPECT_EQ(std::count(csv.out.begin(), csv.out.end(), '\n'), 3) << csv.out;  // header, resident, 50%
+  // An earlier result re-printed and drawn without running: one point per budget, same numbers.
+  const fs::path res = dir.path() / "bench.json", svg = dir.path() / "bench.svg";
+  test::spit(res, std::vector<uint8_t>(r.out.begin(), r.out.end()));
+  const auto again = test::run_dcq("bench memory " + dcq.string() + " --from-json " + res.string() + " --svg " +
+                                   svg.string() + " --json");
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(nlohmann::json::parse(again.out), j);
+  const auto bytes = test::slurp(svg);
+  const std::string drawn(bytes.begin(), bytes.end());
+  EXPECT_EQ(drawn.rfind("<svg", 0), 0u);
+  size_t points = 0;
+  for (size_t at = drawn.find("<circle"); at != std::string::npos; at = drawn.find("<circle", at + 1)) ++points;
+  EXPECT_EQ(points, 2u);
+  EXPECT_NE(drawn.find(">30%<"), std::string::npos);
 }
 
 // Repack: the streamed tensors of a plan stored raw; same tokens, raw chunks, and the planner on
