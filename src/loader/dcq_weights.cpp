@@ -502,10 +502,13 @@ void DcqWeights::schedule_prefetch(size_t tensor) {
   if (!prefetch_) return;
   // Walk the predicted order from `tensor` on and queue what is neither resident nor queued, until
   // pf_depth_ tensors are queued. Pinned tensors decoded once are resident and simply skipped. The
-  // walk is bounded by the number of tensors (the order is a cycle).
+  // walk looks at most 16 tensors per queue slot ahead (nearly two layers per slot; the order is a
+  // cycle): when (nearly) everything is resident, a walk over the whole model on every acquire
+  // would cost more than the lookahead is worth.
   const auto& ix = reader_.index();
+  const size_t max_steps = std::min(ix.tensors.size(), size_t(pf_depth_) * 16);
   size_t t = tensor;
-  for (size_t steps = 0; t != SIZE_MAX && steps < ix.tensors.size() && pf_queue_.size() < size_t(pf_depth_);
+  for (size_t steps = 0; t != SIZE_MAX && steps < max_steps && pf_queue_.size() < size_t(pf_depth_);
        ++steps, t = next_[t]) {
     if (entries_.count(t)) continue;
     if (std::any_of(pf_queue_.begin(), pf_queue_.end(), [&](const auto& j) { return j->tensor == t; })) continue;
