@@ -26,10 +26,13 @@
 #include "dcq/error.hpp"
 #include "dcq/gguf.hpp"
 #include "dcq/loader.hpp"
+#include "mapped_pages.hpp"
 
 namespace dcq {
 
 namespace {
+
+using loader_detail::drop_pages;
 
 constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
 constexpr std::align_val_t kAlign{64};
@@ -55,22 +58,6 @@ void free_buffer(uint8_t* p, uint64_t n) {
     ::munmap(p, n);
   else
     ::operator delete[](p, kAlign);
-}
-
-// Drops the pages of [p, p + n) of the read-only file mapping `map` from the process (they stay
-// in the page cache; a later access faults them in again, same bytes). Used for stored bytes
-// already decoded and for zero-copy tensors leaving the cache, so that the mapping does not grow
-// the resident set behind the budget's back. The range is widened to 2 MiB boundaries: a read
-// fault maps a whole page-cache folio (up to 2 MiB on current kernels; measured: runs of up to
-// 110 pages at 512 KiB boundaries, 3.7 MiB of an 18 MB file stayed mapped with exact ranges) and
-// the fault-around window, i.e. neighbours' pages too. Neighbours dropped with it are simply
-// faulted in again when used, and a zero-copy entry's bytes are counted whether mapped or not.
-void drop_pages(std::span<const uint8_t> map, const uint8_t* p, uint64_t n) {
-  constexpr uintptr_t kFolio = 2u << 20;
-  const uintptr_t lo = uintptr_t(map.data()), hi = lo + map.size();
-  const uintptr_t a = std::max(lo, uintptr_t(p) & ~(kFolio - 1));  // lo is page aligned
-  const uintptr_t b = std::min(hi, (uintptr_t(p) + n + kFolio - 1) & ~(kFolio - 1));
-  if (b > a) (void)::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
 }
 
 // Faults the pages of [p, p + n) in ahead of use (prefetch of a zero-copy tensor).
@@ -227,6 +214,13 @@ const uint8_t* DcqWeights::raw_rows(uint32_t c) const {
   if (ch.transform != TransformId::none || ch.n_streams != 1 || ch.stored_size != kHeader + ch.decoded_size) return nullptr;
   const GgmlType type = ix.tensors[ch.tensor].type;
   const auto st = reader_.stored(ch);
+  // Parsing the header faulted in a folio around it: give it back now, not after the scan of all
+  // chunks (else the whole file is mapped for a moment: the peak resident set at open).
+  struct Drop {
+    const DcqReader& r;
+    uint32_t c;
+    ~Drop() { loader_detail::drop_chunk_pages(r, c); }
+  } drop{reader_, c};
   try {
     const auto streams = parse_payload(type, TransformId::none, st, ch.decoded_size);
     if (streams.size() != 1 || streams[0].codec.id != CodecId::raw) return nullptr;

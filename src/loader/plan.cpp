@@ -22,6 +22,7 @@
 #include "dcq/error.hpp"
 #include "dcq/kernels.hpp"
 #include "dcq/loader.hpp"
+#include "mapped_pages.hpp"
 
 namespace dcq {
 namespace {
@@ -66,6 +67,9 @@ std::string encoding_of(const DcqReader& r, size_t c) {
   } catch (const Error&) {
     s += codec_name({ch.codec, 0});  // a corrupt payload is reported when it is decoded
   }
+  // Reading the header mapped a folio around it: drop it now, or planning maps the whole file
+  // (peak resident set of the run = the file, whatever the budget).
+  loader_detail::drop_chunk_pages(r, c);
   return s;
 }
 

@@ -179,7 +179,7 @@ TEST(LoaderZeroCopy, PeakResidentSetWithinBudgetPlusOverhead) {
     const auto res = run(m, "");
     const double weights = res["loader"]["weight_bytes"].get<double>();
     const double overhead = res["peak_rss_bytes"].get<double>() - weights;
-    for (const char* budget : {"60%", "40%"}) {
+    for (const char* budget : {"60%", "40%", "20%"}) {
       const auto b = run(m, std::string(" --mem-budget ") + budget);
       EXPECT_EQ(b["tokens"], res["tokens"]) << m << " " << budget;
       const double bud = b["loader"]["budget_bytes"].get<double>();
