@@ -118,6 +118,7 @@ std::map<std::string, double> decode_cost(const DcqReader& r, const std::vector<
     } catch (const Error&) {
       cost[cls] = modelled;
     }
+    for (size_t c : sample) loader_detail::drop_chunk_pages(r, c);  // their stored bytes: not needed now
   }
   return cost;
 }
