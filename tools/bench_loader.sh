@@ -12,6 +12,43 @@ dcq="$build/tools/dcq/dcq"
 data=${DCQ_TEST_DATA:-$(dirname "$0")/../../shared/data}; data=$(cd "$data" && pwd)
 mkdir -p "$work"; cd "$work"
 lscpu | grep 'Model name'; nproc; uptime
+if [ "${3:-}" = s4 ]; then
+  # Session 4 (docs/loader.md, "Measurements, session 4"): the files as above must exist (run the
+  # script once without `s4`). Every `bench memory` interleaves resident and budget runs per round.
+  B=100%,80%,60%,40%,20%
+  for n in q8 q4; do
+    for f in "s110-$n.dcq" "s110-$n-r60.dcq"; do
+      for pf in "" "--prefetch"; do
+        "$dcq" bench memory "$f" --budgets $B --tokens 32 --repeats 3 --threads 2 $pf --json \
+          --svg "s4-$f${pf:+-pf}.svg" > "s4-$f${pf:+-pf}.json"
+      done
+    done
+  done
+  # 60 %, 5 rounds: resident, budget, prefetch depth 2 and 4 back to back (ratios per round).
+  one() { "$dcq" run "$@" -p "Once upon a time" -n 32 --temp 0 --json -q --threads 2 |
+    python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.2f" % j["gen_tokens_per_s"], j["peak_rss_bytes"] // 1048576)'; }
+  for i in 1 2 3 4 5; do
+    for f in s110-q8-r60.dcq s110-q4-r60.dcq s110-q8.dcq s110-q4.dcq; do
+      echo "$f $i res $(one $f)"; echo "$f $i b60 $(one $f --mem-budget 60%)"
+      echo "$f $i pf2 $(one $f --mem-budget 60% --prefetch)"
+      echo "$f $i pf4 $(one $f --mem-budget 60% --prefetch --prefetch-depth 4)"
+    done
+  done | tee s4-pairs.txt
+  for mbs in 10 30 100 400; do
+    for f in s260-q8-allraw.dcq s260-q8.dcq s260-ecsq7.dcq; do
+      "$dcq" bench memory "$f" --budgets 160K --tokens 128 --repeats 3 --threads 2 --read-throttle $mbs --json \
+        > "s4-throttle-$mbs-$f.json"
+    done
+  done
+  for mbs in 100 400; do
+    for f in s110-q4-allraw.dcq s110-q4.dcq s110-ecsq4.dcq; do
+      "$dcq" bench memory "$f" --budgets 36M --tokens 8 --repeats 3 --threads 2 --read-throttle $mbs --json \
+        > "s4-throttle-$mbs-$f.json"
+    done
+  done
+  uptime
+  exit 0
+fi
 [ -f s110-f32.gguf ] || "$dcq" synth --preset stories110M --type F32 -o s110-f32.gguf -q
 for t in q8:Q8_0 q4:Q4_0; do
   n=${t%%:*}; ty=${t##*:}

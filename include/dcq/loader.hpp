@@ -10,6 +10,9 @@
 #include <future>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <thread>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -131,10 +134,10 @@ class DcqWeights final : public WeightSource {
  public:
   // Opens and validates the container, reads the GGUF metadata kept in it. Throws Error(bad_input)
   // if the source was not a GGUF, Error(resource) if the budget is below the smallest working set.
-  // With `prefetch`, a second thread decodes the tensor expected next (the one that followed the
-  // current tensor last time) while the current one computes, when the budget has room for it.
-  // Off by default: at one token per pass decoding dominates and the handoff costs more than the
-  // overlap gains (docs/loader.md has the numbers).
+  // With `prefetch`, a worker thread decodes the tensors expected next (following the order seen
+  // on the last pass, up to prefetch_depth() ahead) while the current one computes, each one's
+  // chunks in parallel on `threads` decoder threads of its own, when the budget has room for them.
+  // Off by default (docs/loader.md has the numbers).
   // `threads` decode the chunks of one tensor in parallel (on the forward pass's thread).
   // `read_throttle` (bytes/s, 0: off) charges each decoded chunk's stored bytes to a simulated
   // slow device (see parse_read_throttle). Which tensors are pinned comes from make_plan().
@@ -158,6 +161,9 @@ class DcqWeights final : public WeightSource {
 
   const LoaderStats& stats() const { return stats_; }
   const LoadPlan& plan() const { return plan_; }
+  // How many tensors the prefetcher decodes ahead (>= 1; default 2; only with `prefetch`).
+  void set_prefetch_depth(int depth) { pf_depth_ = depth < 1 ? 1 : depth; }
+  int prefetch_depth() const { return pf_depth_; }
 
  private:
   struct Entry;
@@ -167,10 +173,13 @@ class DcqWeights final : public WeightSource {
   void make_room(uint64_t bytes, const std::string& what);
   void drop(size_t key);
   bool try_make_room(uint64_t bytes);
-  void decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels::ThreadPool* pool) const;
+  // `cancel`: checked between chunks (a cancelled prefetch stops early; its buffer is discarded).
+  void decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels::ThreadPool* pool,
+                   const std::atomic<bool>* cancel = nullptr) const;
   Entry* take_prefetch(size_t tensor);  // the prefetched entry of `tensor`, or nullptr
   void schedule_prefetch(size_t tensor);
-  void cancel_prefetch();
+  void cancel_prefetch();             // every queued prefetch
+  bool cancel_last_prefetch();        // the furthest ahead; false when none
 
   // --read-throttle: reserve device time for the chunks' reads; wait for one of them.
   std::vector<std::chrono::steady_clock::time_point> issue_reads(uint32_t chunk0, uint32_t chunk1) const;
@@ -209,15 +218,25 @@ class DcqWeights final : public WeightSource {
   uint64_t budget_ = 0;
   LoaderStats stats_;
   std::unique_ptr<kernels::ThreadPool> pool_;  // null with one thread
-  // Prefetch: one tensor decoded ahead on a worker thread into pf_entry_ (its bytes are counted
-  // as resident from the moment it is scheduled, so the budget holds); only the engine's thread
-  // touches the cache, the worker only fills the buffer it was given.
+  // Prefetch pipeline: up to pf_depth_ tensors predicted next are decoded ahead, in order, by one
+  // worker thread that spreads each tensor's chunks over its own decoder pool (pf_pool_, idle
+  // while nothing is queued). A queued tensor's bytes count as resident from the moment it is
+  // scheduled, so the budget holds; only the engine's thread touches the cache and the queue's
+  // order, the worker only fills the buffers it was given.
+  struct PrefetchJob;
   bool prefetch_ = false;
+  int pf_depth_ = 2;
   std::vector<size_t> next_;          // per tensor: the tensor acquired after it last time
   size_t last_acquired_ = SIZE_MAX;
-  size_t pf_tensor_ = SIZE_MAX;
-  std::unique_ptr<Entry> pf_entry_;
-  std::future<void> pf_done_;
+  std::deque<std::unique_ptr<PrefetchJob>> pf_queue_;   // engine thread: scheduled, oldest first
+  std::unique_ptr<kernels::ThreadPool> pf_pool_;        // the worker's decoder pool (threads > 1)
+  std::mutex pf_mu_;                                    // pf_todo_, pf_stop_
+  std::condition_variable pf_cv_;
+  std::deque<PrefetchJob*> pf_todo_;                    // handed to the worker, not yet started
+  bool pf_stop_ = false;
+  std::thread pf_thread_;
+  void prefetch_worker();
+  void finish_job(PrefetchJob& job);  // waits for a job, gives its memory back (cancel/mispredict)
 };
 
 // A model opened for inference: weights plus the metadata model the tokenizer reads.

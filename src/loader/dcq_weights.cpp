@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <limits>
 #include <exception>
+#include <future>
 #include <mutex>
 #include <new>
 #include <thread>
@@ -25,10 +26,13 @@
 #include "dcq/error.hpp"
 #include "dcq/gguf.hpp"
 #include "dcq/loader.hpp"
+#include "mapped_pages.hpp"
 
 namespace dcq {
 
 namespace {
+
+using loader_detail::drop_pages;
 
 constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
 constexpr std::align_val_t kAlign{64};
@@ -54,22 +58,6 @@ void free_buffer(uint8_t* p, uint64_t n) {
     ::munmap(p, n);
   else
     ::operator delete[](p, kAlign);
-}
-
-// Drops the pages of [p, p + n) of the read-only file mapping `map` from the process (they stay
-// in the page cache; a later access faults them in again, same bytes). Used for stored bytes
-// already decoded and for zero-copy tensors leaving the cache, so that the mapping does not grow
-// the resident set behind the budget's back. The range is widened to 2 MiB boundaries: a read
-// fault maps a whole page-cache folio (up to 2 MiB on current kernels; measured: runs of up to
-// 110 pages at 512 KiB boundaries, 3.7 MiB of an 18 MB file stayed mapped with exact ranges) and
-// the fault-around window, i.e. neighbours' pages too. Neighbours dropped with it are simply
-// faulted in again when used, and a zero-copy entry's bytes are counted whether mapped or not.
-void drop_pages(std::span<const uint8_t> map, const uint8_t* p, uint64_t n) {
-  constexpr uintptr_t kFolio = 2u << 20;
-  const uintptr_t lo = uintptr_t(map.data()), hi = lo + map.size();
-  const uintptr_t a = std::max(lo, uintptr_t(p) & ~(kFolio - 1));  // lo is page aligned
-  const uintptr_t b = std::min(hi, (uintptr_t(p) + n + kFolio - 1) & ~(kFolio - 1));
-  if (b > a) (void)::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
 }
 
 // Faults the pages of [p, p + n) in ahead of use (prefetch of a zero-copy tensor).
@@ -174,6 +162,9 @@ DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budge
     : reader_(DcqReader::open(path)), read_throttle_(read_throttle), prefetch_(prefetch) {
   if (!(read_throttle >= 0) || !std::isfinite(read_throttle)) fail_usage("--read-throttle must be a finite number >= 0");
   if (threads > 1) pool_ = std::make_unique<kernels::ThreadPool>(threads);
+  // The prefetcher's own decoder pool: the engine's thread may use pool_ (a miss) while the
+  // worker decodes ahead, and a ThreadPool runs one parallel_for at a time.
+  if (prefetch && threads > 1) pf_pool_ = std::make_unique<kernels::ThreadPool>(threads);
   const auto& ix = reader_.index();
   if (ix.source_format != DcqSourceFormat::gguf)
     fail_input(path.string() + ": only containers made from a GGUF can run (this one holds safetensors)");
@@ -223,6 +214,13 @@ const uint8_t* DcqWeights::raw_rows(uint32_t c) const {
   if (ch.transform != TransformId::none || ch.n_streams != 1 || ch.stored_size != kHeader + ch.decoded_size) return nullptr;
   const GgmlType type = ix.tensors[ch.tensor].type;
   const auto st = reader_.stored(ch);
+  // Parsing the header faulted in a folio around it: give it back now, not after the scan of all
+  // chunks (else the whole file is mapped for a moment: the peak resident set at open).
+  struct Drop {
+    const DcqReader& r;
+    uint32_t c;
+    ~Drop() { loader_detail::drop_chunk_pages(r, c); }
+  } drop{reader_, c};
   try {
     const auto streams = parse_payload(type, TransformId::none, st, ch.decoded_size);
     if (streams.size() != 1 || streams[0].codec.id != CodecId::raw) return nullptr;
@@ -313,7 +311,15 @@ void DcqWeights::wait_read(std::chrono::steady_clock::time_point done) const {
 }
 
 DcqWeights::~DcqWeights() {
-  if (pf_done_.valid()) pf_done_.wait();  // the worker writes into pf_entry_ until it is done
+  cancel_prefetch();  // waits for each job: the worker writes into their entries until done
+  if (pf_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(pf_mu_);
+      pf_stop_ = true;
+    }
+    pf_cv_.notify_one();
+    pf_thread_.join();
+  }
   free_buffer(spare_, spare_bytes_);
 }
 
@@ -358,7 +364,8 @@ bool DcqWeights::try_make_room(uint64_t bytes) {
   return true;
 }
 
-void DcqWeights::decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels::ThreadPool* pool) const {
+void DcqWeights::decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels::ThreadPool* pool,
+                             const std::atomic<bool>* cancel) const {
   // Each chunk's stored and decoded checksums are checked by decode_chunk; on a mismatch it
   // throws before the entry is registered, so bad weights are never handed out.
   const auto t0 = std::chrono::steady_clock::now();
@@ -368,6 +375,7 @@ void DcqWeights::decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels
   const auto reads = issue_reads(chunk0, chunk1);
   auto decode = [&](int64_t b, int64_t end) {
     for (int64_t k = b; k < end; ++k) {
+      if (cancel && cancel->load(std::memory_order_relaxed)) return;  // discarded anyway
       if (!reads.empty()) wait_read(reads[size_t(k)]);
       const uint32_t c = chunk0 + uint32_t(k);
       reader_.decode_chunk(c, std::span<uint8_t>(e.data + at[size_t(k)], at[size_t(k) + 1] - at[size_t(k)]));
@@ -394,35 +402,80 @@ void DcqWeights::decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels
   e.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+struct DcqWeights::PrefetchJob {
+  size_t tensor = SIZE_MAX;
+  uint32_t c0 = 0, c1 = 0;
+  std::unique_ptr<Entry> entry;
+  std::atomic<bool> cancelled{false};
+  std::promise<void> done;  // set by the worker (value or the decode's exception)
+  std::future<void> result = done.get_future();
+};
+
+void DcqWeights::prefetch_worker() {
+  for (;;) {
+    PrefetchJob* job = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(pf_mu_);
+      pf_cv_.wait(lock, [&] { return pf_stop_ || !pf_todo_.empty(); });
+      if (pf_todo_.empty()) return;  // stopping and nothing left (the destructor cancels all first)
+      job = pf_todo_.front();
+      pf_todo_.pop_front();
+    }
+    try {
+      if (!job->cancelled.load(std::memory_order_acquire)) {
+        Entry& e = *job->entry;
+        if (e.view) {  // nothing to decode: check once and fault the pages in ahead of the engine
+          verify_once(job->c0);
+          populate_pages(e.view, e.bytes);
+        } else {
+          decode_into(e, job->c0, job->c1, pf_pool_.get(), &job->cancelled);
+        }
+      }
+      job->done.set_value();
+    } catch (...) {
+      job->done.set_exception(std::current_exception());
+    }
+  }
+}
+
+void DcqWeights::finish_job(PrefetchJob& job) {
+  job.cancelled.store(true, std::memory_order_release);
+  job.result.wait();  // the worker writes into the entry until then
+  stats_.resident_bytes -= job.entry->bytes;
+  drop_mapped(*job.entry);
+}
+
 void DcqWeights::cancel_prefetch() {
-  if (!pf_entry_) return;
-  if (pf_done_.valid()) pf_done_.wait();
-  stats_.resident_bytes -= pf_entry_->bytes;
-  drop_mapped(*pf_entry_);
-  pf_entry_.reset();
-  pf_tensor_ = SIZE_MAX;
-  pf_done_ = {};
+  while (cancel_last_prefetch()) {
+  }
+}
+
+bool DcqWeights::cancel_last_prefetch() {
+  if (pf_queue_.empty()) return false;
+  finish_job(*pf_queue_.back());
+  pf_queue_.pop_back();
+  return true;
 }
 
 DcqWeights::Entry* DcqWeights::take_prefetch(size_t tensor) {
-  if (!pf_entry_) return nullptr;
-  if (pf_tensor_ != tensor) {  // mispredicted: give its memory back
+  if (pf_queue_.empty()) return nullptr;
+  if (pf_queue_.front()->tensor != tensor) {  // mispredicted: give the memory of all of them back
     cancel_prefetch();
     return nullptr;
   }
+  std::unique_ptr<PrefetchJob> job = std::move(pf_queue_.front());
+  pf_queue_.pop_front();
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    pf_done_.get();  // rethrows a checksum error from the worker, here, on the engine's thread
+    job->result.get();  // rethrows a checksum error from the worker, here, on the engine's thread
   } catch (...) {
-    stats_.resident_bytes -= pf_entry_->bytes;
-    drop_mapped(*pf_entry_);
-    pf_entry_.reset();
-    pf_tensor_ = SIZE_MAX;
+    stats_.resident_bytes -= job->entry->bytes;
+    drop_mapped(*job->entry);
+    cancel_prefetch();  // the ones behind it are not needed now
     throw;
   }
   stats_.prefetch_wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  auto e = std::move(pf_entry_);
-  pf_tensor_ = SIZE_MAX;
+  auto e = std::move(job->entry);
   ++stats_.misses;
   ++stats_.prefetched;
   if (e->view) {
@@ -440,46 +493,61 @@ DcqWeights::Entry* DcqWeights::take_prefetch(size_t tensor) {
 }
 
 void DcqWeights::schedule_prefetch(size_t tensor) {
-  if (!prefetch_ || tensor == SIZE_MAX || pf_entry_ || entries_.count(tensor)) return;
-  const auto& t = reader_.index().tensors[tensor];
-  if (t.n_chunks == 0 || !try_make_room(t.n_bytes)) return;  // no room beside what is held: skip
-  auto e = std::make_unique<Entry>();
-  e->bytes = t.n_bytes;
-  e->pinned = pinned_[tensor];
-  const uint32_t c0 = t.first_chunk, c1 = t.first_chunk + t.n_chunks;
-  e->view = zero_copy_view(c0, c1);
-  if (!e->view) {
-    uint8_t* buf = take_spare(t.n_bytes);
-    e->data = buf ? buf : alloc_buffer(t.n_bytes);
-  } else {
-    (void)take_spare(0);
+  if (!prefetch_) return;
+  // Walk the predicted order from `tensor` on and queue what is neither resident nor queued, until
+  // pf_depth_ tensors are queued. Pinned tensors decoded once are resident and simply skipped. The
+  // walk looks at most 16 tensors per queue slot ahead (nearly two layers per slot; the order is a
+  // cycle): when (nearly) everything is resident, a walk over the whole model on every acquire
+  // would cost more than the lookahead is worth.
+  const auto& ix = reader_.index();
+  const size_t max_steps = std::min(ix.tensors.size(), size_t(pf_depth_) * 16);
+  size_t t = tensor;
+  for (size_t steps = 0; t != SIZE_MAX && steps < max_steps && pf_queue_.size() < size_t(pf_depth_);
+       ++steps, t = next_[t]) {
+    if (entries_.count(t)) continue;
+    if (std::any_of(pf_queue_.begin(), pf_queue_.end(), [&](const auto& j) { return j->tensor == t; })) continue;
+    const auto& ti = ix.tensors[t];
+    if (ti.n_chunks == 0) continue;
+    if (!try_make_room(ti.n_bytes)) return;  // no room beside what is held and queued: stop here
+    auto job = std::make_unique<PrefetchJob>();
+    job->tensor = t;
+    job->c0 = ti.first_chunk;
+    job->c1 = ti.first_chunk + ti.n_chunks;
+    job->entry = std::make_unique<Entry>();
+    Entry& e = *job->entry;
+    e.bytes = ti.n_bytes;
+    e.pinned = pinned_[t];
+    e.view = zero_copy_view(job->c0, job->c1);
+    if (!e.view) {
+      uint8_t* buf = take_spare(ti.n_bytes);
+      e.data = buf ? buf : alloc_buffer(ti.n_bytes);
+    } else {
+      (void)take_spare(0);
+    }
+    stats_.resident_bytes += e.bytes;
+    stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
+    if (!pf_thread_.joinable()) pf_thread_ = std::thread([this] { prefetch_worker(); });
+    {
+      std::lock_guard<std::mutex> lock(pf_mu_);
+      pf_todo_.push_back(job.get());
+    }
+    pf_cv_.notify_one();
+    pf_queue_.push_back(std::move(job));
   }
-  stats_.resident_bytes += e->bytes;
-  stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
-  Entry* raw = e.get();
-  pf_entry_ = std::move(e);
-  pf_tensor_ = tensor;
-  if (raw->view) {  // nothing to decode: check once and fault the pages in ahead of the engine
-    pf_done_ = std::async(std::launch::async, [this, raw, c0] {
-      verify_once(c0);
-      populate_pages(raw->view, raw->bytes);
-    });
-    return;
-  }
-  pf_done_ = std::async(std::launch::async, [this, raw, c0, c1] { decode_into(*raw, c0, c1, nullptr); });
 }
 
 void DcqWeights::make_room(uint64_t bytes, const std::string& what) {
   want_bytes_ = bytes;
   while (budget_ != kUnlimited && stats_.resident_bytes + bytes > budget_) {
-    if (release_order_.empty() && !pf_entry_)
-      fail(ExitCode::resource, describe() + ": memory budget of " + human(budget_) + " cannot hold " + what +
-                                   " beside the " + human(stats_.resident_bytes) + " in use");
-    if (pf_entry_) {  // a prefetch in flight is the first thing to give up
-      cancel_prefetch();
+    // Released entries go first (in a cyclic pass they are needed last); then the prefetch that
+    // is furthest ahead.
+    if (!release_order_.empty()) {
+      drop(release_order_.back());  // most recently released: needed last in a cyclic pass
       continue;
     }
-    drop(release_order_.back());  // most recently released: needed last in a cyclic pass
+    if (cancel_last_prefetch()) continue;
+    fail(ExitCode::resource, describe() + ": memory budget of " + human(budget_) + " cannot hold " + what +
+                                 " beside the " + human(stats_.resident_bytes) + " in use");
   }
 }
 

@@ -22,6 +22,7 @@
 #include "dcq/error.hpp"
 #include "dcq/kernels.hpp"
 #include "dcq/loader.hpp"
+#include "mapped_pages.hpp"
 
 namespace dcq {
 namespace {
@@ -66,6 +67,9 @@ std::string encoding_of(const DcqReader& r, size_t c) {
   } catch (const Error&) {
     s += codec_name({ch.codec, 0});  // a corrupt payload is reported when it is decoded
   }
+  // Reading the header mapped a folio around it: drop it now, or planning maps the whole file
+  // (peak resident set of the run = the file, whatever the budget).
+  loader_detail::drop_chunk_pages(r, c);
   return s;
 }
 
@@ -114,6 +118,7 @@ std::map<std::string, double> decode_cost(const DcqReader& r, const std::vector<
     } catch (const Error&) {
       cost[cls] = modelled;
     }
+    for (size_t c : sample) loader_detail::drop_chunk_pages(r, c);  // their stored bytes: not needed now
   }
   return cost;
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -15,27 +16,14 @@
 #include "dcq/loader.hpp"
 #include "dcq/sampler.hpp"
 #include "dcq/tokenizer.hpp"
+#include "loader_test_support.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace dcq;
+using dcq::test::greedy;
 
 namespace {
-
-// Greedy continuation of "Once upon a time" (token ids, prompt excluded).
-std::vector<int32_t> greedy(WeightSource& w, const Model& meta, int n) {
-  const Tokenizer tok = Tokenizer::from_model(meta);
-  Engine e(w, {0, 1});
-  std::vector<int32_t> ids = tok.encode("Once upon a time", true);
-  auto logits = e.eval(ids);
-  std::vector<int32_t> out;
-  for (int i = 0; i < n; ++i) {
-    const int32_t next = argmax(logits);
-    out.push_back(next);
-    logits = e.eval(std::span<const int32_t>(&next, 1));
-  }
-  return out;
-}
 
 // Small chunks so that an embedding row costs little and a 20% budget is above the working set.
 fs::path make_dcq(const fs::path& dir, const std::string& type) {
@@ -187,6 +175,83 @@ TEST(LoaderThreads, ParallelChunkDecodingGivesSameTokens) {
   EXPECT_LE(two.stats().peak_resident_bytes, two.stats().budget_bytes);
 }
 
+// The prefetcher decodes several tensors ahead, each one's chunks in parallel on its own decoder
+// pool: the greedy tokens are the GGUF's at every budget, prefetch depth and decoder/compute
+// thread count, the cache's accounting (queued prefetches included) never exceeds the budget, and
+// under a budget tensors really come from the prefetcher.
+TEST(LoaderPrefetch, ParallelDecodeAheadSameTokensAtEveryBudgetAndThreadCount) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const Model gguf = load_model(test::model_path("stories260K/stories260K-Q8_0.gguf"));
+  ModelWeights gw(gguf);
+  const auto want = greedy(gw, gguf, 12);
+  const fs::path dcq = make_dcq(dir.path(), "Q8_0");  // 4 KiB chunks: many per tensor
+  for (const char* budget : {"", "60%", "40%", "20%"}) {
+    for (const int threads : {1, 2, 3}) {
+      for (const int depth : {1, 3}) {
+        DcqWeights w(dcq, MemBudget::parse(budget), true, threads);
+        w.set_prefetch_depth(depth);
+        const std::string what = std::string(budget) + " threads " + std::to_string(threads) + " depth " +
+                                 std::to_string(depth);
+        EXPECT_EQ(greedy(w, *w.model(), 12, threads), want) << what;
+        const auto& s = w.stats();
+        if (*budget) {
+          EXPECT_LE(s.peak_resident_bytes, s.budget_bytes) << what;
+          EXPECT_GT(s.prefetched, 0u) << what;
+        }
+      }
+    }
+  }
+}
+
+// A chunk that goes bad while running (the file changed in place after the order was learned) is
+// decoded by the prefetch worker's pool: the checksum error reaches the engine's thread as
+// Error(integrity) naming the tensor, and the bad buffer is never handed out.
+TEST(LoaderPrefetch, CorruptChunkDecodedAheadIsIntegrityError) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const fs::path dcq = make_dcq(dir.path(), "Q8_0");
+  for (const int threads : {1, 2}) {
+    const fs::path copy = dir.path() / ("c" + std::to_string(threads) + ".dcq");
+    fs::copy_file(dcq, copy);
+    DcqWeights w(copy, MemBudget::parse("20%"), true, threads);
+    w.set_prefetch_depth(3);
+    // A streamed layer weight (decoded again on every token, so ahead by the prefetcher).
+    std::string tensor;
+    for (const auto& t : w.plan().tensors)
+      if (tensor.empty() && !t.pinned && !t.row_access && t.name.find("blk.2.") == 0 && t.bytes > 8192)
+        tensor = t.name;
+    ASSERT_FALSE(tensor.empty());
+    (void)greedy(w, *w.model(), 3, threads);  // learns the order
+    ASSERT_GT(w.stats().prefetched, 0u);
+    uint64_t at = 0;
+    {
+      const auto r = DcqReader::open(copy);
+      for (const auto& t : r.index().tensors)
+        if (t.name == tensor) {
+          const auto& c = r.index().chunks[t.first_chunk + t.n_chunks / 2];
+          at = c.offset + c.stored_size / 2;
+        }
+    }
+    {  // in place: the running reader's mapping sees the page cache
+      std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(std::streamoff(at));
+      char b = 0;
+      f.read(&b, 1);
+      b = char(b ^ 0x5A);
+      f.seekp(std::streamoff(at));
+      f.write(&b, 1);
+    }
+    try {
+      (void)greedy(w, *w.model(), 3, threads);
+      ADD_FAILURE() << "corrupt chunk of " << tensor << " was used (threads " << threads << ")";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::integrity) << e.what();
+      EXPECT_NE(std::string(e.what()).find(tensor), std::string::npos) << e.what();
+    }
+  }
+}
+
 // A corrupted chunk payload is found when that chunk is decoded: exit 4 naming tensor and chunk.
 TEST(LoaderIntegrity, CorruptChunkGivesExit4DuringRun) {
   DCQ_REQUIRE_DATA();
@@ -212,10 +277,12 @@ TEST(LoaderIntegrity, CorruptChunkGivesExit4DuringRun) {
   EXPECT_EQ(r.exit_code, 4) << r.err;
   EXPECT_NE(r.err.find(tensor), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("chunk"), std::string::npos) << r.err;
-  // Decoded ahead on the prefetch thread, under a budget: the same error, on the engine's thread.
-  const auto p = test::run_dcq("run " + dcq.string() + " -p 'Once upon a time' -n 8 --temp 0 --prefetch --mem-budget 50%");
-  EXPECT_EQ(p.exit_code, 4) << p.err;
-  EXPECT_NE(p.err.find(tensor), std::string::npos) << p.err;
+  // With the prefetcher and parallel decoding, under a budget: the same error, exit 4.
+  for (const char* extra : {" --prefetch --mem-budget 50%", " --prefetch --threads 2 --mem-budget 20%"}) {
+    const auto p = test::run_dcq("run " + dcq.string() + " -p 'Once upon a time' -n 8 --temp 0" + extra);
+    EXPECT_EQ(p.exit_code, 4) << extra << ": " << p.err;
+    EXPECT_NE(p.err.find(tensor), std::string::npos) << p.err;
+  }
 }
 
 // The speed-adaptive plan: pinned bytes plus the streaming window it needs stay within the budget
@@ -351,6 +418,20 @@ TEST(LoaderCli, BenchMemoryReportsEveryBudget) {
   const auto csv = test::run_dcq("bench memory " + dcq.string() + " --budgets 50% --tokens 2 --repeats 1 --csv");
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
   EXPECT_EQ(std::count(csv.out.begin(), csv.out.end(), '\n'), 3) << csv.out;  // header, resident, 50%
+  // An earlier result re-printed and drawn without running: one point per budget, same numbers.
+  const fs::path res = dir.path() / "bench.json", svg = dir.path() / "bench.svg";
+  test::spit(res, std::vector<uint8_t>(r.out.begin(), r.out.end()));
+  const auto again = test::run_dcq("bench memory " + dcq.string() + " --from-json " + res.string() + " --svg " +
+                                   svg.string() + " --json");
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(nlohmann::json::parse(again.out), j);
+  const auto bytes = test::slurp(svg);
+  const std::string drawn(bytes.begin(), bytes.end());
+  EXPECT_EQ(drawn.rfind("<svg", 0), 0u);
+  size_t points = 0;
+  for (size_t at = drawn.find("<circle"); at != std::string::npos; at = drawn.find("<circle", at + 1)) ++points;
+  EXPECT_EQ(points, 2u);
+  EXPECT_NE(drawn.find(">30%<"), std::string::npos);
 }
 
 // Repack: the streamed tensors of a plan stored raw; same tokens, raw chunks, and the planner on

@@ -18,26 +18,14 @@
 #include "dcq/sampler.hpp"
 #include "dcq/synth.hpp"
 #include "dcq/tokenizer.hpp"
+#include "loader_test_support.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace dcq;
+using dcq::test::greedy;
 
 namespace {
-
-std::vector<int32_t> greedy(WeightSource& w, const Model& meta, int n) {
-  const Tokenizer tok = Tokenizer::from_model(meta);
-  Engine e(w, {0, 1});
-  std::vector<int32_t> ids = tok.encode("Once upon a time", true);
-  auto logits = e.eval(ids);
-  std::vector<int32_t> out;
-  for (int i = 0; i < n; ++i) {
-    const int32_t next = argmax(logits);
-    out.push_back(next);
-    logits = e.eval(std::span<const int32_t>(&next, 1));
-  }
-  return out;
-}
 
 // stories260K Q8_0 in small chunks, and its repack for a 40 % plan (streamed tensors raw, one
 // chunk each, so they are zero-copy).
@@ -191,13 +179,21 @@ TEST(LoaderZeroCopy, PeakResidentSetWithinBudgetPlusOverhead) {
     const auto res = run(m, "");
     const double weights = res["loader"]["weight_bytes"].get<double>();
     const double overhead = res["peak_rss_bytes"].get<double>() - weights;
-    for (const char* budget : {"60%", "40%"}) {
+    for (const char* budget : {"60%", "40%", "20%"}) {
       const auto b = run(m, std::string(" --mem-budget ") + budget);
       EXPECT_EQ(b["tokens"], res["tokens"]) << m << " " << budget;
       const double bud = b["loader"]["budget_bytes"].get<double>();
       EXPECT_LE(b["loader"]["peak_resident_bytes"].get<double>(), bud);
       EXPECT_LE(b["peak_rss_bytes"].get<double>(), bud + overhead + kMappedSlack)
           << m << " " << budget << ": weights " << weights << " overhead " << overhead;
+      // Prefetch with parallel decoding (queued tensors count against the budget): same tokens,
+      // same bound; the extra decoder threads may each hold one more folio in flight.
+      const auto p = run(m, std::string(" --prefetch --threads 2 --mem-budget ") + budget);
+      EXPECT_EQ(p["tokens"], res["tokens"]) << m << " prefetch " << budget;
+      EXPECT_LE(p["loader"]["peak_resident_bytes"].get<double>(), bud);
+      EXPECT_GT(p["loader"]["prefetched"].get<double>(), 0.0);
+      EXPECT_LE(p["peak_rss_bytes"].get<double>(), bud + overhead + kMappedSlack + 4.0 * 1048576)
+          << m << " prefetch " << budget << ": weights " << weights << " overhead " << overhead;
       if (m == raw) {
         EXPECT_GT(b["loader"]["zero_copy_acquires"].get<double>(), 0.0);
       }

@@ -13,6 +13,7 @@
 #include "cli.hpp"
 #include "dcq/container.hpp"
 #include "dcq/error.hpp"
+#include "dcq/file.hpp"
 #include "dcq/loader.hpp"
 
 namespace dcq::cli {
@@ -26,7 +27,10 @@ struct BenchMemoryOptions {
   std::string prompt = "Once upon a time";
   std::string read_throttle = "0";
   bool prefetch = false;
+  int prefetch_depth = 2;
   bool csv = false;
+  std::filesystem::path svg;        // also draw x resident against the budget
+  std::filesystem::path from_json;  // re-print (and draw) an earlier --json result, no runs
 };
 
 std::string quote(const std::string& s) {
@@ -42,7 +46,7 @@ nlohmann::json run_once(const BenchMemoryOptions& o, const std::string& budget, 
                     std::to_string(o.tokens) + " --temp 0 --json -q --threads " + std::to_string(threads) +
                     " --read-throttle " + quote(o.read_throttle);
   if (!budget.empty()) cmd += " --mem-budget " + quote(budget);
-  if (o.prefetch) cmd += " --prefetch";
+  if (o.prefetch) cmd += " --prefetch --prefetch-depth " + std::to_string(o.prefetch_depth);
   cmd += " 2>&1";
   FILE* f = ::popen(cmd.c_str(), "r");
   if (!f) fail(ExitCode::internal, "cannot start `dcq run` for the benchmark");
@@ -68,7 +72,7 @@ struct Row {
   LoadPlan plan;
 };
 
-Row measure(const BenchMemoryOptions& o, const DcqReader& reader, const std::string& budget, int threads) {
+Row plan_row(const BenchMemoryOptions& o, const DcqReader& reader, const std::string& budget, int threads) {
   Row r;
   r.budget = budget;
   PlanOptions po;
@@ -77,16 +81,130 @@ Row measure(const BenchMemoryOptions& o, const DcqReader& reader, const std::str
   po.read_throttle = parse_read_throttle(o.read_throttle);
   po.measure_compute = true;
   r.plan = make_plan(reader, po);
-  for (int i = 0; i < o.repeats; ++i) {
-    auto j = run_once(o, budget, threads);
-    const double g = j["gen_tokens_per_s"].get<double>();
-    if (i == 0 || g < r.gen_min) r.gen_min = g;
-    if (i == 0 || g > r.gen_max) {
-      r.gen_max = g;
-      r.best = std::move(j);
-    }
-  }
   return r;
+}
+
+void add_run(Row& r, nlohmann::json j, bool first) {
+  const double g = j["gen_tokens_per_s"].get<double>();
+  if (first || g < r.gen_min) r.gen_min = g;
+  if (first || g > r.gen_max) {
+    r.gen_max = g;
+    r.best = std::move(j);
+  }
+}
+
+// Runs every budget (the resident run first) once per round, `repeats` rounds: on a shared
+// machine the load changes within minutes, and interleaving lets the resident run and each
+// budget see the same load, so their ratio means something (all resident runs first did not).
+void measure(const BenchMemoryOptions& o, int threads, Row& resident, std::vector<Row>& rows) {
+  for (int i = 0; i < o.repeats; ++i) {
+    add_run(resident, run_once(o, "", threads), i == 0);
+    for (auto& r : rows) add_run(r, run_once(o, r.budget, threads), i == 0);
+  }
+}
+
+// The generation speed against the budget as an SVG line chart: best run per budget (dots), the
+// spread of the runs (bars: min..best), both as a ratio to the best all-resident run, and the
+// 0.9x line. Budgets are equally spaced in the order given.
+// Measures every budget (see measure) and returns the --json document.
+nlohmann::json run_all(const BenchMemoryOptions& o, int threads) {
+  // Check every flag before the first (long) run: a bad budget or throttle exits 2 at once.
+  for (const auto& b : o.budgets) (void)MemBudget::parse(b);
+  if (o.budgets.empty()) fail_usage("--budgets: give at least one budget");
+  (void)parse_read_throttle(o.read_throttle);
+  const auto reader = DcqReader::open(o.model);
+  Row resident = plan_row(o, reader, "", threads);
+  std::vector<Row> rows;
+  for (const auto& b : o.budgets) rows.push_back(plan_row(o, reader, b, threads));
+  measure(o, threads, resident, rows);
+  const double res_gen = resident.gen_max, res_prompt = resident.best["prompt_tokens_per_s"].get<double>();
+
+  nlohmann::json out;
+  out["model"] = o.model.string();
+  out["threads"] = threads;
+  out["tokens"] = o.tokens;
+  out["repeats"] = o.repeats;
+  out["read_throttle_mb_s"] = parse_read_throttle(o.read_throttle) / 1e6;
+  out["prefetch"] = o.prefetch;
+  if (o.prefetch) out["prefetch_depth"] = o.prefetch_depth;
+  out["resident"] = {{"gen_tok_s", res_gen}, {"gen_tok_s_min", resident.gen_min},
+                     {"prompt_tok_s", res_prompt},
+                     {"peak_rss_bytes", resident.best["peak_rss_bytes"]}};
+  auto& arr = out["budgets"] = nlohmann::json::array();
+  for (const auto& r : rows) {
+    const auto& b = r.best;
+    const auto& ld = b["loader"];
+    arr.push_back({{"budget", r.budget},
+                   {"budget_bytes", ld["budget_bytes"]},
+                   {"gen_tok_s", r.gen_max},
+                   {"gen_tok_s_min", r.gen_min},
+                   {"prompt_tok_s", b["prompt_tokens_per_s"]},
+                   {"gen_vs_resident", res_gen > 0 ? r.gen_max / res_gen : 0.0},
+                   {"prompt_vs_resident", res_prompt > 0 ? b["prompt_tokens_per_s"].get<double>() / res_prompt : 0.0},
+                   {"predicted_tok_s", r.plan.predicted_tok_s},
+                   {"limit_tok_s", r.plan.limit_tok_s},
+                   {"gen_vs_limit", r.plan.limit_tok_s > 0 ? r.gen_max / r.plan.limit_tok_s : 0.0},
+                   {"predicted_tok_s_if_raw", r.plan.predicted_tok_s_if_raw},
+                   {"streamed_bytes_per_token", r.plan.streamed_bytes_per_token},
+                   {"decode_gbps_one_thread", r.plan.decode_gbps_one_thread},
+                   {"peak_rss_bytes", b["peak_rss_bytes"]},
+                   {"peak_cache_bytes", ld["peak_resident_bytes"]},
+                   {"pinned_bytes", ld["pinned_bytes"]},
+                   {"bytes_decoded", ld["bytes_decoded"]},
+                   {"decode_seconds", ld["decode_seconds"]},
+                   {"read_wait_seconds", ld["read_wait_seconds"]},
+                   {"tokens_equal_resident", b["tokens"] == resident.best["tokens"]}});
+  }
+  return out;
+}
+
+std::string svg_chart(const nlohmann::json& out) {
+  const auto& arr = out["budgets"];
+  const double res = out["resident"]["gen_tok_s"].get<double>();
+  const double W = 640, H = 360, L = 60, R = 20, T = 40, B = 50;
+  double ymax = 1.2;
+  for (const auto& a : arr) ymax = std::max(ymax, a["gen_vs_resident"].get<double>() * 1.1);
+  const size_t n = arr.size();
+  auto x = [&](size_t i) { return L + (n <= 1 ? (W - L - R) / 2 : double(i) * (W - L - R) / double(n - 1)); };
+  auto y = [&](double v) { return H - B - v / ymax * (H - T - B); };
+  std::ostringstream s;
+  char buf[512];
+  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+    << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"20\">%s: generation x all-resident (%.2f tok/s), %d threads%s</text>\n",
+                L, std::filesystem::path(out["model"].get<std::string>()).filename().string().c_str(), res,
+                out["threads"].get<int>(), out["prefetch"].get<bool>() ? ", prefetch" : "");
+  s << buf;
+  for (double v = 0; v <= ymax + 1e-9; v += 0.2) {
+    std::snprintf(buf, sizeof buf,
+                  "<line x1=\"%g\" x2=\"%g\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/><text x=\"%g\" y=\"%.1f\" "
+                  "text-anchor=\"end\">%.1f</text>\n",
+                  L, W - R, y(v), y(v), L - 6, y(v) + 4, v);
+    s << buf;
+  }
+  std::snprintf(buf, sizeof buf, "<line x1=\"%g\" x2=\"%g\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>\n",
+                L, W - R, y(0.9), y(0.9));
+  s << buf;
+  std::string path;
+  for (size_t i = 0; i < n; ++i) {
+    const auto& a = arr[i];
+    const double best = a["gen_vs_resident"].get<double>();
+    const double lo = res > 0 ? a["gen_tok_s_min"].get<double>() / res : 0.0;
+    std::snprintf(buf, sizeof buf,
+                  "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#36c\" stroke-width=\"2\"/>"
+                  "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#36c\"/><text x=\"%.1f\" y=\"%.1f\" "
+                  "text-anchor=\"middle\">%.2f</text><text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%s</text>\n",
+                  x(i), x(i), y(lo), y(best), x(i), y(best), x(i), y(best) - 8, best, x(i), H - B + 18,
+                  a["budget"].get<std::string>().c_str());
+    s << buf;
+    std::snprintf(buf, sizeof buf, "%s%.1f,%.1f", i ? " " : "", x(i), y(best));
+    path += buf;
+  }
+  s << "<polyline points=\"" << path << "\" fill=\"none\" stroke=\"#36c\"/>\n";
+  std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">memory budget (best of %d runs; bar: slowest run; dashed: 0.9x)</text>\n",
+                (L + W - R) / 2, H - 12, out["repeats"].get<int>());
+  s << buf << "</svg>\n";
+  return s.str();
 }
 
 const bool registered = register_command("bench-memory", [](CLI::App& app) {
@@ -99,55 +217,24 @@ const bool registered = register_command("bench-memory", [](CLI::App& app) {
   sub->add_option("--repeats", o->repeats, "Runs per budget (best and spread reported)")->check(CLI::Range(1, 100));
   sub->add_option("-p,--prompt", o->prompt, "Prompt text");
   sub->add_option("--read-throttle", o->read_throttle, "Simulated storage read speed in MB/s (0: off)");
-  sub->add_flag("--prefetch", o->prefetch, "Decode the next tensor ahead on a second thread");
+  sub->add_flag("--prefetch", o->prefetch, "Decode the next tensors ahead (dcq run --prefetch)");
+  sub->add_option("--prefetch-depth", o->prefetch_depth, "Tensors decoded ahead with --prefetch")
+      ->check(CLI::Range(1, 64));
   sub->add_flag("--csv", o->csv, "Print CSV instead of a table");
+  sub->add_option("--svg", o->svg, "Also write the ratio to all-resident per budget as an SVG chart");
+  sub->add_option("--from-json", o->from_json, "Print (and --svg) an earlier --json result instead of running");
   sub->callback([common, o] {
     common->apply();
-    // Check every flag before the first (long) run: a bad budget or throttle exits 2 at once.
-    for (const auto& b : o->budgets) (void)MemBudget::parse(b);
-    if (o->budgets.empty()) fail_usage("--budgets: give at least one budget");
-    (void)parse_read_throttle(o->read_throttle);
-    const int threads = common->thread_count();
-    const auto reader = DcqReader::open(o->model);
-    const Row resident = measure(*o, reader, "", threads);
-    std::vector<Row> rows;
-    for (const auto& b : o->budgets) rows.push_back(measure(*o, reader, b, threads));
-    const double res_gen = resident.gen_max, res_prompt = resident.best["prompt_tokens_per_s"].get<double>();
-
-    nlohmann::json out;
-    out["model"] = o->model.string();
-    out["threads"] = threads;
-    out["tokens"] = o->tokens;
-    out["repeats"] = o->repeats;
-    out["read_throttle_mb_s"] = parse_read_throttle(o->read_throttle) / 1e6;
-    out["prefetch"] = o->prefetch;
-    out["resident"] = {{"gen_tok_s", res_gen}, {"gen_tok_s_min", resident.gen_min},
-                       {"prompt_tok_s", res_prompt},
-                       {"peak_rss_bytes", resident.best["peak_rss_bytes"]}};
-    auto& arr = out["budgets"] = nlohmann::json::array();
-    for (const auto& r : rows) {
-      const auto& b = r.best;
-      const auto& ld = b["loader"];
-      arr.push_back({{"budget", r.budget},
-                     {"budget_bytes", ld["budget_bytes"]},
-                     {"gen_tok_s", r.gen_max},
-                     {"gen_tok_s_min", r.gen_min},
-                     {"prompt_tok_s", b["prompt_tokens_per_s"]},
-                     {"gen_vs_resident", res_gen > 0 ? r.gen_max / res_gen : 0.0},
-                     {"prompt_vs_resident", res_prompt > 0 ? b["prompt_tokens_per_s"].get<double>() / res_prompt : 0.0},
-                     {"predicted_tok_s", r.plan.predicted_tok_s},
-                     {"limit_tok_s", r.plan.limit_tok_s},
-                     {"gen_vs_limit", r.plan.limit_tok_s > 0 ? r.gen_max / r.plan.limit_tok_s : 0.0},
-                     {"predicted_tok_s_if_raw", r.plan.predicted_tok_s_if_raw},
-                     {"streamed_bytes_per_token", r.plan.streamed_bytes_per_token},
-                     {"decode_gbps_one_thread", r.plan.decode_gbps_one_thread},
-                     {"peak_rss_bytes", b["peak_rss_bytes"]},
-                     {"peak_cache_bytes", ld["peak_resident_bytes"]},
-                     {"pinned_bytes", ld["pinned_bytes"]},
-                     {"bytes_decoded", ld["bytes_decoded"]},
-                     {"decode_seconds", ld["decode_seconds"]},
-                     {"read_wait_seconds", ld["read_wait_seconds"]},
-                     {"tokens_equal_resident", b["tokens"] == resident.best["tokens"]}});
+    nlohmann::json out = o->from_json.empty() ? run_all(*o, common->thread_count()) : nlohmann::json::parse(read_text_file(o->from_json));
+    const auto& arr = out["budgets"];
+    const double res_gen = out["resident"]["gen_tok_s"].get<double>();
+    const double res_gen_min = out["resident"]["gen_tok_s_min"].get<double>();
+    const double res_prompt = out["resident"]["prompt_tok_s"].get<double>();
+    if (!o->svg.empty()) {
+      const std::string svg = svg_chart(out);
+      AtomicFile f(o->svg, true);
+      f.write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(svg.data()), svg.size()));
+      f.commit();
     }
     if (common->json) {
       print_json(out);
@@ -156,8 +243,8 @@ const bool registered = register_command("bench-memory", [](CLI::App& app) {
     if (o->csv) {
       std::printf("budget,budget_bytes,gen_tok_s,gen_tok_s_min,prompt_tok_s,gen_vs_resident,predicted_tok_s,limit_tok_s,"
                   "gen_vs_limit,peak_rss_bytes,peak_cache_bytes,tokens_equal_resident\n");
-      std::printf("none,,%.3f,%.3f,%.3f,1,,,,%llu,,true\n", res_gen, resident.gen_min, res_prompt,
-                  (unsigned long long)resident.best["peak_rss_bytes"].get<uint64_t>());
+      std::printf("none,,%.3f,%.3f,%.3f,1,,,,%llu,,true\n", res_gen, res_gen_min, res_prompt,
+                  (unsigned long long)out["resident"]["peak_rss_bytes"].get<uint64_t>());
       for (const auto& a : arr)
         std::printf("%s,%llu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%llu,%llu,%s\n", a["budget"].get<std::string>().c_str(),
                     (unsigned long long)a["budget_bytes"].get<uint64_t>(), a["gen_tok_s"].get<double>(),
@@ -170,8 +257,8 @@ const bool registered = register_command("bench-memory", [](CLI::App& app) {
     }
     std::printf("%-8s %9s %9s %9s %8s %10s %9s %8s %10s %10s %6s\n", "budget", "gen t/s", "spread", "prompt",
                 "x res", "predicted", "limit", "x limit", "peak RSS", "peak cache", "same");
-    std::printf("%-8s %9.2f %9.2f %9.1f %8.2f %10s %9s %8s %10s %10s %6s\n", "none", res_gen, res_gen - resident.gen_min,
-                res_prompt, 1.0, "-", "-", "-", human_bytes(resident.best["peak_rss_bytes"].get<uint64_t>()).c_str(), "-", "-");
+    std::printf("%-8s %9.2f %9.2f %9.1f %8.2f %10s %9s %8s %10s %10s %6s\n", "none", res_gen, res_gen - res_gen_min,
+                res_prompt, 1.0, "-", "-", "-", human_bytes(out["resident"]["peak_rss_bytes"].get<uint64_t>()).c_str(), "-", "-");
     for (const auto& a : arr)
       std::printf("%-8s %9.2f %9.2f %9.1f %8.2f %10.2f %9.2f %8.2f %10s %10s %6s\n", a["budget"].get<std::string>().c_str(),
                   a["gen_tok_s"].get<double>(), a["gen_tok_s"].get<double>() - a["gen_tok_s_min"].get<double>(),
