@@ -53,6 +53,13 @@ double codec_decode_speed(CodecSpec spec);
 // lookup yields, i.e. on the coded bits per symbol, which the stored size gives (still a fixed
 // function of the file's bytes, never of timing). Other codecs: as above.
 double codec_decode_speed(CodecSpec spec, size_t stored_bytes, size_t decoded_bytes);
+// Modelled seconds to decode one stream: the codec's fixed per-stream set-up (frequency tables,
+// Huffman lookup tables, frame header), which dominates the small scale streams of a chunk, plus
+// decoded_bytes at the speed above. This is what the chunk chooser adds up.
+double codec_decode_seconds(CodecSpec spec, size_t stored_bytes, size_t decoded_bytes);
+// Modelled seconds of the two XXH3-64 checksums a reader computes per chunk (of the stored
+// payload, which comes from the page cache, and of the decoded bytes, still in cache).
+double checksum_seconds(size_t stored_bytes, size_t decoded_bytes);
 
 enum class TransformId : uint8_t { none = 0, byte_planes = 1, block_fields = 2, block_fields_unpacked = 3 };
 inline constexpr uint8_t kTransformCount = 4;

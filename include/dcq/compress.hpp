@@ -17,7 +17,7 @@ struct CompressOptions {
   bool force = false;
   int level = 19;                          // zstd level of zstd candidates and of the blobs (1..22)
   uint64_t chunk_size = 256 * 1024;        // target decoded bytes per chunk (whole rows)
-  double min_decode_speed_gbps = 1.0;      // modelled floor per chunk >= 64 KiB, GB/s on one core; 0: none
+  double min_decode_speed_gbps = 1.5;      // modelled floor per chunk >= 64 KiB, GB/s on one core, checksums included; 0: none
   int threads = 1;
   // Set by the lossy pipeline, which compresses a GGUF it made: recorded in the metadata blob
   // ("source" names `source_name`; "pipeline"."stages" gets these stages before "lossless",

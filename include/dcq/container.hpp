@@ -113,7 +113,7 @@ struct DcqStreamInfo {
 // meets the floor is kept (raw when nothing helps). Deterministic: depends only on the bytes.
 struct ChunkEncodeOptions {
   int zstd_level = 19;
-  double min_decode_speed = 1.0e9;  // bytes/s of decoded output, one core (modelled)
+  double min_decode_speed = 1.5e9;  // bytes/s of decoded output, one core (modelled, checksums and join included)
 };
 struct EncodedChunk {
   std::vector<uint8_t> payload;

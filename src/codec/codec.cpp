@@ -182,6 +182,13 @@ double codec_decode_speed(CodecSpec spec) {
 }
 
 double codec_decode_speed(CodecSpec spec, size_t stored_bytes, size_t decoded_bytes) {
+  if (spec.id == CodecId::zstd && decoded_bytes > 0) {
+    // zstd's literals are Huffman coded with a multi-symbol table too: measured 1.42 GB/s at 7.7
+    // bits per byte (Q8_0 codes), 2.5 at 3.8 (unpacked Q4_0 codes), 2.0 at 3.3 on a 14.5 KB
+    // stream of f16 scale high bytes including its set-up (docs/bench_codec.md).
+    const double bits = 8.0 * double(stored_bytes) / double(decoded_bytes);
+    return codec_decode_speed(spec) * std::clamp(1.0 + 0.2 * (7.7 - bits), 1.0, 1.75);
+  }
   if (spec.id != CodecId::huff || decoded_bytes == 0) return codec_decode_speed(spec);
   // Packed nibbles: one lookup per output byte whatever the code lengths; measured 1.75 GB/s of
   // packed Q4_0 codes (docs/bench_codec.md, 2026-11-29), rounded down.
@@ -195,6 +202,41 @@ double codec_decode_speed(CodecSpec spec, size_t stored_bytes, size_t decoded_by
   if (spec.param) bits -= spec.param;
   const double per_lookup = std::clamp(1.0 + (8.0 - bits) * 0.35, 1.0, 3.0);
   return 1.0e9 * per_lookup * (spec.param ? 0.9 : 1.0);
+}
+
+namespace {
+
+// Fixed cost of decoding one stream, whatever its length: reading and building the tables. On a
+// 256 KiB chunk this is noise for the code stream but not for the two f16 scale streams (7-15 KB
+// each), where it can exceed the per-byte cost. Fitted with `dcq bench codec` on the scale
+// streams of the stories110M-shape Q8_0/Q4_0 synth (7710 and 14563 bytes; docs/bench_codec.md):
+// time of the stream minus its bytes at codec_decode_speed, the larger of the two, rounded up.
+double codec_setup_seconds(CodecSpec spec) {
+  switch (spec.id) {
+    case CodecId::raw: return 0;  // used in place
+    case CodecId::lz4: return 0.2e-6;
+    case CodecId::zstd: return 2e-6;  // frame header + literal Huffman table
+    case CodecId::rans:
+      if (spec.param & 0x20) return 0.2e-6;  // CAT: a copy
+      if (spec.param & kRansOrder1) return 30e-6;  // up to 256 frequency tables
+      return (spec.param & kRansX32) ? 15e-6 : 7e-6;  // 32 interleaved states cost more to start
+    case CodecId::huff: return 6e-6;  // code lengths, canonical codes, 2048/4096-entry table
+  }
+  return 0;
+}
+
+}  // namespace
+
+double codec_decode_seconds(CodecSpec spec, size_t stored_bytes, size_t decoded_bytes) {
+  if (decoded_bytes == 0) return 0;
+  return codec_setup_seconds(spec) + double(decoded_bytes) / codec_decode_speed(spec, stored_bytes, decoded_bytes);
+}
+
+double checksum_seconds(size_t stored_bytes, size_t decoded_bytes) {
+  // XXH3-64 (libxxhash) measured 13-21 GB/s per core on 256 KiB chunks in cache, depending on
+  // the load of the machine. The stored bytes come from a mapped file, whose page faults the
+  // reader pays in the same thread: 14 GB/s for them and 18 GB/s for the decoded bytes.
+  return double(stored_bytes) / 14e9 + double(decoded_bytes) / 18e9;
 }
 
 uint64_t xxh3(std::span<const uint8_t> s) { return XXH3_64bits(s.data(), s.size()); }

@@ -36,7 +36,7 @@ std::vector<Candidate> stream_candidates(std::span<const uint8_t> s, bool nibble
     Candidate c;
     c.bytes = codec_encode(spec, s);
     c.spec = spec;
-    c.seconds = double(s.size()) / codec_decode_speed(spec, c.bytes.size(), s.size());
+    c.seconds = codec_decode_seconds(spec, c.bytes.size(), s.size());
     out.push_back(std::move(c));
     return out.back();
   };
@@ -138,8 +138,14 @@ EncodedChunk encode_chunk(GgmlType type, std::span<const uint8_t> rows, const Ch
   // The speed floor governs chunks that matter for throughput. A chunk under 64 KiB is a whole
   // small tensor (norms, biases, tiny models); it decodes in microseconds whatever the codec, so
   // it takes the smallest encoding.
+  // The floor is what a reader measures (dcq verify): the two checksums of the chunk and the
+  // transform's join are part of every chunk's decode time, so they come off the budget before
+  // the codecs get theirs. The stored size is not known before the choice; the decoded size
+  // bounds it (a payload larger than its rows is never kept over raw, up to the stream table).
   const bool floor_applies = o.min_decode_speed > 0 && rows.size() >= kSpeedFloorMinBytes;
-  const double budget = floor_applies ? double(rows.size()) / o.min_decode_speed
+  const double budget = floor_applies ? double(rows.size()) / o.min_decode_speed -
+                                            checksum_seconds(rows.size() + kPayloadHeader + kMaxStreams * kStreamHeader,
+                                                             rows.size())
                                       : std::numeric_limits<double>::infinity();
   EncodedChunk best;
   bool have = false;
@@ -176,6 +182,7 @@ EncodedChunk encode_chunk(GgmlType type, std::span<const uint8_t> rows, const Ch
       e.payload.insert(e.payload.end(), b.begin(), b.end());
     }
     e.codec = cands[largest][pick[largest]].spec.id;
+    e.modelled_decode_seconds += checksum_seconds(e.payload.size(), rows.size());
     // Prefer the smaller payload; on a tie the simpler (lower id) transform stays.
     if (!have || e.payload.size() < best.payload.size()) {
       best = std::move(e);

@@ -41,7 +41,8 @@ const bool registered = register_command("compress", [](CLI::App& app) {
   sub->add_option("--level", c.level, "Effort: zstd level of zstd candidates (1..22)")->capture_default_str();
   sub->add_option("--chunk-size", c.chunk_size, "Target decoded bytes per chunk (whole rows)")->capture_default_str();
   sub->add_option("--min-decode-speed", c.min_decode_speed_gbps,
-                  "Modelled decode speed floor per chunk, GB/s on one core (0: smallest)")->capture_default_str();
+                  "Decode speed floor per chunk of >= 64 KiB, GB/s of output on one core, modelled with both "
+                  "checksums and the join counted, as dcq verify measures it (0: smallest file)")->capture_default_str();
   sub->add_flag("--force", c.force, "Replace an existing output");
   auto* g = "Lossy stage (without --lossless)";
   sub->add_option("--calib", opt->calib, "Calibration text (UTF-8) run through the model")->group(g);
