@@ -6,7 +6,8 @@
 # generation 32 tokens, 2 threads, as `llama-bench -p 64 -n 32 -t 2`.
 # Environment: REPS (default 3) runs of each tool, interleaved, reported as best (spread =
 # (best - worst) / best); THREADS (default 2); DCQ_ISA forces dcq's kernel path; DCQ_REPACK=0
-# keeps Q8_0/Q4_0 weights in ggml's plain layout (the engine before weight repacking); BENCH_DIR.
+# keeps Q8_0/Q4_0 weights in ggml's plain layout (the engine before weight repacking); BENCH_DIR;
+# BEFORE=<other dcq binary> adds a row per type for it, run interleaved in the same loop.
 set -euo pipefail
 dcq=${1:-build/tools/dcq/dcq}
 shift || true
@@ -115,11 +116,16 @@ for t in $types; do
       $dcq convert "$f32" --type "$t" -o "$m" -q >/dev/null
     fi
   fi
-  dp=(); dg=(); lp=(); lg=()
+  dp=(); dg=(); lp=(); lg=(); bp=(); bg=()
   for ((r = 0; r < reps; ++r)); do
     j=$($dcq run "$m" -p "$prompt" -n 32 --temp 0 --threads "$threads" --json 2>/dev/null)
     dp+=("$(echo "$j" | python3 -c "import json,sys; print(json.load(sys.stdin)['prompt_tokens_per_s'])")")
     dg+=("$(echo "$j" | python3 -c "import json,sys; print(json.load(sys.stdin)['gen_tokens_per_s'])")")
+    if [ -n "${BEFORE:-}" ]; then  # the same run with another dcq binary (e.g. main's build)
+      j=$($BEFORE run "$m" -p "$prompt" -n 32 --temp 0 --threads "$threads" --json 2>/dev/null)
+      bp+=("$(echo "$j" | python3 -c "import json,sys; print(json.load(sys.stdin)['prompt_tokens_per_s'])")")
+      bg+=("$(echo "$j" | python3 -c "import json,sys; print(json.load(sys.stdin)['gen_tokens_per_s'])")")
+    fi
     if [ -x "$lb" ]; then
       lj=$($lb -m "$m" -p 64 -n 32 -t "$threads" -r 1 -o json 2>/dev/null)
       lp+=("$(echo "$lj" | python3 -c "import json,sys; r=json.load(sys.stdin); print([x for x in r if x['n_prompt']>0][0]['avg_ts'])")")
@@ -136,6 +142,10 @@ print(sum(t.get('bytes', 0) for t in j.get('tensors', []) if t.get('name') != 't
   if [ ${#lp[@]} -gt 0 ]; then
     echo "| $t | $(stats "${dp[@]}") | $(stats "${lp[@]}") | $(ratio "$(best "${dp[@]}")" "${lp[@]}") |" \
          "$(stats "${dg[@]}") | $(stats "${lg[@]}") | $(ratio "$(best "${dg[@]}")" "${lg[@]}") | $gbs |"
+    if [ ${#bp[@]} -gt 0 ]; then
+      echo "| $t (BEFORE) | $(stats "${bp[@]}") | $(stats "${lp[@]}") | $(ratio "$(best "${bp[@]}")" "${lp[@]}") |" \
+           "$(stats "${bg[@]}") | $(stats "${lg[@]}") | $(ratio "$(best "${bg[@]}")" "${lg[@]}") | - |"
+    fi
   else
     echo "| $t | $(stats "${dp[@]}") | - | - | $(stats "${dg[@]}") | - | - | $gbs |"
   fi

@@ -70,6 +70,12 @@ void quantize_activation_reference(GgmlType act_type, const float* x, void* dst,
 float vec_dot(GgmlType weight, int64_t n, const void* w_row, const void* act);
 // Scalar reference of vec_dot, whatever the active ISA (for tests).
 float vec_dot_reference(GgmlType weight, int64_t n, const void* w_row, const void* act);
+// F32 / F16 rows whose width is a multiple of lane_width() (16 on the AVX2 and AVX-512 paths, 0 =
+// none: the scalar path) are computed in lane order, as llama.cpp's tinyBLAS does on AVX-512: one
+// FMA chain per lane, lanes summed by halving (so both SIMD paths give the same bits). vec_dot and matmul (any batch) then equal
+// vec_dot_lanes_reference(weight, lane_width(), ...) bit for bit.
+int lane_width();
+float vec_dot_lanes_reference(GgmlType weight, int lanes, int64_t n, const void* w_row, const void* act);
 
 // A 2-D weight in ggml layout: n_rows rows of n_cols elements, each row row_bytes(type, n_cols).
 // Type I8 is dcq's integer-code format (the lossy pipeline's int8/intK/ecsq output): one signed

@@ -2,6 +2,7 @@
 // ISA fills. Private to src/kernels.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "dcq/fp16.hpp"
@@ -116,6 +117,12 @@ using Row4Fn = void (*)(int64_t n, const void* w, const void* const a[4], float 
 // n_tok (1..4) Q8_0 activation rows: out[8 * t + r] = dot(row r, a[t]), each exactly as VecDotFn
 // computes it on the plain row (the same integer block sums and float chain: bit-identical).
 using GroupDotFn = void (*)(int64_t n, const void* group, const void* const a[], int n_tok, float* out);
+// F32 / F16 weights in lane order (gemm_avx2.cpp / gemm_avx512.cpp; widths that are a multiple of
+// panel_lanes only): rows w[0..n_rows) (any count, byte stride w_stride) against n_tok float
+// activation rows (a + t * a_stride; F16 activations already rounded to F16, see panel_act):
+// y[t * y_stride + r] = dot_lanes_scalar(type, panel_lanes, n, row r, token t), bit for bit.
+using PanelFn = void (*)(int64_t n, const void* w, size_t w_stride, int n_rows, const float* a, size_t a_stride,
+                         int64_t n_tok, float* y, int64_t y_stride);
 using AttentionFn = void (*)(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
                              int head_dim, float scale, float* out);
 
@@ -128,6 +135,10 @@ struct KernelTable {
   Row4Fn row4[kMaxType] = {};           // optional (batches, types without gemm4x4)
   GroupDotFn group_dot[kMaxType] = {};  // interleaved Q8_0 / Q4_0 / Q4_K (every path has one)
   bool interleave_pays = false;         // this path packs Q8_0 / Q4_0 weights (AVX2, AVX-512)
+  PanelFn panel[kMaxType] = {};         // optional, by weight type (F32, F16)
+  VecDotFn lane_dot[kMaxType] = {};     // one row x one token in the panel's order (vec_dot's width check)
+  QuantizeFn panel_act[kMaxType] = {};  // by weight type: activations as floats (nullptr: x as is)
+  int panel_lanes = 0;                  // the lane count of panel / lane_dot (n % panel_lanes == 0)
   AttentionFn attention = nullptr;
   I8DotFn dot_i8 = nullptr;
   I8Dot4Fn dot_i8_4 = nullptr;
@@ -142,6 +153,13 @@ void fill_avx512(KernelTable& t);
 void fill_avx512_repack(KernelTable& t);  // repack_avx512.cpp: VNNI kernels of the interleaved layout
 void fill_avx512_kquant(KernelTable& t);  // kquant_avx512.cpp: Q4_K / Q6_K dots on 512-bit registers
 void fill_scalar_repack_kquant(KernelTable& t);  // repack_kquant.cpp: scalar twins of the Q4_K / Q6_K group kernels
+void fill_avx2_gemm(KernelTable& t);    // gemm_avx2.cpp: F32 / F16 panels in 16-lane order, 8-lane registers
+void fill_avx512_gemm(KernelTable& t);  // gemm_avx512.cpp: F32 / F16 panels in 16-lane order
+
+// Scalar twin of the lane-order kernels: `lanes` float accumulators, accumulator l summing
+// fma(w[i], x[i], acc) for i = l (mod lanes), then summed by halving (l + lanes / 2, ..., l + 1).
+// type F32 (float activations) or F16 (F16 weights and activations); n % lanes == 0.
+float dot_lanes_scalar(GgmlType type, int lanes, int64_t n, const void* w, const void* a);
 
 void attention_f16_scalar(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int n_kv,
                           int head_dim, float scale, float* out);

@@ -66,6 +66,7 @@ KernelTable make_table(Isa isa) {
   if (isa == Isa::avx2 || isa == Isa::avx512) {
     fill_avx2(t);
     fill_avx2_kquant(t);
+    fill_avx2_gemm(t);  // after fill_avx2: replaces its F32 dot and tile (the AVX-512 path's bits)
   }
   if (isa == Isa::avx512) {
     fill_avx512(t);
@@ -76,6 +77,7 @@ KernelTable make_table(Isa isa) {
     // file as the layout's kernels, made for that order (AVX2's tile would no longer equal it).
     fill_avx512_repack(t);
     fill_avx512_kquant(t);
+    fill_avx512_gemm(t);  // F32 / F16 in 16-lane order (replaces the AVX2 path's 8-lane panels)
   }
   return t;
 }
@@ -177,7 +179,17 @@ void quantize_activation(GgmlType act_type, const float* x, void* dst, int64_t n
 }
 
 float vec_dot(GgmlType weight, int64_t n, const void* w_row, const void* act) {
-  return active().table.vec_dot[static_cast<int>(weight)](n, w_row, act);
+  const KernelTable& t = active().table;
+  const int i = static_cast<int>(weight);
+  // Widths the lane-order panels take must give the same bits here as in matmul.
+  if (t.lane_dot[i] && n % t.panel_lanes == 0) return t.lane_dot[i](n, w_row, act);
+  return t.vec_dot[i](n, w_row, act);
+}
+
+int lane_width() { return active().table.panel_lanes; }
+
+float vec_dot_lanes_reference(GgmlType weight, int lanes, int64_t n, const void* w_row, const void* act) {
+  return dot_lanes_scalar(weight, lanes, n, w_row, act);
 }
 
 float vec_dot_reference(GgmlType weight, int64_t n, const void* w_row, const void* act) {
@@ -364,6 +376,30 @@ void matmul_interleaved(const Matrix& w, const uint8_t* abase, size_t a_stride, 
   else run(0, units);
 }
 
+// F32 / F16 in lane order (gemm_avx2.cpp / gemm_avx512.cpp): threads split blocks of 4 rows; each
+// block meets every token in register tiles while its rows stay in L1 (the tokens, 64 x 768
+// floats = 192 KiB for a 110M prompt, stay in L2). One token is the same call (4 rows x 1 token).
+void matmul_panel(const Matrix& w, PanelFn panel, QuantizeFn to_float, const float* x, int64_t n_tok, float* y,
+                  ThreadPool* pool) {
+  const float* a = x;
+  if (to_float) {  // F16: activations rounded to F16 once, kept as floats
+    thread_local std::vector<float> fbuf;
+    fbuf.resize(size_t(w.n_cols * n_tok));
+    to_float(x, fbuf.data(), w.n_cols * n_tok);
+    a = fbuf.data();
+  }
+  const size_t w_stride = *row_bytes(w.type, w.n_cols);
+  constexpr int64_t kBlock = 4;
+  const int64_t units = (w.n_rows + kBlock - 1) / kBlock;
+  auto run = [&](int64_t u0, int64_t u1) {
+    const int64_t r0 = u0 * kBlock, r1 = std::min(u1 * kBlock, w.n_rows);
+    panel(w.n_cols, w.data + size_t(r0) * w_stride, w_stride, int(r1 - r0), a, size_t(w.n_cols), n_tok, y + r0,
+          w.n_rows);
+  };
+  if (pool && pool->size() > 1 && w.n_rows * w.n_cols * n_tok >= 32768) pool->parallel_for(units, run);
+  else run(0, units);
+}
+
 }  // namespace
 
 void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool* pool) {
@@ -375,6 +411,9 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
     fail_input("matmul: row of " + std::to_string(w.n_cols) + " elements is not a whole number of " +
                std::string(type_name(w.type)) + " blocks");
   const Active& act = active();
+  if (const PanelFn panel = act.table.panel[static_cast<int>(w.type)];
+      panel && w.n_cols % act.table.panel_lanes == 0)
+    return matmul_panel(w, panel, act.table.panel_act[static_cast<int>(w.type)], x, n_tok, y, pool);
   // Activations converted once per token, shared read-only by all threads.
   thread_local std::vector<uint8_t> abuf;
   abuf.resize(*a_stride * size_t(n_tok));

@@ -434,6 +434,20 @@ void fill_scalar(KernelTable& t) {
   fill_scalar_repack_kquant(t);  // interleaved Q4_K
 }
 
+float dot_lanes_scalar(GgmlType type, int lanes, int64_t n, const void* w, const void* a) {
+  DCQ_ASSERT((type == GgmlType::F32 || type == GgmlType::F16) && lanes > 0 && lanes <= 16 &&
+             (lanes & (lanes - 1)) == 0 && n % lanes == 0);
+  auto value = [&](const void* p, int64_t i) {
+    return type == GgmlType::F32 ? static_cast<const float*>(p)[i] : fp16_to_float(static_cast<const uint16_t*>(p)[i]);
+  };
+  float acc[16] = {};
+  for (int64_t i = 0; i < n; i += lanes)
+    for (int l = 0; l < lanes; ++l) acc[l] = std::fma(value(w, i + l), value(a, i + l), acc[l]);
+  for (int half = lanes / 2; half >= 1; half /= 2)
+    for (int l = 0; l < half; ++l) acc[l] = acc[l] + acc[l + half];
+  return acc[0];
+}
+
 void dequantize_row_scalar(GgmlType type, const void* src, float* dst, int64_t n) {
   // The block-format library is bit-exact with ggml's to_float (get_rows uses exactly that).
   dequantize(type, src, dst, n);

@@ -333,6 +333,73 @@ TEST(Kernels, F32BatchEqualsTokenByTokenOnEveryPath) {
   }
 }
 
+// F32 / F16 widths that are a multiple of the path's lane count go through the lane-order panels
+// (gemm_avx2.cpp / gemm_avx512.cpp, llama.cpp's tinyBLAS order): every output of matmul (batch
+// tiles of 4 x 6 (AVX-512) or 2 x 3 (AVX2) rows x tokens and their remainders, 2 threads) and of vec_dot must equal the
+// scalar twin dot_lanes_scalar bit for bit; the twin itself stays within kLaneBudget of the exact
+// sum. Widths 40, 172 and 200 are not multiples of 16: they keep ggml's AVX-512 vec_dot order
+// (F32; F16 sums exact products in double), which must still give batch == token alone. F32 on
+// the AVX2 path must equal the AVX-512 path bit for bit at every width.
+constexpr double kLaneBudget = 1e-5;  // of sum |w_i x_i|, twin against the exact double sum
+
+TEST(Kernels, LaneOrderF32F16AreBitIdenticalWithScalarTwin) {
+  IsaGuard guard;
+  k::ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16}) {
+    for (int64_t cols : {16, 40, 64, 172, 200, 768, 1024}) {
+      const int64_t rows = 37, n_tok = 13;  // 4 + 4 + 3 rows; 6 + 6 + 1 and 3 x 4 + 1 tokens
+      const auto wf = random_floats(size_t(rows * cols), uint32_t(cols + 7), 0.1f);
+      const auto x = random_floats(size_t(cols * n_tok), uint32_t(cols + 8));
+      std::vector<uint16_t> wh(wf.size());
+      for (size_t i = 0; i < wf.size(); ++i) wh[i] = float_to_fp16(wf[i]);
+      const bool f16 = type == GgmlType::F16;
+      const auto* wdata = f16 ? reinterpret_cast<const uint8_t*>(wh.data()) : reinterpret_cast<const uint8_t*>(wf.data());
+      const size_t row_b = size_t(cols) * (f16 ? 2 : 4);
+      // Activations in the dot's format: floats, or rounded to F16.
+      std::vector<uint16_t> xh(x.size());
+      if (f16) k::quantize_activation_reference(GgmlType::F16, x.data(), xh.data(), int64_t(x.size()));
+      auto act = [&](int64_t t) -> const void* { return f16 ? static_cast<const void*>(xh.data() + t * cols) : x.data() + t * cols; };
+      const k::Matrix w{type, cols, rows, wdata};
+      std::vector<float> avx2_batch;
+      for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+        if (!k::cpu_supports(isa)) continue;
+        k::set_isa(isa);
+        const int lanes = k::lane_width();
+        ASSERT_EQ(lanes, 16);  // both SIMD paths: the same 16-lane order, the same bits
+        std::vector<float> batch(size_t(rows * n_tok));
+        k::matmul(w, x.data(), n_tok, batch.data(), &pool);
+        // F32 at any width and F16 at lane widths: the AVX2 path reproduces the AVX-512 bits.
+        if (isa == k::Isa::avx2) {
+          avx2_batch = batch;
+        } else if (!avx2_batch.empty() && (!f16 || cols % lanes == 0)) {
+          ASSERT_EQ(avx2_batch, batch) << type_name(type) << " " << cols;
+        }
+        for (int64_t t = 0; t < n_tok; ++t) {
+          std::vector<float> one(static_cast<size_t>(rows));
+          k::matmul(w, x.data() + t * cols, 1, one.data(), nullptr);
+          for (int64_t r = 0; r < rows; ++r) {
+            const float got = batch[size_t(t * rows + r)];
+            const std::string where = std::string(type_name(type)) + " " + std::to_string(cols) + " " +
+                                      std::string(k::isa_name(isa)) + " r" + std::to_string(r) + " t" + std::to_string(t);
+            ASSERT_EQ(one[size_t(r)], got) << where;
+            ASSERT_EQ(k::vec_dot(type, cols, wdata + r * row_b, act(t)), got) << where;
+            if (cols % lanes != 0) continue;
+            ASSERT_EQ(k::vec_dot_lanes_reference(type, lanes, cols, wdata + r * row_b, act(t)), got) << where;
+            double exact = 0, mag = 0;
+            for (int64_t i = 0; i < cols; ++i) {
+              const double wi = f16 ? fp16_to_float(wh[size_t(r * cols + i)]) : wf[size_t(r * cols + i)];
+              const double xi = f16 ? fp16_to_float(xh[size_t(t * cols + i)]) : x[size_t(t * cols + i)];
+              exact += wi * xi;
+              mag += std::fabs(wi * xi);
+            }
+            ASSERT_NEAR(got, exact, kLaneBudget * mag) << where;
+          }
+        }
+      }
+    }
+  }
+}
+
 // Activation quantization must be bit-identical on every path: it decides which integers the
 // block sums see, and llama.cpp's numbers depend on them.
 TEST(Kernels, ActivationQuantizersAreBitIdenticalOnEveryPath) {
