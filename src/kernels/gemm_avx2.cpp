@@ -80,6 +80,10 @@ template <bool F16>
 void panel(int64_t n, const void* w, size_t w_stride, int n_rows, const float* a, size_t a_stride, int64_t n_tok,
            float* y, int64_t y_stride) {
   const auto* wb = static_cast<const uint8_t*>(w);
+  if (n_tok == 1) {  // generation: rows one after another, see gemm_avx512.cpp
+    for (int r = 0; r < n_rows; ++r) tile<F16, 1, 1>(n, wb + size_t(r) * w_stride, w_stride, a, a_stride, y + r, y_stride);
+    return;
+  }
   for (int r = 0; r < n_rows; r += kTileRows) {
     const uint8_t* wr = wb + size_t(r) * w_stride;
     if (n_rows - r < kTileRows) rows_panel<F16, 1>(n, wr, w_stride, a, a_stride, n_tok, y + r, y_stride);

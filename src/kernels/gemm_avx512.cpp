@@ -88,6 +88,15 @@ template <bool F16>
 void panel(int64_t n, const void* w, size_t w_stride, int n_rows, const float* a, size_t a_stride, int64_t n_tok,
            float* y, int64_t y_stride) {
   const auto* wb = static_cast<const uint8_t*>(w);
+  // Generation (one token): rows one after another. Each output is one FMA chain either way, so a
+  // single row is latency-bound at ~16 floats per 4 cycles, still above one core's DRAM rate; a
+  // 4-row tile instead walks four short streams 1.5-3 KB apart at once, which the hardware
+  // prefetchers follow worse: measured on the 110M synth (Zen 4, 2 threads, idle) F16 67 -> 105
+  // tok/s and F32 52 -> 60 with this path (docs/kernels.md, "Prompt processing, session 4").
+  if (n_tok == 1) {
+    for (int r = 0; r < n_rows; ++r) tile<F16, 1, 1>(n, wb + size_t(r) * w_stride, w_stride, a, a_stride, y + r, y_stride);
+    return;
+  }
   for (int r = 0; r < n_rows; r += kTileRows) {
     const uint8_t* wr = wb + size_t(r) * w_stride;
     switch (n_rows - r < kTileRows ? n_rows - r : kTileRows) {
