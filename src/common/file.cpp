@@ -48,6 +48,20 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+void populate_pages(std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
+  const auto end = reinterpret_cast<uintptr_t>(bytes.data() + bytes.size());
+#ifndef MADV_POPULATE_READ
+  constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14; older kernels answer EINVAL
+#endif
+  if (::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ) == 0) return;
+  volatile uint8_t sink = 0;  // the fallback: touch one byte per page
+  for (uintptr_t p = reinterpret_cast<uintptr_t>(bytes.data()); p < end; p = (p & ~(page - 1)) + page)
+    sink = sink + *reinterpret_cast<const uint8_t*>(p);
+}
+
 std::vector<uint8_t> read_file(const std::filesystem::path& path) {
   auto m = MappedFile::open(path);
   auto b = m->bytes();

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "dcq/error.hpp"
+#include "dcq/file.hpp"
 #include "dcq/gguf.hpp"
 #include "dcq/loader.hpp"
 #include "mapped_pages.hpp"
@@ -712,6 +713,8 @@ OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& o
   }
   if (!budget.unlimited) fail_usage("--mem-budget applies to .dcq containers only");
   m.owned = std::make_unique<Model>(load_model(path, options));
+  // All-resident: fault the weights in at load (as llama.cpp does), not during the first prompt.
+  for (const Tensor& t : m.owned->tensors) populate_pages(t.data);
   m.weights = std::make_unique<ModelWeights>(*m.owned);
   return m;
 }
