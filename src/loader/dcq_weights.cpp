@@ -61,17 +61,6 @@ void free_buffer(uint8_t* p, uint64_t n) {
     ::operator delete[](p, kAlign);
 }
 
-// Faults the pages of [p, p + n) in ahead of use (prefetch of a zero-copy tensor).
-void populate_pages(const uint8_t* p, uint64_t n) {
-  static const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
-  const uintptr_t a = uintptr_t(p) & ~(page - 1);
-  const uintptr_t b = uintptr_t(p) + n;
-#ifdef MADV_POPULATE_READ
-  if (::madvise(reinterpret_cast<void*>(a), b - a, MADV_POPULATE_READ) == 0) return;
-#endif
-  (void)::madvise(reinterpret_cast<void*>(a), b - a, MADV_WILLNEED);
-}
-
 // Alignment the kernels and the engine need for a tensor's rows: F32 norms are read as float*,
 // block types as structs with uint16_t fields; loads in the kernels are unaligned otherwise.
 uintptr_t row_alignment(GgmlType t) {
@@ -427,7 +416,7 @@ void DcqWeights::prefetch_worker() {
         Entry& e = *job->entry;
         if (e.view) {  // nothing to decode: check once and fault the pages in ahead of the engine
           verify_once(job->c0);
-          populate_pages(e.view, e.bytes);
+          populate_pages({e.view, size_t(e.bytes)});
         } else {
           decode_into(e, job->c0, job->c1, pf_pool_.get(), &job->cancelled);
         }
