@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <unordered_map>
@@ -376,6 +377,15 @@ std::span<const float> Engine::finish(int n, int first) {
   return s.logits;
 }
 
+// Runs fn(t0, t1) over the tokens [0, n): on the pool for a batch, inline for a few tokens. The
+// per-token element-wise steps (norms, RoPE, K/V rounding, SwiGLU, residual adds) do the same
+// arithmetic either way; left serial they were ~7 % of a 1-thread prompt, so ~13 % of a
+// 2-thread one.
+static void for_tokens(kernels::ThreadPool& pool, int n, const std::function<void(size_t, size_t)>& fn) {
+  if (n < 8 || pool.size() < 2) return fn(0, size_t(n));
+  pool.parallel_for(n, [&](int64_t b, int64_t e) { fn(size_t(b), size_t(e)); });
+}
+
 void Engine::forward_layer(int l, int n, int drop, bool from_ffn) {
   State& s = *st_;
   const int dim = cfg_.n_embd, n_ff = cfg_.n_ff;
@@ -409,7 +419,9 @@ void Engine::attention_block(int l, int n, int drop) {
   {
     Held norm(w_, blk(l, "attn_norm"));
     const float* nw = as_floats(*norm, s.norm);
-    for (size_t t = 0; t < N; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
+    for_tokens(s.pool, n, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
+    });
   }
   if (observer_) observer_->observe(l, LinearSite::attn_in, s.xb.data(), n, dim);
   linear(w_, s.repacked, s.pool, blk(l, "attn_q"), s.xb.data(), n, s.q.data());
@@ -417,7 +429,8 @@ void Engine::attention_block(int l, int n, int drop) {
   linear(w_, s.repacked, s.pool, blk(l, "attn_v"), s.xb.data(), n, s.v.data());
   uint16_t* kc = s.k_cache.data() + size_t(l) * n_ctx_ * kv_dim;
   uint16_t* vc = s.v_cache.data() + size_t(l) * n_ctx_ * kv_dim;
-  for (size_t t = 0; t < N; ++t) {
+  for_tokens(s.pool, n, [&](size_t t0, size_t t1) {
+  for (size_t t = t0; t < t1; ++t) {
     const int pos = n_past_ + int(t);
     kernels::rope_normal(&s.q[t * dim], cfg_.n_head, hd, cfg_.n_rot, pos, cfg_.rope_freq_base, cfg_.rope_freq_scale);
     kernels::rope_normal(&s.k[t * kv_dim], cfg_.n_head_kv, hd, cfg_.n_rot, pos, cfg_.rope_freq_base,
@@ -428,6 +441,7 @@ void Engine::attention_block(int l, int n, int drop) {
       vc[size_t(pos) * kv_dim + i] = float_to_fp16(s.v[t * kv_dim + i]);
     }
   }
+  });
   // Causal attention: token t sees positions 0..n_past+t. One (token, head) pair per work item.
   const float scale = 1.0f / std::sqrt(float(hd));
   const int n_past = n_past_;
@@ -445,29 +459,36 @@ void Engine::attention_block(int l, int n, int drop) {
     std::copy(s.x.begin() + ptrdiff_t(drop) * dim, s.x.begin() + ptrdiff_t(n) * dim, s.x.begin());
     n -= drop;
   }
-  const size_t M = size_t(n);
   if (observer_) observer_->observe(l, LinearSite::attn_out_in, s.att.data(), n, dim);
   linear(w_, s.repacked, s.pool, blk(l, "attn_output"), s.att.data(), n, s.xb2.data());
-  for (size_t i = 0; i < M * dim; ++i) s.x[i] += s.xb2[i];
+  for_tokens(s.pool, n, [&](size_t t0, size_t t1) {
+    for (size_t i = t0 * dim; i < t1 * dim; ++i) s.x[i] += s.xb2[i];
+  });
 }
 
 // down(silu(gate(x)) * up(x)) over the first n rows of the residual stream.
 void Engine::ffn_block(int l, int n) {
   State& s = *st_;
   const int dim = cfg_.n_embd, n_ff = cfg_.n_ff;
-  const size_t M = size_t(n);
   {
     Held norm(w_, blk(l, "ffn_norm"));
     const float* nw = as_floats(*norm, s.norm);
-    for (size_t t = 0; t < M; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
+    for_tokens(s.pool, n, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
+    });
   }
   if (observer_) observer_->observe(l, LinearSite::ffn_in, s.xb.data(), n, dim);
   linear(w_, s.repacked, s.pool, blk(l, "ffn_gate"), s.xb.data(), n, s.hb.data());
   linear(w_, s.repacked, s.pool, blk(l, "ffn_up"), s.xb.data(), n, s.hb2.data());
-  kernels::swiglu(s.hb.data(), s.hb.data(), s.hb2.data(), int64_t(M) * n_ff);
+  for_tokens(s.pool, n, [&](size_t t0, size_t t1) {
+    const size_t off = t0 * size_t(n_ff);
+    kernels::swiglu(s.hb.data() + off, s.hb.data() + off, s.hb2.data() + off, int64_t(t1 - t0) * n_ff);
+  });
   if (observer_) observer_->observe(l, LinearSite::ffn_down_in, s.hb.data(), n, n_ff);
   linear(w_, s.repacked, s.pool, blk(l, "ffn_down"), s.hb.data(), n, s.xb2.data());
-  for (size_t i = 0; i < M * dim; ++i) s.x[i] += s.xb2[i];
+  for_tokens(s.pool, n, [&](size_t t0, size_t t1) {
+    for (size_t i = t0 * dim; i < t1 * dim; ++i) s.x[i] += s.xb2[i];
+  });
 }
 
 }  // namespace dcq
