@@ -434,6 +434,22 @@ TEST(LoaderCli, BenchMemoryReportsEveryBudget) {
   EXPECT_NE(drawn.find(">30%<"), std::string::npos);
 }
 
+// --from-json on a file that is not an earlier result: one bad-input line naming it, no chart.
+TEST(LoaderCli, FromJsonRejectsWhatIsNotAResult) {
+  test::TempDir dir;
+  const fs::path bad = dir.path() / "bad.json", partial = dir.path() / "partial.json", svg = dir.path() / "o.svg";
+  const std::string not_json = "{bad", no_budgets = R"({"model":"m","threads":2,"prefetch":false,"resident":{"gen_tok_s":1}})";
+  test::spit(bad, std::vector<uint8_t>(not_json.begin(), not_json.end()));
+  test::spit(partial, std::vector<uint8_t>(no_budgets.begin(), no_budgets.end()));
+  for (const fs::path& f : {bad, partial}) {
+    const auto r = test::run_dcq("bench memory x.dcq --from-json " + f.string() + " --svg " + svg.string());
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_NE(r.err.find(f.string()), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(fs::exists(svg));
+  }
+}
+
 // Repack: the streamed tensors of a plan stored raw; same tokens, raw chunks, and the planner on
 // the repacked file sees those tensors as cheap to stream.
 TEST(LoaderRepack, StreamedTensorsStoredRawSameTokens) {

@@ -158,6 +158,38 @@ nlohmann::json run_all(const BenchMemoryOptions& o, int threads) {
   return out;
 }
 
+// An earlier `--json` result (--from-json): every field the table, CSV and chart read is checked
+// here, so a wrong or hand-edited file is one bad-input line, not a JSON exception.
+nlohmann::json read_result(const std::filesystem::path& path) {
+  nlohmann::json out;
+  try {
+    out = nlohmann::json::parse(read_text_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    fail_input(path.string() + ": not JSON: " + e.what());
+  }
+  auto need = [&](const nlohmann::json& j, const char* key, bool (nlohmann::json::*is)() const noexcept,
+                  const std::string& where) {
+    if (!j.is_object() || !j.contains(key) || !(j[key].*is)())
+      fail_input(path.string() + ": not a `dcq bench memory --json` result (" + where + key + " missing or mistyped)");
+  };
+  using J = nlohmann::json;
+  need(out, "model", &J::is_string, "");
+  need(out, "threads", &J::is_number_integer, "");
+  need(out, "prefetch", &J::is_boolean, "");
+  need(out, "resident", &J::is_object, "");
+  for (const char* k : {"gen_tok_s", "gen_tok_s_min", "prompt_tok_s", "peak_rss_bytes"})
+    need(out["resident"], k, &J::is_number, "resident.");
+  need(out, "budgets", &J::is_array, "");
+  for (const auto& a : out["budgets"]) {
+    need(a, "budget", &J::is_string, "budgets[].");
+    need(a, "tokens_equal_resident", &J::is_boolean, "budgets[].");
+    for (const char* k : {"budget_bytes", "gen_tok_s", "gen_tok_s_min", "prompt_tok_s", "gen_vs_resident",
+                          "predicted_tok_s", "limit_tok_s", "gen_vs_limit", "peak_rss_bytes", "peak_cache_bytes"})
+      need(a, k, &J::is_number, "budgets[].");
+  }
+  return out;
+}
+
 std::string svg_chart(const nlohmann::json& out) {
   const auto& arr = out["budgets"];
   const double res = out["resident"]["gen_tok_s"].get<double>();
@@ -225,7 +257,7 @@ const bool registered = register_command("bench-memory", [](CLI::App& app) {
   sub->add_option("--from-json", o->from_json, "Print (and --svg) an earlier --json result instead of running");
   sub->callback([common, o] {
     common->apply();
-    nlohmann::json out = o->from_json.empty() ? run_all(*o, common->thread_count()) : nlohmann::json::parse(read_text_file(o->from_json));
+    nlohmann::json out = o->from_json.empty() ? run_all(*o, common->thread_count()) : read_result(o->from_json);
     const auto& arr = out["budgets"];
     const double res_gen = out["resident"]["gen_tok_s"].get<double>();
     const double res_gen_min = out["resident"]["gen_tok_s_min"].get<double>();
