@@ -92,7 +92,7 @@ void panel(int64_t n, const void* w, size_t w_stride, int n_rows, const float* a
   // single row is latency-bound at ~16 floats per 4 cycles, still above one core's DRAM rate; a
   // 4-row tile instead walks four short streams 1.5-3 KB apart at once, which the hardware
   // prefetchers follow worse: measured on the 110M synth (Zen 4, 2 threads, idle) F16 67 -> 105
-  // tok/s and F32 52 -> 60 with this path (docs/kernels.md, "Prompt processing, session 4").
+  // tok/s with this path (docs/benchmarks.md, "Engine speed", session 4).
   if (n_tok == 1) {
     for (int r = 0; r < n_rows; ++r) tile<F16, 1, 1>(n, wb + size_t(r) * w_stride, w_stride, a, a_stride, y + r, y_stride);
     return;
