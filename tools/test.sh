@@ -13,8 +13,10 @@ cmake --build build -j"$jobs"
 ctest --test-dir build -j"$jobs" --output-on-failure
 
 # Sanitizer pass over everything that parses untrusted bytes (label "parser").
+# -O1 -g1: sanitizer builds compile 2-2.5x faster than at -O2 -g (tokenizer_test.cpp: 81 -> 34 s of
+# CPU) and still report file:line in their traces; this phase was 17 of the 24 minutes of CI.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDCQ_SANITIZE=ON \
-  -DDCQ_TEST_DATA="$data" >/dev/null
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DDCQ_TEST_DATA="$data" >/dev/null
 # The areas are DCQ_PARSER_TESTS of tests/CMakeLists.txt (one list, so a new parser test cannot be
 # labelled without being built here).
 areas=$(sed -n 's/^set(DCQ_PARSER_TESTS \(.*\))$/\1/p' tests/CMakeLists.txt | tr ' ' '|')
