@@ -44,7 +44,7 @@ TEST(Repack, InterleavedMatmulIsBitIdenticalWithPlainScalar) {
   int checked = 0;
   for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
     for (int64_t cols : {32, 96, 768}) {
-      for (int64_t rows : {8, 21, 64}) {  // 21: two groups and 5 plain remainder rows
+      for (int64_t rows : {16, 37, 64}) {  // 37: two 16-row groups and 5 plain remainder rows
         const auto plain = random_blocks(type, rows, cols, uint32_t(rows * cols));
         std::vector<uint8_t> packed(plain.size());
         k::interleave_rows(type, rows, cols, plain.data(), packed.data());
@@ -97,8 +97,9 @@ TEST(Repack, SimdPathsPackOnlyLegacyTypes) {
     if (!k::cpu_supports(isa)) continue;
     k::set_isa(isa);
     EXPECT_TRUE(k::interleave_pays(GgmlType::Q8_0, 64, 64));
-    EXPECT_TRUE(k::interleave_pays(GgmlType::Q4_0, 8, 32));
-    EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_0, 7, 32));
+    EXPECT_TRUE(k::interleave_pays(GgmlType::Q4_0, 16, 32));   // Q8_0 / Q4_0: groups of 16 rows
+    EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_0, 15, 32));
+    EXPECT_TRUE(k::interleave_pays(GgmlType::Q4_K, 8, 256));   // k-quants: groups of 8 rows
     EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_0, 64, 48));
     EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_1, 64, 64));
     EXPECT_FALSE(k::interleave_pays(GgmlType::F32, 64, 64));
