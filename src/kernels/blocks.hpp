@@ -124,36 +124,43 @@ using Row4Fn = void (*)(int64_t n, const void* w, const void* const a[4], float 
 // A group of 8 interleaved k-quant rows (BlockQ4_Kx8 / BlockQ6_Kx8 blocks) against n_tok (1..4)
 // Q8_K activation rows: out[8 * t + r] = dot(row r, a[t]), each exactly as VecDotFn computes it on
 // the plain row (the same integer block sums and float chain: bit-identical). Q8_0 / Q4_0 entries
-// (16-row groups, out[16 * t + r]) compute the token sums and call lane_group (lane_group_dot).
+// (16-row groups, out[16 * t + r]) compute lane_act and call a LaneGroupFn (lane_group_dot).
 using GroupDotFn = void (*)(int64_t n, const void* group, const void* const a[], int n_tok, float* out);
-// A group of 16 lane-interleaved rows (BlockQ8_0x16 / BlockQ4_0x16 blocks, n / 32 of them) against
-// n_tok (1..kLaneTokens) Q8_0 activation rows a[t], with sums[t][b] = the sum of the 32 levels of
-// a[t]'s block b (the offset correction of the unsigned weights; computed once per matmul, not
-// once per group): out[16 * t + r] = dot(row r, a[t]), bit-identical with VecDotFn on the plain row.
-using LaneGroupFn = void (*)(int64_t n, const void* group, const void* const a[], const int32_t* const sums[],
-                             int n_tok, float* out);
-// sums[b] = sum of the levels of block b of a Q8_0 row of n elements.
-inline void q8_0_block_sums(int64_t n, const void* a, int32_t* sums) {
+// Per token block, what the lane kernels need besides its levels, computed once per matmul (not
+// once per group of rows): the scale as a float, and the correction of the unsigned weight bytes
+// (Q8_0: level + 128, Q4_0: nibble = level + 8), corr = -offset * (sum of the block's 32 levels).
+struct LaneAct {
+  float d;
+  int32_t corr;
+};
+inline int lane_offset(GgmlType type) { return type == GgmlType::Q8_0 ? 128 : 8; }
+// out[b] for the n / 32 blocks of the Q8_0 activation row a.
+inline void lane_act(int64_t n, const void* a, int offset, LaneAct* out) {
   const auto* y = static_cast<const BlockQ8_0*>(a);
   for (int64_t b = 0; b < n / QK; ++b) {
     int32_t s = 0;
     for (int k = 0; k < QK; ++k) s += y[b].qs[k];
-    sums[b] = s;
+    out[b] = {fp16_to_float(y[b].d), -offset * s};
   }
 }
-// The GroupDotFn face of a LaneGroupFn (the group_dot entry of Q8_0 / Q4_0): computes the sums
-// itself. matmul calls lane_group with sums shared by all groups.
-template <LaneGroupFn F>
+// A group of 16 lane-interleaved rows (BlockQ8_0x16 / BlockQ4_0x16 blocks, n / 32 of them) against
+// n_tok (1..kLaneTokens) Q8_0 activation rows a[t] with act[t] = their lane_act:
+// out[16 * t + r] = dot(row r, a[t]), bit-identical with VecDotFn on the plain row.
+using LaneGroupFn = void (*)(int64_t n, const void* group, const void* const a[], const LaneAct* const act[],
+                             int n_tok, float* out);
+// The GroupDotFn face of a LaneGroupFn (the group_dot entry of Q8_0 / Q4_0, for callers without
+// the per-matmul token data): computes lane_act itself.
+template <LaneGroupFn F, GgmlType T>
 void lane_group_dot(int64_t n, const void* group, const void* const a[], int n_tok, float* out) {
   const int64_t nb = n / QK;
-  std::vector<int32_t> buf(size_t(nb) * size_t(n_tok));
-  std::vector<const int32_t*> s(static_cast<size_t>(n_tok));
+  std::vector<LaneAct> buf(size_t(nb) * size_t(n_tok));
+  std::vector<const LaneAct*> act(static_cast<size_t>(n_tok));
   for (int t = 0; t < n_tok; ++t) {
-    q8_0_block_sums(n, a[t], buf.data() + size_t(t) * size_t(nb));
-    s[size_t(t)] = buf.data() + size_t(t) * size_t(nb);
+    act[size_t(t)] = buf.data() + size_t(t) * size_t(nb);
+    lane_act(n, a[t], lane_offset(T), buf.data() + size_t(t) * size_t(nb));
   }
   for (int t0 = 0; t0 < n_tok; t0 += kLaneTokens)
-    F(n, group, a + t0, s.data() + t0, n_tok - t0 < kLaneTokens ? n_tok - t0 : kLaneTokens, out + kLaneRows * t0);
+    F(n, group, a + t0, act.data() + t0, n_tok - t0 < kLaneTokens ? n_tok - t0 : kLaneTokens, out + kLaneRows * t0);
 }
 // F32 / F16 weights in lane order (gemm_avx2.cpp / gemm_avx512.cpp; widths that are a multiple of
 // panel_lanes only): rows w[0..n_rows) (any count, byte stride w_stride) against n_tok float

@@ -338,8 +338,8 @@ namespace {
 
 // y = w x for a matrix whose rows are interleaved in groups (16 rows for Q8_0 / Q4_0, 8 for the
 // k-quants): threads split the groups (the last unit is the plain remainder rows), each group meets
-// the tokens a few at a time while its blocks stay in L1/L2. Q8_0 / Q4_0: the tokens' block sums
-// (the unsigned-weight offset correction) are computed once here, shared by every group.
+// the tokens a few at a time while its blocks stay in L1/L2. Q8_0 / Q4_0: the tokens' lane_act
+// (float scales, offset corrections) is computed once here, shared by every group.
 void matmul_interleaved(const Matrix& w, const uint8_t* abase, size_t a_stride, int64_t n_tok, float* y,
                         ThreadPool* pool) {
   const Active& act = active();
@@ -355,12 +355,13 @@ void matmul_interleaved(const Matrix& w, const uint8_t* abase, size_t a_stride, 
   const size_t group_bytes = size_t(rows) * row_stride;
   const int64_t units = groups + (w.n_rows % rows ? 1 : 0);
   const int64_t nb = w.n_cols / QK;
-  thread_local std::vector<int32_t> sums;
+  thread_local std::vector<LaneAct> lact;  // the caller's: workers only read it
   if (lane) {
-    sums.resize(size_t(nb * n_tok));
-    for (int64_t t = 0; t < n_tok; ++t) q8_0_block_sums(w.n_cols, abase + size_t(t) * a_stride, sums.data() + t * nb);
+    lact.resize(size_t(nb * n_tok));
+    for (int64_t t = 0; t < n_tok; ++t)
+      lane_act(w.n_cols, abase + size_t(t) * a_stride, lane_offset(w.type), lact.data() + t * nb);
   }
-  const int32_t* sbase = sums.data();
+  const LaneAct* lbase = lact.data();
   auto run = [&](int64_t u0, int64_t u1) {
     for (int64_t g = u0; g < u1; ++g) {
       if (g == groups) {  // remainder rows, plain layout
@@ -374,12 +375,12 @@ void matmul_interleaved(const Matrix& w, const uint8_t* abase, size_t a_stride, 
       for (int64_t t = 0; t < n_tok; t += tile) {
         const int nt = int(std::min<int64_t>(tile, n_tok - t));
         const void* a[kLaneTokens > 4 ? kLaneTokens : 4];
-        const int32_t* s[kLaneTokens];
+        const LaneAct* la[kLaneTokens];
         float out[kLaneRows * (kLaneTokens > 4 ? kLaneTokens : 4)];
         for (int i = 0; i < nt; ++i) a[i] = abase + size_t(t + i) * a_stride;
         if (lane) {
-          for (int i = 0; i < nt; ++i) s[i] = sbase + (t + i) * nb;
-          lane(w.n_cols, gp, a, s, nt, out);
+          for (int i = 0; i < nt; ++i) la[i] = lbase + (t + i) * nb;
+          lane(w.n_cols, gp, a, la, nt, out);
         } else {
           gdot(w.n_cols, gp, a, nt, out);
         }

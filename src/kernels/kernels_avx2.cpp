@@ -396,9 +396,9 @@ inline __m256i bcast4(const int8_t* p) {
 
 // Q8_0 keeps the sign trick (maddubs(|w|, sign(y, w))): with unsigned level + 128 a pair of
 // products reaches 2 * 255 * 127 and saturates int16; |w| <= 128 and |y| <= 127 stay below 32767.
-// So no token sums are needed here.
+// So the correction of lane_act is not needed here.
 template <int NT>
-void lane_q8_0(int64_t n, const void* group, const void* const a[], const int32_t* const[], float* out) {
+void lane_q8_0(int64_t n, const void* group, const void* const a[], const LaneAct* const act[], float* out) {
   const auto* x = static_cast<const BlockQ8_0x16*>(group);
   const BlockQ8_0* y[NT];
   for (int t = 0; t < NT; ++t) y[t] = static_cast<const BlockQ8_0*>(a[t]);
@@ -406,8 +406,6 @@ void lane_q8_0(int64_t n, const void* group, const void* const a[], const int32_
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t b = 0; b < n / QK; ++b) {
-    float dy[NT];
-    for (int t = 0; t < NT; ++t) dy[t] = f16(y[t][b].d);
     for (int h = 0; h < 2; ++h) {
       const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].d + 8 * h)));
       __m256i w[8];
@@ -418,7 +416,7 @@ void lane_q8_0(int64_t n, const void* group, const void* const a[], const int32_
           const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w[c], w[c]), _mm256_sign_epi8(bcast4(y[t][b].qs + 4 * c), w[c]));
           isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, ones));
         }
-        const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(dy[t]));
+        const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(act[t][b].d));
         acc[t][h] = _mm256_add_ps(acc[t][h], _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)));
       }
     }
@@ -429,9 +427,9 @@ void lane_q8_0(int64_t n, const void* group, const void* const a[], const int32_
 
 // Q4_0: the nibbles are unsigned (level + 8), so maddubs(nibble, y) needs no sign trick; a pair is
 // at most 2 * 15 * 128 = 3840, so all 8 maddubs of a block add up in int16 (<= 30720) before one
-// madd; the offset comes off as 8 * sum(y) (the token sums).
+// madd; the offset comes off as lane_act's corr = -8 * sum(y).
 template <int NT>
-void lane_q4_0(int64_t n, const void* group, const void* const a[], const int32_t* const sums[], float* out) {
+void lane_q4_0(int64_t n, const void* group, const void* const a[], const LaneAct* const act[], float* out) {
   const auto* x = static_cast<const BlockQ4_0x16*>(group);
   const BlockQ8_0* y[NT];
   for (int t = 0; t < NT; ++t) y[t] = static_cast<const BlockQ8_0*>(a[t]);
@@ -439,8 +437,6 @@ void lane_q4_0(int64_t n, const void* group, const void* const a[], const int32_
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(0x0F);
   for (int64_t b = 0; b < n / QK; ++b) {
-    float dy[NT];
-    for (int t = 0; t < NT; ++t) dy[t] = f16(y[t][b].d);
     for (int h = 0; h < 2; ++h) {
       const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].d + 8 * h)));
       __m256i lo[4], hi[4];  // level + 8 of elements 4c.. and 16 + 4c.., rows 8h.. in lanes
@@ -455,8 +451,8 @@ void lane_q4_0(int64_t n, const void* group, const void* const a[], const int32_
           s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo[c], bcast4(y[t][b].qs + 4 * c)));
           s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi[c], bcast4(y[t][b].qs + 16 + 4 * c)));
         }
-        const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(8 * sums[t][b]));
-        const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(dy[t]));
+        const __m256i isum = _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(act[t][b].corr));
+        const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(act[t][b].d));
         acc[t][h] = _mm256_add_ps(acc[t][h], _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)));
       }
     }
@@ -466,21 +462,21 @@ void lane_q4_0(int64_t n, const void* group, const void* const a[], const int32_
 }
 
 template <template <int> class K>
-void lane_dispatch(int64_t n, const void* group, const void* const a[], const int32_t* const sums[], int n_tok,
+void lane_dispatch(int64_t n, const void* group, const void* const a[], const LaneAct* const act[], int n_tok,
                    float* out) {
   static_assert(kLaneTokens == 4);
   switch (n_tok) {
-    case 1: return K<1>::run(n, group, a, sums, out);
-    case 2: return K<2>::run(n, group, a, sums, out);
-    case 3: return K<3>::run(n, group, a, sums, out);
-    default: return K<4>::run(n, group, a, sums, out);
+    case 1: return K<1>::run(n, group, a, act, out);
+    case 2: return K<2>::run(n, group, a, act, out);
+    case 3: return K<3>::run(n, group, a, act, out);
+    default: return K<4>::run(n, group, a, act, out);
   }
 }
 template <int NT> struct LaneQ8_0 {
-  static void run(int64_t n, const void* g, const void* const a[], const int32_t* const s[], float* o) { lane_q8_0<NT>(n, g, a, s, o); }
+  static void run(int64_t n, const void* g, const void* const a[], const LaneAct* const s[], float* o) { lane_q8_0<NT>(n, g, a, s, o); }
 };
 template <int NT> struct LaneQ4_0 {
-  static void run(int64_t n, const void* g, const void* const a[], const int32_t* const s[], float* o) { lane_q4_0<NT>(n, g, a, s, o); }
+  static void run(int64_t n, const void* g, const void* const a[], const LaneAct* const s[], float* o) { lane_q4_0<NT>(n, g, a, s, o); }
 };
 
 // ---------------------------------------------------------------- dcq I8 codes
@@ -608,8 +604,8 @@ void fill_avx2(KernelTable& t) {
   t.gemm4x4[static_cast<int>(GgmlType::F32)] = gemm4x4_f32;
   t.lane_group[static_cast<int>(GgmlType::Q8_0)] = lane_dispatch<LaneQ8_0>;
   t.lane_group[static_cast<int>(GgmlType::Q4_0)] = lane_dispatch<LaneQ4_0>;
-  t.group_dot[static_cast<int>(GgmlType::Q8_0)] = lane_group_dot<lane_dispatch<LaneQ8_0>>;
-  t.group_dot[static_cast<int>(GgmlType::Q4_0)] = lane_group_dot<lane_dispatch<LaneQ4_0>>;
+  t.group_dot[static_cast<int>(GgmlType::Q8_0)] = lane_group_dot<lane_dispatch<LaneQ8_0>, GgmlType::Q8_0>;
+  t.group_dot[static_cast<int>(GgmlType::Q4_0)] = lane_group_dot<lane_dispatch<LaneQ4_0>, GgmlType::Q4_0>;
   t.interleave_pays = true;
 }
 

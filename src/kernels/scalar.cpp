@@ -374,8 +374,8 @@ static void dot_i8_4_scalar(int64_t n, const int8_t* w, const float* const x[4],
 // Lane groups of 16 rows (BlockQ8_0x16 / BlockQ4_0x16): each row's block sum is the exact
 // integer dot_q8_0 / dot_q4_0 computes, then sum += (dx * dy) * float(isum) in block order, so
 // every output is bit-identical with the plain layout (the twin of the SIMD lane kernels; the
-// token sums are not needed without the unsigned-weight trick).
-static void lane_q8_0(int64_t n, const void* group, const void* const a[], const int32_t* const[], int n_tok,
+// token data of lane_act is not needed without the unsigned-weight trick).
+static void lane_q8_0(int64_t n, const void* group, const void* const a[], const LaneAct* const[], int n_tok,
                       float* out) {
   const auto* x = static_cast<const BlockQ8_0x16*>(group);
   for (int t = 0; t < n_tok; ++t) {
@@ -393,7 +393,7 @@ static void lane_q8_0(int64_t n, const void* group, const void* const a[], const
   }
 }
 
-static void lane_q4_0(int64_t n, const void* group, const void* const a[], const int32_t* const[], int n_tok,
+static void lane_q4_0(int64_t n, const void* group, const void* const a[], const LaneAct* const[], int n_tok,
                       float* out) {
   const auto* x = static_cast<const BlockQ4_0x16*>(group);
   for (int t = 0; t < n_tok; ++t) {
@@ -443,8 +443,8 @@ void fill_scalar(KernelTable& t) {
   t.dot_i8_4 = dot_i8_4_scalar;
   t.lane_group[static_cast<int>(GgmlType::Q8_0)] = lane_q8_0;
   t.lane_group[static_cast<int>(GgmlType::Q4_0)] = lane_q4_0;
-  t.group_dot[static_cast<int>(GgmlType::Q8_0)] = lane_group_dot<lane_q8_0>;
-  t.group_dot[static_cast<int>(GgmlType::Q4_0)] = lane_group_dot<lane_q4_0>;
+  t.group_dot[static_cast<int>(GgmlType::Q8_0)] = lane_group_dot<lane_q8_0, GgmlType::Q8_0>;
+  t.group_dot[static_cast<int>(GgmlType::Q4_0)] = lane_group_dot<lane_q4_0, GgmlType::Q4_0>;
   fill_scalar_repack_kquant(t);  // interleaved Q4_K
 }
 
