@@ -349,12 +349,13 @@ void matmul_interleaved(const Matrix& w, const uint8_t* abase, size_t a_stride, 
   const VecDotFn dot = act.table.vec_dot[static_cast<int>(w.type)];
   DCQ_ASSERT(gdot != nullptr && (pb.rows != kLaneRows || lane != nullptr));
   const int rows = pb.rows;
+  constexpr int kMaxTile = std::max(kLaneTokens, 4);  // group_dot (k-quants) takes 1..4 tokens
   const int tile = lane ? kLaneTokens : 4;
   const int64_t groups = w.n_rows / rows;
   const size_t row_stride = *row_bytes(w.type, w.n_cols);
   const size_t group_bytes = size_t(rows) * row_stride;
   const int64_t units = groups + (w.n_rows % rows ? 1 : 0);
-  const int64_t nb = w.n_cols / QK;
+  const int64_t nb = w.n_cols / QK;          // Q8_0 / Q4_0 blocks per row (lane layouts only)
   thread_local std::vector<LaneAct> lact;  // the caller's: workers only read it
   if (lane) {
     lact.resize(size_t(nb * n_tok));
@@ -374,9 +375,9 @@ void matmul_interleaved(const Matrix& w, const uint8_t* abase, size_t a_stride, 
       const void* gp = w.data + size_t(g) * group_bytes;
       for (int64_t t = 0; t < n_tok; t += tile) {
         const int nt = int(std::min<int64_t>(tile, n_tok - t));
-        const void* a[kLaneTokens > 4 ? kLaneTokens : 4];
-        const LaneAct* la[kLaneTokens];
-        float out[kLaneRows * (kLaneTokens > 4 ? kLaneTokens : 4)];
+        const void* a[kMaxTile];
+        const LaneAct* la[kMaxTile];
+        float out[kLaneRows * kMaxTile];
         for (int i = 0; i < nt; ++i) a[i] = abase + size_t(t + i) * a_stride;
         if (lane) {
           for (int i = 0; i < nt; ++i) la[i] = lbase + (t + i) * nb;
