@@ -93,12 +93,12 @@ struct Matrix {
 };
 
 // Weight repacking (llama.cpp's CPU_REPACK idea, our own layout, docs/kernels.md "Interleaved
-// weights"): rows in groups of 8 with each block column's 8 blocks stored together, so that a
-// matrix-vector product streams one contiguous array and loads each activation block once per
-// 8 rows. Results are bit-identical with the plain layout on every path.
+// weights"): rows in groups (16 for Q8_0 / Q4_0, 8 for Q4_K / Q6_K) with each block column's
+// blocks stored together, so that a matrix-vector product streams one contiguous array and loads
+// each activation block once per group. Results are bit-identical with the plain layout on every path.
 // Whether the active path wants `type` weights of this shape interleaved (the AVX2 and AVX-512
-// paths: Q8_0 and Q4_0, and Q4_K and Q6_K (docs/kernels_kquant.md), with at least 8 rows of whole
-// blocks; DCQ_REPACK=0 turns it off).
+// paths: Q8_0 and Q4_0 with at least 16 rows, and Q4_K and Q6_K (docs/kernels_kquant.md) with at
+// least 8, of whole blocks; DCQ_REPACK=0 turns it off).
 bool interleave_pays(GgmlType type, int64_t n_rows, int64_t n_cols);
 // Writes the interleaved copy of a plain Q8_0 / Q4_0 / Q4_K / Q6_K matrix (same byte count, dst != src).
 void interleave_rows(GgmlType type, int64_t n_rows, int64_t n_cols, const uint8_t* src, uint8_t* dst);

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "dcq/fp16.hpp"
 #include "dcq/ggml_type.hpp"
@@ -35,21 +36,28 @@ static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 && sizeof(Bloc
               sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 && sizeof(BlockIQ4XS) == 136 &&
               sizeof(BlockQ8_K) == 292);
 
-// Interleaved (repacked) layouts of Q8_0 / Q4_0 weights, 8 rows per group (docs/kernels.md,
-// "Interleaved weights"). A packed matrix stores its rows in groups of 8: group g holds, for
-// each block column b in order, one x8 block with the 8 rows' scales together and their levels
-// arranged so that one 32-byte load serves whole rows. Rows past the last full group follow in
-// ggml's plain layout. The byte count equals the plain matrix's.
+// Groups of interleaved k-quant rows (BlockQ4_Kx8 / BlockQ6_Kx8 below) hold 8 rows.
 constexpr int kRows = 8;
-struct BlockQ8_0x8 {
-  uint16_t d[8];      // scale of row r
-  int8_t qs[8][32];   // qs[r] = row r's 32 levels, as in BlockQ8_0
+
+// "One lane per row" layouts of Q8_0 / Q4_0 weights, 16 rows per group (docs/kernels.md,
+// "Session 5: one lane per row"). Group g holds, for each block column b in order, one x16 block:
+// the 16 rows' fp16 scales together (one cvtph gives all 16 lane scales), then the levels in
+// 4-byte chunks, chunk c of row r at qs[c][r]. A 64-byte load of qs[c] puts row r's 4 bytes in
+// 32-bit lane r, so vpdpbusd against the token's 4 bytes of chunk c (broadcast) accumulates every
+// row's block sum in its own lane: no horizontal reduction. AVX2 reads the same layout as two
+// ymm halves (rows 0..7, 8..15). Rows past the last full group follow in ggml's plain layout;
+// the byte count equals the plain matrix's.
+constexpr int kLaneRows = 16;
+constexpr int kLaneTokens = 4;  // tokens per LaneGroupFn call (register budget, see the kernels)
+struct BlockQ8_0x16 {
+  uint16_t d[16];        // scale of row r
+  int8_t qs[8][16][4];   // [c][r][k] = level 4c + k of row r (signed, as in BlockQ8_0)
 };
-struct BlockQ4_0x8 {
-  uint16_t d[8];      // scale of row r
-  uint8_t qs[4][32];  // qs[j][0..15] = row j's packed nibbles, qs[j][16..31] = row j + 4's
+struct BlockQ4_0x16 {
+  uint16_t d[16];        // scale of row r
+  uint8_t qs[4][16][4];  // [c][r][k] = BlockQ4_0::qs[4c + k] of row r: low nibble element 4c + k, high 16 + 4c + k
 };
-static_assert(sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0) && sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0));
+static_assert(sizeof(BlockQ8_0x16) == 16 * sizeof(BlockQ8_0) && sizeof(BlockQ4_0x16) == 16 * sizeof(BlockQ4_0));
 
 // Interleaved Q4_K (docs/kernels_kquant.md): 8 rows' super-blocks of one block column, 1152
 // bytes like the 8 plain blocks, so the packed matrix keeps its byte count. The 6-bit scales are
@@ -113,10 +121,47 @@ using I8Dot4Fn = void (*)(int64_t n, const int8_t* w, const float* const x[4], c
 // One weight row against four token rows (a batch without a 4x4 tile: the row's scales and levels
 // are decoded once for the four tokens): out[t] = dot(w, a[t]), each exactly as VecDotFn computes it.
 using Row4Fn = void (*)(int64_t n, const void* w, const void* const a[4], float out[4]);
-// A group of 8 interleaved rows (BlockQ8_0x8 / BlockQ4_0x8 blocks, n / 32 of them) against
-// n_tok (1..4) Q8_0 activation rows: out[8 * t + r] = dot(row r, a[t]), each exactly as VecDotFn
-// computes it on the plain row (the same integer block sums and float chain: bit-identical).
+// A group of 8 interleaved k-quant rows (BlockQ4_Kx8 / BlockQ6_Kx8 blocks) against n_tok (1..4)
+// Q8_K activation rows: out[8 * t + r] = dot(row r, a[t]), each exactly as VecDotFn computes it on
+// the plain row (the same integer block sums and float chain: bit-identical). Q8_0 / Q4_0 entries
+// (16-row groups, out[16 * t + r]) compute lane_act and call a LaneGroupFn (lane_group_dot).
 using GroupDotFn = void (*)(int64_t n, const void* group, const void* const a[], int n_tok, float* out);
+// Per token block, what the lane kernels need besides its levels, computed once per matmul (not
+// once per group of rows): the scale as a float, and the correction of the unsigned weight bytes
+// (Q8_0: level + 128, Q4_0: nibble = level + 8), corr = -offset * (sum of the block's 32 levels).
+struct LaneAct {
+  float d;
+  int32_t corr;
+};
+inline int lane_offset(GgmlType type) { return type == GgmlType::Q8_0 ? 128 : 8; }
+// out[b] for the n / 32 blocks of the Q8_0 activation row a.
+inline void lane_act(int64_t n, const void* a, int offset, LaneAct* out) {
+  const auto* y = static_cast<const BlockQ8_0*>(a);
+  for (int64_t b = 0; b < n / QK; ++b) {
+    int32_t s = 0;
+    for (int k = 0; k < QK; ++k) s += y[b].qs[k];
+    out[b] = {fp16_to_float(y[b].d), -offset * s};
+  }
+}
+// A group of 16 lane-interleaved rows (BlockQ8_0x16 / BlockQ4_0x16 blocks, n / 32 of them) against
+// n_tok (1..kLaneTokens) Q8_0 activation rows a[t] with act[t] = their lane_act:
+// out[16 * t + r] = dot(row r, a[t]), bit-identical with VecDotFn on the plain row.
+using LaneGroupFn = void (*)(int64_t n, const void* group, const void* const a[], const LaneAct* const act[],
+                             int n_tok, float* out);
+// The GroupDotFn face of a LaneGroupFn (the group_dot entry of Q8_0 / Q4_0, for callers without
+// the per-matmul token data): computes lane_act itself.
+template <LaneGroupFn F, GgmlType T>
+void lane_group_dot(int64_t n, const void* group, const void* const a[], int n_tok, float* out) {
+  const int64_t nb = n / QK;
+  std::vector<LaneAct> buf(size_t(nb) * size_t(n_tok));
+  std::vector<const LaneAct*> act(static_cast<size_t>(n_tok));
+  for (int t = 0; t < n_tok; ++t) {
+    act[size_t(t)] = buf.data() + size_t(t) * size_t(nb);
+    lane_act(n, a[t], lane_offset(T), buf.data() + size_t(t) * size_t(nb));
+  }
+  for (int t0 = 0; t0 < n_tok; t0 += kLaneTokens)
+    F(n, group, a + t0, act.data() + t0, n_tok - t0 < kLaneTokens ? n_tok - t0 : kLaneTokens, out + kLaneRows * t0);
+}
 // F32 / F16 weights in lane order (gemm_avx2.cpp / gemm_avx512.cpp; widths that are a multiple of
 // panel_lanes only): rows w[0..n_rows) (any count, byte stride w_stride) against n_tok float
 // activation rows (a + t * a_stride; F16 activations already rounded to F16, see panel_act):
@@ -133,7 +178,8 @@ struct KernelTable {
   VecDot4Fn vec_dot4[kMaxType] = {};    // optional
   Gemm4x4Fn gemm4x4[kMaxType] = {};     // optional (batches of 4+ tokens)
   Row4Fn row4[kMaxType] = {};           // optional (batches, types without gemm4x4)
-  GroupDotFn group_dot[kMaxType] = {};  // interleaved Q8_0 / Q4_0 / Q4_K (every path has one)
+  GroupDotFn group_dot[kMaxType] = {};  // interleaved Q8_0 / Q4_0 / Q4_K / Q6_K (every path has one)
+  LaneGroupFn lane_group[kMaxType] = {};  // Q8_0 / Q4_0 in 16-row lane groups (every path has one)
   bool interleave_pays = false;         // this path packs Q8_0 / Q4_0 weights (AVX2, AVX-512)
   PanelFn panel[kMaxType] = {};         // optional, by weight type (F32, F16)
   VecDotFn lane_dot[kMaxType] = {};     // one row x one token in the panel's order (vec_dot's width check)

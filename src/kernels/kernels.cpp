@@ -258,17 +258,19 @@ void matmul_i8(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadP
 
 namespace {
 
-// Elements and bytes of one plain block of a type with an interleaved layout (0 for others).
+// Elements and bytes of one plain block of a type with an interleaved layout (0 for others), and
+// the rows per group: 16 for the lane layouts of Q8_0 / Q4_0, 8 for the k-quants' x8 blocks.
 struct PlainBlock {
   int64_t elems = 0;
   size_t bytes = 0;
+  int rows = 0;
 };
 PlainBlock interleaved_block(GgmlType type) {
   switch (type) {
-    case GgmlType::Q8_0: return {QK, sizeof(BlockQ8_0)};
-    case GgmlType::Q4_0: return {QK, sizeof(BlockQ4_0)};
-    case GgmlType::Q4_K: return {QK_K, sizeof(BlockQ4_K)};
-    case GgmlType::Q6_K: return {QK_K, sizeof(BlockQ6_K)};
+    case GgmlType::Q8_0: return {QK, sizeof(BlockQ8_0), kLaneRows};
+    case GgmlType::Q4_0: return {QK, sizeof(BlockQ4_0), kLaneRows};
+    case GgmlType::Q4_K: return {QK_K, sizeof(BlockQ4_K), kRows};
+    case GgmlType::Q6_K: return {QK_K, sizeof(BlockQ6_K), kRows};
     default: return {};
   }
 }
@@ -278,7 +280,7 @@ PlainBlock interleaved_block(GgmlType type) {
 bool interleave_pays(GgmlType type, int64_t n_rows, int64_t n_cols) {
   const PlainBlock pb = interleaved_block(type);
   if (pb.elems == 0) return false;
-  if (n_rows < kRows || n_cols <= 0 || n_cols % pb.elems != 0) return false;
+  if (n_rows < pb.rows || n_cols <= 0 || n_cols % pb.elems != 0) return false;
   if (const char* env = std::getenv("DCQ_REPACK"); env && std::string(env) == "0") return false;
   return active().table.interleave_pays;
 }
@@ -287,88 +289,104 @@ static size_t interleaved_row_offset(const Matrix& w, int64_t row, int64_t block
   const PlainBlock pb = interleaved_block(w.type);
   const size_t bs = pb.bytes;
   const int64_t nb = w.n_cols / pb.elems;
-  const int64_t full = w.n_rows / kRows * kRows;
+  const int64_t full = w.n_rows / pb.rows * pb.rows;
   if (row >= full) return size_t(full * nb) * bs + size_t((row - full) * nb + block) * bs;
-  return (size_t((row / kRows) * nb + block) * kRows) * bs;  // start of the x8 block
+  return (size_t((row / pb.rows) * nb + block) * size_t(pb.rows)) * bs;  // start of the group's block
 }
 
 void interleave_rows(GgmlType type, int64_t n_rows, int64_t n_cols, const uint8_t* src, uint8_t* dst) {
   const PlainBlock pb = interleaved_block(type);
   DCQ_ASSERT(pb.elems != 0 && n_cols % pb.elems == 0);
   const int64_t nb = n_cols / pb.elems;
-  const int64_t groups = n_rows / kRows;
-  const bool q8 = type == GgmlType::Q8_0;
+  const int64_t groups = n_rows / pb.rows;
   const size_t bs = pb.bytes;
   const size_t row_stride = size_t(nb) * bs;
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* out = dst + (size_t(g * nb + b) * kRows) * bs;
+      uint8_t* out = dst + (size_t(g * nb + b) * size_t(pb.rows)) * bs;
+      auto block = [&](int r) { return src + size_t(g * pb.rows + r) * row_stride + size_t(b) * bs; };
       if (type == GgmlType::Q4_K) {  // k-quants: scales unpacked, levels regrouped (repack_kquant.cpp)
         const BlockQ4_K* rows[kRows];
-        for (int r = 0; r < kRows; ++r)
-          rows[r] = reinterpret_cast<const BlockQ4_K*>(src + size_t(g * kRows + r) * row_stride + size_t(b) * bs);
+        for (int r = 0; r < kRows; ++r) rows[r] = reinterpret_cast<const BlockQ4_K*>(block(r));
         pack_q4_k_x8(rows, *reinterpret_cast<BlockQ4_Kx8*>(out));
-        continue;
-      }
-      if (type == GgmlType::Q6_K) {
+      } else if (type == GgmlType::Q6_K) {
         const BlockQ6_K* rows[kRows];
-        for (int r = 0; r < kRows; ++r)
-          rows[r] = reinterpret_cast<const BlockQ6_K*>(src + size_t(g * kRows + r) * row_stride + size_t(b) * bs);
+        for (int r = 0; r < kRows; ++r) rows[r] = reinterpret_cast<const BlockQ6_K*>(block(r));
         pack_q6_k_x8(rows, *reinterpret_cast<BlockQ6_Kx8*>(out));
-        continue;
-      }
-      for (int r = 0; r < kRows; ++r) {
-        const uint8_t* blk = src + size_t(g * kRows + r) * row_stride + size_t(b) * bs;
-        if (q8) {
-          auto* o = reinterpret_cast<BlockQ8_0x8*>(out);
-          const auto* i = reinterpret_cast<const BlockQ8_0*>(blk);
+      } else if (type == GgmlType::Q8_0) {  // chunk c (levels 4c..4c+3) of row r at qs[c][r]
+        auto* o = reinterpret_cast<BlockQ8_0x16*>(out);
+        for (int r = 0; r < kLaneRows; ++r) {
+          const auto* i = reinterpret_cast<const BlockQ8_0*>(block(r));
           o->d[r] = i->d;
-          std::memcpy(o->qs[r], i->qs, 32);
-        } else {
-          auto* o = reinterpret_cast<BlockQ4_0x8*>(out);
-          const auto* i = reinterpret_cast<const BlockQ4_0*>(blk);
+          for (int c = 0; c < 8; ++c) std::memcpy(o->qs[c][r], i->qs + 4 * c, 4);
+        }
+      } else {  // Q4_0: packed bytes 4c..4c+3 (elements 4c.. low, 16 + 4c.. high) of row r at qs[c][r]
+        auto* o = reinterpret_cast<BlockQ4_0x16*>(out);
+        for (int r = 0; r < kLaneRows; ++r) {
+          const auto* i = reinterpret_cast<const BlockQ4_0*>(block(r));
           o->d[r] = i->d;
-          std::memcpy(o->qs[r % 4] + 16 * (r / 4), i->qs, 16);
+          for (int c = 0; c < 4; ++c) std::memcpy(o->qs[c][r], i->qs + 4 * c, 4);
         }
       }
     }
   }
-  const size_t done = size_t(groups * kRows) * row_stride;  // the remainder rows stay plain
+  const size_t done = size_t(groups * pb.rows) * row_stride;  // the remainder rows stay plain
   std::memcpy(dst + done, src + done, size_t(n_rows) * row_stride - done);
 }
 
 namespace {
 
-// y = w x for a matrix whose rows are interleaved in groups of 8: threads split the groups (the
-// last unit is the plain remainder rows), each group meets the tokens 4 at a time.
+// y = w x for a matrix whose rows are interleaved in groups (16 rows for Q8_0 / Q4_0, 8 for the
+// k-quants): threads split the groups (the last unit is the plain remainder rows), each group meets
+// the tokens a few at a time while its blocks stay in L1/L2. Q8_0 / Q4_0: the tokens' lane_act
+// (float scales, offset corrections) is computed once here, shared by every group.
 void matmul_interleaved(const Matrix& w, const uint8_t* abase, size_t a_stride, int64_t n_tok, float* y,
                         ThreadPool* pool) {
   const Active& act = active();
+  const PlainBlock pb = interleaved_block(w.type);
   const GroupDotFn gdot = act.table.group_dot[static_cast<int>(w.type)];
+  const LaneGroupFn lane = pb.rows == kLaneRows ? act.table.lane_group[static_cast<int>(w.type)] : nullptr;
   const VecDotFn dot = act.table.vec_dot[static_cast<int>(w.type)];
-  DCQ_ASSERT(gdot != nullptr);
-  const int64_t groups = w.n_rows / kRows;
-  const size_t group_bytes = size_t(kRows) * *row_bytes(w.type, w.n_cols);
-  const int64_t units = groups + (w.n_rows % kRows ? 1 : 0);
+  DCQ_ASSERT(gdot != nullptr && (pb.rows != kLaneRows || lane != nullptr));
+  const int rows = pb.rows;
+  constexpr int kMaxTile = std::max(kLaneTokens, 4);  // group_dot (k-quants) takes 1..4 tokens
+  const int tile = lane ? kLaneTokens : 4;
+  const int64_t groups = w.n_rows / rows;
+  const size_t row_stride = *row_bytes(w.type, w.n_cols);
+  const size_t group_bytes = size_t(rows) * row_stride;
+  const int64_t units = groups + (w.n_rows % rows ? 1 : 0);
+  const int64_t nb = w.n_cols / QK;          // Q8_0 / Q4_0 blocks per row (lane layouts only)
+  thread_local std::vector<LaneAct> lact;  // the caller's: workers only read it
+  if (lane) {
+    lact.resize(size_t(nb * n_tok));
+    for (int64_t t = 0; t < n_tok; ++t)
+      lane_act(w.n_cols, abase + size_t(t) * a_stride, lane_offset(w.type), lact.data() + t * nb);
+  }
+  const LaneAct* lbase = lact.data();
   auto run = [&](int64_t u0, int64_t u1) {
     for (int64_t g = u0; g < u1; ++g) {
       if (g == groups) {  // remainder rows, plain layout
-        const uint8_t* rows = w.data + size_t(groups) * group_bytes;
-        const size_t stride = group_bytes / kRows;
-        for (int64_t r = groups * kRows; r < w.n_rows; ++r)
+        const uint8_t* plain = w.data + size_t(groups) * group_bytes;
+        for (int64_t r = groups * rows; r < w.n_rows; ++r)
           for (int64_t t = 0; t < n_tok; ++t)
-            y[t * w.n_rows + r] = dot(w.n_cols, rows + size_t(r - groups * kRows) * stride, abase + size_t(t) * a_stride);
+            y[t * w.n_rows + r] = dot(w.n_cols, plain + size_t(r - groups * rows) * row_stride, abase + size_t(t) * a_stride);
         continue;
       }
       const void* gp = w.data + size_t(g) * group_bytes;
-      for (int64_t t = 0; t < n_tok; t += 4) {
-        const int nt = int(std::min<int64_t>(4, n_tok - t));
-        const void* a[4];
+      for (int64_t t = 0; t < n_tok; t += tile) {
+        const int nt = int(std::min<int64_t>(tile, n_tok - t));
+        const void* a[kMaxTile];
+        const LaneAct* la[kMaxTile];
+        float out[kLaneRows * kMaxTile];
         for (int i = 0; i < nt; ++i) a[i] = abase + size_t(t + i) * a_stride;
-        float out[4 * kRows];
-        gdot(w.n_cols, gp, a, nt, out);
+        if (lane) {
+          for (int i = 0; i < nt; ++i) la[i] = lbase + (t + i) * nb;
+          lane(w.n_cols, gp, a, la, nt, out);
+        } else {
+          gdot(w.n_cols, gp, a, nt, out);
+        }
         for (int i = 0; i < nt; ++i)
-          std::memcpy(y + (t + i) * w.n_rows + g * kRows, out + kRows * i, sizeof(float) * kRows);
+          std::memcpy(y + (t + i) * w.n_rows + g * rows, out + rows * i, sizeof(float) * size_t(rows));
       }
     }
   };
@@ -508,8 +526,8 @@ void dequantize_row(const Matrix& w, int64_t row, float* out) {
     const PlainBlock pb = interleaved_block(w.type);
     DCQ_ASSERT(pb.elems != 0);
     const size_t bs = pb.bytes;
-    const bool tail = row >= w.n_rows / kRows * kRows;
-    const int r = int(row % kRows);
+    const bool tail = row >= w.n_rows / pb.rows * pb.rows;
+    const int r = int(row % pb.rows);
     for (int64_t b = 0; b < w.n_cols / pb.elems; ++b) {
       const uint8_t* src = w.data + interleaved_row_offset(w, row, b);
       uint8_t* dst = plain.data() + size_t(b) * bs;
@@ -520,13 +538,13 @@ void dequantize_row(const Matrix& w, int64_t row, float* out) {
       } else if (w.type == GgmlType::Q6_K) {
         unpack_q6_k_x8(*reinterpret_cast<const BlockQ6_Kx8*>(src), r, *reinterpret_cast<BlockQ6_K*>(dst));
       } else if (q8) {
-        const auto* i = reinterpret_cast<const BlockQ8_0x8*>(src);
+        const auto* i = reinterpret_cast<const BlockQ8_0x16*>(src);
         std::memcpy(dst, &i->d[r], 2);
-        std::memcpy(dst + 2, i->qs[r], 32);
+        for (int c = 0; c < 8; ++c) std::memcpy(dst + 2 + 4 * c, i->qs[c][r], 4);
       } else {
-        const auto* i = reinterpret_cast<const BlockQ4_0x8*>(src);
+        const auto* i = reinterpret_cast<const BlockQ4_0x16*>(src);
         std::memcpy(dst, &i->d[r], 2);
-        std::memcpy(dst + 2, i->qs[r % 4] + 16 * (r / 4), 16);
+        for (int c = 0; c < 4; ++c) std::memcpy(dst + 2 + 4 * c, i->qs[c][r], 4);
       }
     }
     dequantize_row_scalar(w.type, plain.data(), out, w.n_cols);

@@ -380,112 +380,104 @@ void gemm4x4_q4_0(int64_t n, const void* const w[4], const void* const a[4], flo
                            [](const BlockQ4_0& blk) { return _mm256_sub_epi8(nibbles(blk.qs), _mm256_set1_epi8(8)); });
 }
 
-// ---------------------------------------------------------------- interleaved Q8_0 / Q4_0
+// ---------------------------------------------------------------- Q8_0 / Q4_0 lane groups
 
-// Eight int32 vectors (row r's partial block sums in p[r]) -> one vector of the eight row sums.
-inline __m256i reduce8_i32(const __m256i p[8]) {
-  const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-  const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
-  // a = [r0 r1 r2 r3 | r0 r1 r2 r3] (two halves of each row's sum), b likewise for rows 4..7.
-  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+// The 16-row lane layout (blocks.hpp, BlockQ8_0x16 / BlockQ4_0x16) as two ymm halves, rows
+// 8h..8h+7 in the 32-bit lanes of half h: each chunk's products land in their row's lane (madd
+// with ones sums a lane's two pairs), no horizontal reduction. Per (row, token) exactly
+// dot_q8_0's / dot_q4_0's arithmetic: exact integer block sums, then sum += (dx * dy) * float(isum)
+// in block order, unfused: bit-identical with the scalar twin and the plain layout. A half's
+// weights are loaded once per block for the NT tokens.
+inline __m256i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
 }
 
-// One group of 8 interleaved rows against NT tokens. Per (row, token) exactly dot_q8_0's
-// arithmetic: exact integer block sums, then sum += (dx * dy) * float(isum) in block order, the
-// 8 rows in the 8 lanes (unfused multiply and add: bit-identical with the scalar twin). The
-// weights are one contiguous stream (the point of the repacking): each 272-byte x8 block is
-// read once per call and the token's bytes once per block for all 8 rows.
+// Q8_0 keeps the sign trick (maddubs(|w|, sign(y, w))): with unsigned level + 128 a pair of
+// products reaches 2 * 255 * 127 and saturates int16; |w| <= 128 and |y| <= 127 stay below 32767.
+// So the correction of lane_act is not needed here.
 template <int NT>
-void group_q8_0(int64_t n, const void* group, const void* const a[], float* out) {
-  const auto* x = static_cast<const BlockQ8_0x8*>(group);
+void lane_q8_0(int64_t n, const void* group, const void* const a[], const LaneAct* const act[], float* out) {
+  const auto* x = static_cast<const BlockQ8_0x16*>(group);
   const BlockQ8_0* y[NT];
   for (int t = 0; t < NT; ++t) y[t] = static_cast<const BlockQ8_0*>(a[t]);
-  __m256 sum[NT];
-  for (int t = 0; t < NT; ++t) sum[t] = _mm256_setzero_ps();
+  __m256 acc[NT][2];
+  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t b = 0; b < n / QK; ++b) {
-    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1024, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1088, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1152, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1216, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1280, _MM_HINT_T0);
-    const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].d)));
-    __m256i ax[8];  // |levels|, once per block for all tokens (the signs go onto each token's bytes)
-    if constexpr (NT > 1)
-      for (int r = 0; r < 8; ++r) ax[r] = _mm256_sign_epi8(load32(x[b].qs[r]), load32(x[b].qs[r]));
-    for (int t = 0; t < NT; ++t) {
-      const __m256i yv = load32(y[t][b].qs);
-      __m256i p[8];
-      for (int r = 0; r < 8; ++r) {
-        const __m256i q = load32(x[b].qs[r]);
-        const __m256i aq = NT > 1 ? ax[r] : _mm256_sign_epi8(q, q);
-        p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(yv, q)), ones);
+    for (int h = 0; h < 2; ++h) {
+      const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].d + 8 * h)));
+      __m256i w[8];
+      for (int c = 0; c < 8; ++c) w[c] = load32(x[b].qs[c][8 * h]);
+      for (int t = 0; t < NT; ++t) {
+        __m256i isum = _mm256_setzero_si256();
+        for (int c = 0; c < 8; ++c) {
+          const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w[c], w[c]), _mm256_sign_epi8(bcast4(y[t][b].qs + 4 * c), w[c]));
+          isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, ones));
+        }
+        const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(act[t][b].d));
+        acc[t][h] = _mm256_add_ps(acc[t][h], _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)));
       }
-      const __m256 isum = _mm256_cvtepi32_ps(reduce8_i32(p));
-      const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(f16(y[t][b].d)));
-      sum[t] = _mm256_add_ps(sum[t], _mm256_mul_ps(d, isum));
     }
   }
-  for (int t = 0; t < NT; ++t) _mm256_storeu_ps(out + 8 * t, sum[t]);
+  for (int t = 0; t < NT; ++t)
+    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out + 16 * t + 8 * h, acc[t][h]);
 }
 
-// Q4_0: each 32-byte load holds rows j and j + 4 (16 bytes each); the low nibbles are elements
-// 0..15 and the high nibbles 16..31 of both rows, so the token's bytes enter as [y0..15 | y0..15]
-// and [y16..31 | y16..31]. The nibbles are unsigned (level + 8): maddubs(nibble, y) needs no
-// sign trick, and the offset comes off as 8 * sum(y) per 4-lane half (exact integers).
+// Q4_0: the nibbles are unsigned (level + 8), so maddubs(nibble, y) needs no sign trick; a pair is
+// at most 2 * 15 * 128 = 3840, so all 8 maddubs of a block add up in int16 (<= 30720) before one
+// madd; the offset comes off as lane_act's corr = -8 * sum(y).
 template <int NT>
-void group_q4_0(int64_t n, const void* group, const void* const a[], float* out) {
-  const auto* x = static_cast<const BlockQ4_0x8*>(group);
+void lane_q4_0(int64_t n, const void* group, const void* const a[], const LaneAct* const act[], float* out) {
+  const auto* x = static_cast<const BlockQ4_0x16*>(group);
   const BlockQ8_0* y[NT];
   for (int t = 0; t < NT; ++t) y[t] = static_cast<const BlockQ8_0*>(a[t]);
-  __m256 sum[NT];
-  for (int t = 0; t < NT; ++t) sum[t] = _mm256_setzero_ps();
-  const __m256i ones16 = _mm256_set1_epi16(1), ones8 = _mm256_set1_epi8(1), low4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[NT][2];
+  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(0x0F);
   for (int64_t b = 0; b < n / QK; ++b) {
-    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1024, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1088, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(x + b) + 1152, _MM_HINT_T0);
-    const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].d)));
-    __m256i lo[4], hi[4];
-    for (int j = 0; j < 4; ++j) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs[j]));
-      lo[j] = _mm256_and_si256(v, low4);
-      hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-    }
-    for (int t = 0; t < NT; ++t) {
-      const __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y[t][b].qs)));
-      const __m256i yhi =
-          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y[t][b].qs + 16)));
-      // 8 * (sum of y) in the lane layout of each product vector below.
-      const __m256i sy = _mm256_slli_epi32(
-          _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(ones8, ylo), _mm256_maddubs_epi16(ones8, yhi)), ones16),
-          3);
-      __m256i p[4];
-      for (int j = 0; j < 4; ++j) {
-        // |nibble * y| pairs: at most 2 * 15 * 128 per int16, twice that after the add.
-        const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[j], ylo), _mm256_maddubs_epi16(hi[j], yhi));
-        p[j] = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones16), sy);  // [row j | row j + 4]
+    for (int h = 0; h < 2; ++h) {
+      const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].d + 8 * h)));
+      __m256i lo[4], hi[4];  // level + 8 of elements 4c.. and 16 + 4c.., rows 8h.. in lanes
+      for (int c = 0; c < 4; ++c) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs[c][8 * h]));
+        lo[c] = _mm256_and_si256(v, low4);
+        hi[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
       }
-      // hadd(p0, p1) = [r0 r0 r1 r1 | r4 r4 r5 r5], hadd of the two pairs = [r0 r1 r2 r3 | r4 r5 r6 r7].
-      const __m256i isum = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-      const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(f16(y[t][b].d)));
-      sum[t] = _mm256_add_ps(sum[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)));
+      for (int t = 0; t < NT; ++t) {
+        __m256i s16 = _mm256_setzero_si256();
+        for (int c = 0; c < 4; ++c) {
+          s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo[c], bcast4(y[t][b].qs + 4 * c)));
+          s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi[c], bcast4(y[t][b].qs + 16 + 4 * c)));
+        }
+        const __m256i isum = _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(act[t][b].corr));
+        const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(act[t][b].d));
+        acc[t][h] = _mm256_add_ps(acc[t][h], _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)));
+      }
     }
   }
-  for (int t = 0; t < NT; ++t) _mm256_storeu_ps(out + 8 * t, sum[t]);
+  for (int t = 0; t < NT; ++t)
+    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out + 16 * t + 8 * h, acc[t][h]);
 }
 
 template <template <int> class K>
-void group_dispatch(int64_t n, const void* group, const void* const a[], int n_tok, float* out) {
+void lane_dispatch(int64_t n, const void* group, const void* const a[], const LaneAct* const act[], int n_tok,
+                   float* out) {
+  static_assert(kLaneTokens == 4);
   switch (n_tok) {
-    case 1: return K<1>::run(n, group, a, out);
-    case 2: return K<2>::run(n, group, a, out);
-    case 3: return K<3>::run(n, group, a, out);
-    default: return K<4>::run(n, group, a, out);
+    case 1: return K<1>::run(n, group, a, act, out);
+    case 2: return K<2>::run(n, group, a, act, out);
+    case 3: return K<3>::run(n, group, a, act, out);
+    default: return K<4>::run(n, group, a, act, out);
   }
 }
-template <int NT> struct GroupQ8_0 { static void run(int64_t n, const void* g, const void* const a[], float* o) { group_q8_0<NT>(n, g, a, o); } };
-template <int NT> struct GroupQ4_0 { static void run(int64_t n, const void* g, const void* const a[], float* o) { group_q4_0<NT>(n, g, a, o); } };
+template <int NT> struct LaneQ8_0 {
+  static void run(int64_t n, const void* g, const void* const a[], const LaneAct* const s[], float* o) { lane_q8_0<NT>(n, g, a, s, o); }
+};
+template <int NT> struct LaneQ4_0 {
+  static void run(int64_t n, const void* g, const void* const a[], const LaneAct* const s[], float* o) { lane_q4_0<NT>(n, g, a, s, o); }
+};
 
 // ---------------------------------------------------------------- dcq I8 codes
 
@@ -610,8 +602,10 @@ void fill_avx2(KernelTable& t) {
   t.gemm4x4[static_cast<int>(GgmlType::Q8_0)] = gemm4x4_q8_0;
   t.gemm4x4[static_cast<int>(GgmlType::Q4_0)] = gemm4x4_q4_0;
   t.gemm4x4[static_cast<int>(GgmlType::F32)] = gemm4x4_f32;
-  t.group_dot[static_cast<int>(GgmlType::Q8_0)] = group_dispatch<GroupQ8_0>;
-  t.group_dot[static_cast<int>(GgmlType::Q4_0)] = group_dispatch<GroupQ4_0>;
+  t.lane_group[static_cast<int>(GgmlType::Q8_0)] = lane_dispatch<LaneQ8_0>;
+  t.lane_group[static_cast<int>(GgmlType::Q4_0)] = lane_dispatch<LaneQ4_0>;
+  t.group_dot[static_cast<int>(GgmlType::Q8_0)] = lane_group_dot<lane_dispatch<LaneQ8_0>, GgmlType::Q8_0>;
+  t.group_dot[static_cast<int>(GgmlType::Q4_0)] = lane_group_dot<lane_dispatch<LaneQ4_0>, GgmlType::Q4_0>;
   t.interleave_pays = true;
 }
 

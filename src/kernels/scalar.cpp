@@ -371,33 +371,45 @@ static void dot_i8_4_scalar(int64_t n, const int8_t* w, const float* const x[4],
   for (int i = 0; i < 4; ++i) out[i] = dot_i8_scalar(n, w, x[i], scales, group);
 }
 
-// Interleaved groups of 8 rows: each row's plain block is rebuilt and combined exactly as
-// dot_q8_0 / dot_q4_0 do (the twin of the AVX2 group kernels).
-static void group_dot_q8_0(int64_t n, const void* group, const void* const a[], int n_tok, float* out) {
-  const auto* x = static_cast<const BlockQ8_0x8*>(group);
+// Lane groups of 16 rows (BlockQ8_0x16 / BlockQ4_0x16): each row's block sum is the exact
+// integer dot_q8_0 / dot_q4_0 computes, then sum += (dx * dy) * float(isum) in block order, so
+// every output is bit-identical with the plain layout (the twin of the SIMD lane kernels; the
+// token data of lane_act is not needed without the unsigned-weight trick).
+static void lane_q8_0(int64_t n, const void* group, const void* const a[], const LaneAct* const[], int n_tok,
+                      float* out) {
+  const auto* x = static_cast<const BlockQ8_0x16*>(group);
   for (int t = 0; t < n_tok; ++t) {
     const auto* y = static_cast<const BlockQ8_0*>(a[t]);
-    for (int r = 0; r < kRows; ++r) {
+    for (int r = 0; r < kLaneRows; ++r) {
       float sum = 0;
-      for (int64_t b = 0; b < n / QK; ++b)
-        sum += (h2f(x[b].d[r]) * h2f(y[b].d)) * static_cast<float>(dot32(x[b].qs[r], y[b].qs));
-      out[kRows * t + r] = sum;
+      for (int64_t b = 0; b < n / QK; ++b) {
+        int32_t isum = 0;
+        for (int c = 0; c < 8; ++c)
+          for (int k = 0; k < 4; ++k) isum += int32_t(x[b].qs[c][r][k]) * y[b].qs[4 * c + k];
+        sum += (h2f(x[b].d[r]) * h2f(y[b].d)) * static_cast<float>(isum);
+      }
+      out[kLaneRows * t + r] = sum;
     }
   }
 }
 
-static void group_dot_q4_0(int64_t n, const void* group, const void* const a[], int n_tok, float* out) {
-  const auto* x = static_cast<const BlockQ4_0x8*>(group);
-  int8_t v[QK];
+static void lane_q4_0(int64_t n, const void* group, const void* const a[], const LaneAct* const[], int n_tok,
+                      float* out) {
+  const auto* x = static_cast<const BlockQ4_0x16*>(group);
   for (int t = 0; t < n_tok; ++t) {
     const auto* y = static_cast<const BlockQ8_0*>(a[t]);
-    for (int r = 0; r < kRows; ++r) {
+    for (int r = 0; r < kLaneRows; ++r) {
       float sum = 0;
       for (int64_t b = 0; b < n / QK; ++b) {
-        unpack_nibbles(x[b].qs[r % 4] + 16 * (r / 4), 8, v);
-        sum += (h2f(x[b].d[r]) * h2f(y[b].d)) * static_cast<float>(dot32(v, y[b].qs));
+        int32_t isum = 0;
+        for (int c = 0; c < 4; ++c)
+          for (int k = 0; k < 4; ++k) {
+            const int v = x[b].qs[c][r][k];
+            isum += ((v & 0x0F) - 8) * y[b].qs[4 * c + k] + ((v >> 4) - 8) * y[b].qs[16 + 4 * c + k];
+          }
+        sum += (h2f(x[b].d[r]) * h2f(y[b].d)) * static_cast<float>(isum);
       }
-      out[kRows * t + r] = sum;
+      out[kLaneRows * t + r] = sum;
     }
   }
 }
@@ -429,8 +441,10 @@ void fill_scalar(KernelTable& t) {
   t.attention = attention_f16_scalar;
   t.dot_i8 = dot_i8_scalar;
   t.dot_i8_4 = dot_i8_4_scalar;
-  t.group_dot[static_cast<int>(GgmlType::Q8_0)] = group_dot_q8_0;
-  t.group_dot[static_cast<int>(GgmlType::Q4_0)] = group_dot_q4_0;
+  t.lane_group[static_cast<int>(GgmlType::Q8_0)] = lane_q8_0;
+  t.lane_group[static_cast<int>(GgmlType::Q4_0)] = lane_q4_0;
+  t.group_dot[static_cast<int>(GgmlType::Q8_0)] = lane_group_dot<lane_q8_0, GgmlType::Q8_0>;
+  t.group_dot[static_cast<int>(GgmlType::Q4_0)] = lane_group_dot<lane_q4_0, GgmlType::Q4_0>;
   fill_scalar_repack_kquant(t);  // interleaved Q4_K
 }
 

@@ -12,6 +12,7 @@
 #include "dcq/io.hpp"
 #include "dcq/kernels.hpp"
 #include "dcq/weights.hpp"
+#include "kernels/blocks.hpp"  // the kernel tables, to call group_dot / lane_group directly
 #include "test_support.hpp"
 
 namespace {
@@ -44,7 +45,7 @@ TEST(Repack, InterleavedMatmulIsBitIdenticalWithPlainScalar) {
   int checked = 0;
   for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
     for (int64_t cols : {32, 96, 768}) {
-      for (int64_t rows : {8, 21, 64}) {  // 21: two groups and 5 plain remainder rows
+      for (int64_t rows : {16, 37, 64}) {  // 37: two 16-row groups and 5 plain remainder rows
         const auto plain = random_blocks(type, rows, cols, uint32_t(rows * cols));
         std::vector<uint8_t> packed(plain.size());
         k::interleave_rows(type, rows, cols, plain.data(), packed.data());
@@ -89,6 +90,61 @@ TEST(Repack, InterleavedMatmulIsBitIdenticalWithPlainScalar) {
   EXPECT_GE(checked, 18);
 }
 
+// The group_dot face of the Q8_0 / Q4_0 lane kernels (lane_group_dot: computes the per-token
+// LaneAct itself, more than kLaneTokens tokens in one call) and lane_group with matmul's LaneAct,
+// on each path's table, against the plain-row scalar dot.
+TEST(Repack, LaneGroupEntriesMatchPlainDot) {
+  std::vector<std::pair<std::string, k::KernelTable>> tables;
+  tables.emplace_back("scalar", k::KernelTable{});
+  k::fill_scalar(tables.back().second);
+  if (k::cpu_supports(k::Isa::avx2)) {
+    tables.emplace_back("avx2", k::KernelTable{});
+    k::fill_scalar(tables.back().second);
+    k::fill_avx2(tables.back().second);
+  }
+  if (k::cpu_supports(k::Isa::avx512)) {
+    tables.emplace_back("avx512", k::KernelTable{});
+    k::fill_scalar(tables.back().second);
+    k::fill_avx512_repack(tables.back().second);
+  }
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    const int64_t rows = k::kLaneRows, cols = 160, n_tok = 6;
+    const auto plain = random_blocks(type, rows, cols, 7);
+    std::vector<uint8_t> packed(plain.size());
+    k::interleave_rows(type, rows, cols, plain.data(), packed.data());
+    std::mt19937 g{3};
+    std::normal_distribution<float> nd(0.f, 1.f);
+    const size_t astride = *row_bytes(GgmlType::Q8_0, cols), rstride = *row_bytes(type, cols);
+    std::vector<uint8_t> act(astride * n_tok);
+    std::vector<float> x(static_cast<size_t>(cols));
+    std::vector<const void*> a;
+    for (int64_t t = 0; t < n_tok; ++t) {
+      for (auto& v : x) v = nd(g);
+      k::quantize_activation_reference(GgmlType::Q8_0, x.data(), act.data() + t * astride, cols);
+      a.push_back(act.data() + t * astride);
+    }
+    std::vector<float> ref(size_t(rows * n_tok));
+    for (int64_t t = 0; t < n_tok; ++t)
+      for (int64_t r = 0; r < rows; ++r) ref[t * rows + r] = k::vec_dot_reference(type, cols, plain.data() + r * rstride, a[t]);
+    for (const auto& [name, table] : tables) {
+      std::vector<float> got(ref.size(), -1.f);
+      table.group_dot[static_cast<int>(type)](cols, packed.data(), a.data(), int(n_tok), got.data());
+      EXPECT_EQ(got, ref) << type_name(type) << " group_dot " << name;
+      std::vector<k::LaneAct> la(size_t(cols / 32 * 4));
+      const k::LaneAct* lp[4];
+      for (int t = 0; t < 4; ++t) {
+        k::lane_act(cols, a[t], k::lane_offset(type), la.data() + t * (cols / 32));
+        lp[t] = la.data() + t * (cols / 32);
+      }
+      for (int nt = 1; nt <= 4; ++nt) {
+        std::vector<float> part(size_t(rows * nt), -1.f);
+        table.lane_group[static_cast<int>(type)](cols, packed.data(), a.data(), lp, nt, part.data());
+        EXPECT_EQ(part, std::vector<float>(ref.begin(), ref.begin() + rows * nt)) << type_name(type) << " lane " << name << " " << nt;
+      }
+    }
+  }
+}
+
 TEST(Repack, SimdPathsPackOnlyLegacyTypes) {
   IsaGuard guard;
   k::set_isa(k::Isa::scalar);
@@ -97,8 +153,9 @@ TEST(Repack, SimdPathsPackOnlyLegacyTypes) {
     if (!k::cpu_supports(isa)) continue;
     k::set_isa(isa);
     EXPECT_TRUE(k::interleave_pays(GgmlType::Q8_0, 64, 64));
-    EXPECT_TRUE(k::interleave_pays(GgmlType::Q4_0, 8, 32));
-    EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_0, 7, 32));
+    EXPECT_TRUE(k::interleave_pays(GgmlType::Q4_0, 16, 32));   // Q8_0 / Q4_0: groups of 16 rows
+    EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_0, 15, 32));
+    EXPECT_TRUE(k::interleave_pays(GgmlType::Q4_K, 8, 256));   // k-quants: groups of 8 rows
     EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_0, 64, 48));
     EXPECT_FALSE(k::interleave_pays(GgmlType::Q4_1, 64, 64));
     EXPECT_FALSE(k::interleave_pays(GgmlType::F32, 64, 64));
