@@ -568,6 +568,45 @@ TEST(Kernels, IsaSelection) {
   EXPECT_EQ(WEXITSTATUS(rc), 2);
 }
 
+// Q8_K activations (every k-quant matmul) on the SIMD paths against the scalar twin, on blocks that
+// probe each step: the largest magnitude appearing twice with opposite signs (the first one sets
+// the sign of the scale), max = -127 / +127 so that iscale = +-1 and x.5 values are exact rounding
+// ties (nearest even), all-zero and all-negative-zero blocks (zeroed), denormals, a lone extreme.
+TEST(Kernels, Q8_KQuantizerIsBitIdenticalOnEdgeBlocks) {
+  IsaGuard guard;
+  constexpr int kB = 256;
+  std::vector<float> x(size_t(kB) * 8);
+  auto block = [&](int b) { return x.data() + size_t(b) * kB; };
+  const auto r = random_floats(x.size(), 5, 3.f);
+  std::copy(r.begin(), r.end(), x.begin());
+  block(0)[7] = 9.f, block(0)[200] = -9.f;  // +max first
+  block(1)[3] = -9.f, block(1)[100] = 9.f;  // -max first
+  for (int j = 0; j < kB; ++j) block(2)[j] = float(j % 64) - 31.5f;  // ties at iscale = -1 (max -127 below)
+  block(2)[kB - 1] = -127.f;
+  for (int j = 0; j < kB; ++j) block(3)[j] = 0.5f * float(j - 128);  // ties, max +127 at j = 2
+  block(3)[2] = 127.f;
+  std::fill(block(4), block(4) + kB, 0.f);
+  std::fill(block(5), block(5) + kB, -0.f);
+  for (int j = 0; j < kB; ++j) block(6)[j] = float(j - 100) * 1e-41f;  // denormals
+  std::fill(block(7), block(7) + kB, 1e-3f);
+  block(7)[255] = -3e4f;
+  const size_t bytes = *row_bytes(GgmlType::Q8_K, int64_t(x.size()));
+  std::vector<uint8_t> ref(bytes), got(bytes);
+  k::quantize_activation_reference(GgmlType::Q8_K, x.data(), ref.data(), int64_t(x.size()));
+  for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+    if (!k::cpu_supports(isa)) continue;
+    k::set_isa(isa);
+    std::fill(got.begin(), got.end(), 0xAB);
+    k::quantize_activation(GgmlType::Q8_K, x.data(), got.data(), int64_t(x.size()));
+    for (size_t b = 0; b < 8; ++b) {
+      const size_t bb = bytes / 8;
+      EXPECT_EQ(std::vector<uint8_t>(got.begin() + b * bb, got.begin() + (b + 1) * bb),
+                std::vector<uint8_t>(ref.begin() + b * bb, ref.begin() + (b + 1) * bb))
+          << k::isa_name(isa) << " block " << b;
+    }
+  }
+}
+
 // matmul_multi (the engine's fused Q/K/V, gate/up and epilogue pass) must give, matrix by matrix,
 // exactly matmul's bits on every path, for the row-split kinds (F32 / F16 lane-order panels,
 // interleaved Q4_K / Q6_K, including a mixed Q4_K + Q6_K call and plain remainder rows) and the
