@@ -55,6 +55,10 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
+  // DCQ_POOL_STATS=1: each thread's CPU time inside jobs, per call, summed; printed at exit
+  // (the load balance of the pool, unaffected by other processes taking the CPU).
+  struct Stats;
+  Stats* stats_ = nullptr;
 };
 
 // Weight types the matmul kernels accept.

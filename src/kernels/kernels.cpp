@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 
 #include <cpuid.h>
@@ -687,7 +689,33 @@ void dequantize_row(const Matrix& w, int64_t row, float* out) {
 
 // ------------------------------------------------------------------ thread pool
 
+// DCQ_POOL_STATS=1 (diagnostics): per call, each thread's CPU time inside the job
+// (CLOCK_THREAD_CPUTIME_ID, so time-sharing with other processes does not count) and the caller's
+// wall time from publishing the job to the last thread's end. "lost" = sum over calls of
+// (slowest thread - mean thread): what an even split would save; "wall - busy": the hand-off.
+struct ThreadPool::Stats {
+  std::vector<double> busy;   // per thread, this call (seconds)
+  std::vector<double> total;  // per thread, all calls
+  double lost = 0, wall = 0, max_busy = 0;
+  int64_t calls = 0;
+  static double thread_cpu() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+  }
+  static double now() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+  }
+};
+
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+  if (const char* env = std::getenv("DCQ_POOL_STATS"); env && std::string(env) == "1") {
+    stats_ = new Stats;
+    stats_->busy.assign(size_t(n_threads_), 0.0);
+    stats_->total.assign(size_t(n_threads_), 0.0);
+  }
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
@@ -698,6 +726,13 @@ ThreadPool::~ThreadPool() {
   }
   cv_work_.notify_all();
   for (auto& t : threads_) t.join();
+  if (stats_) {
+    std::fprintf(stderr, "pool stats: %lld calls, busy ms per thread:", static_cast<long long>(stats_->calls));
+    for (double b : stats_->total) std::fprintf(stderr, " %.2f", b * 1e3);
+    std::fprintf(stderr, ", lost to imbalance %.2f ms, slowest thread summed %.2f ms, caller wall %.2f ms\n",
+                 stats_->lost * 1e3, stats_->max_busy * 1e3, stats_->wall * 1e3);
+    delete stats_;
+  }
 }
 
 static void range_of(int64_t n, int parts, int index, int64_t& b, int64_t& e) {
@@ -726,7 +761,9 @@ void ThreadPool::worker(int index) {
     seen = g;
     int64_t b, e;
     range_of(job_n_, n_threads_, index, b, e);
+    const double c0 = stats_ ? Stats::thread_cpu() : 0;
     if (b < e) (*job_)(b, e);
+    if (stats_) stats_->busy[size_t(index)] = Stats::thread_cpu() - c0;
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard lk(mu_);  // pairs with the predicate check in parallel_for: no lost wake-up
       cv_done_.notify_one();
@@ -749,7 +786,9 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   cv_work_.notify_all();
   int64_t b, e;
   range_of(n, n_threads_, 0, b, e);
+  const double w0 = stats_ ? Stats::now() : 0, c0 = stats_ ? Stats::thread_cpu() : 0;
   if (b < e) fn(b, e);
+  if (stats_) stats_->busy[0] = Stats::thread_cpu() - c0;
   for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
     if (spin < kSpins) {
       __builtin_ia32_pause();
@@ -757,6 +796,18 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
       std::unique_lock lk(mu_);
       cv_done_.wait(lk, [&] { return pending_.load() == 0; });
     }
+  }
+  if (stats_) {  // the workers' busy[] writes happen before their pending_ decrement (acq_rel)
+    double sum = 0, mx = 0;
+    for (size_t i = 0; i < stats_->busy.size(); ++i) {
+      sum += stats_->busy[i];
+      mx = std::max(mx, stats_->busy[i]);
+      stats_->total[i] += stats_->busy[i];
+    }
+    stats_->lost += mx - sum / double(n_threads_);
+    stats_->max_busy += mx;
+    stats_->wall += Stats::now() - w0;
+    ++stats_->calls;
   }
 }
 
