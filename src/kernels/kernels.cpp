@@ -773,7 +773,14 @@ void ThreadPool::worker(int index) {
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
   if (n_threads_ == 1) {
+    const double c0 = stats_ ? Stats::thread_cpu() : 0;
     fn(0, n);
+    if (stats_) {  // the same totals, so 1- and 2-thread runs compare
+      const double c = Stats::thread_cpu() - c0;
+      stats_->total[0] += c;
+      stats_->max_busy += c;
+      ++stats_->calls;
+    }
     return;
   }
   job_ = &fn;
