@@ -480,7 +480,7 @@ void matmul_multi(std::span<const MatmulJob> jobs, const float* x, int64_t n_tok
     for (const MatmulJob& j : jobs) matmul(j.w, x, n_tok, j.y, pool);
     if (!after) return;
     const int64_t rows = jobs[0].w.n_rows;
-    if (parts == 1) return after(0, rows);
+    if (parts == 1 || n_tok < 8) return after(0, rows);  // a few tokens: cheaper than a hand-off
     pool->parallel_for(parts, [&](int64_t i, int64_t) { after(row_split(rows, parts, int(i)), row_split(rows, parts, int(i) + 1)); });
     return;
   }
