@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -54,6 +55,10 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
+  // DCQ_POOL_STATS=1: each thread's CPU time inside jobs, per call, summed; printed at exit
+  // (the load balance of the pool, unaffected by other processes taking the CPU).
+  struct Stats;
+  Stats* stats_ = nullptr;
 };
 
 // Weight types the matmul kernels accept.
@@ -110,6 +115,22 @@ float vec_dot_i8_reference(int64_t n, const int8_t* w, const float* x, const flo
 // y[t*n_rows + r] = dot(row r of w, x[t*n_cols ...]) for every row r and token t < n_tok. The
 // activations are quantized once per token; rows are split across the pool (nullptr: this thread).
 void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool* pool);
+
+// Several matrices against the same activations (Q, K and V; gate and up): jobs[i].y = jobs[i].w x,
+// each bit for bit what matmul(jobs[i].w, x, n_tok, ...) gives. The activations are converted once
+// (in parallel over tokens when the batch is large), then every matrix goes to the pool in a single
+// parallel_for: thread i computes the same share of rows of each matrix, so one synchronisation
+// replaces one per matrix. `after`, when set, runs on each thread right after its share, with the
+// rows [r0, r1) it computed (all jobs must then have the same row count): an element-wise step on
+// exactly those outputs (SwiGLU of gate and up, a residual add) then needs no pass of its own.
+// Over all threads the [r0, r1) ranges cover [0, n_rows) once.
+struct MatmulJob {
+  Matrix w;
+  float* y = nullptr;
+};
+using RowEpilogue = std::function<void(int64_t r0, int64_t r1)>;
+void matmul_multi(std::span<const MatmulJob> jobs, const float* x, int64_t n_tok, ThreadPool* pool,
+                  const RowEpilogue& after = {});
 
 // Dequantizes row `row` of w into n_cols floats (the embedding lookup, ggml's get_rows).
 void dequantize_row(const Matrix& w, int64_t row, float* out);

@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 
 #include <cpuid.h>
@@ -394,31 +396,180 @@ void matmul_interleaved(const Matrix& w, const uint8_t* abase, size_t a_stride, 
   else run(0, units);
 }
 
-// F32 / F16 in lane order (gemm_avx2.cpp / gemm_avx512.cpp): threads split blocks of 4 rows; each
-// block meets every token in register tiles while its rows stay in L1 (the tokens, 64 x 768
-// floats = 192 KiB for a 110M prompt, stay in L2). One token is the same call (4 rows x 1 token).
-void matmul_panel(const Matrix& w, PanelFn panel, QuantizeFn to_float, const float* x, int64_t n_tok, float* y,
-                  ThreadPool* pool) {
-  const float* a = x;
-  if (to_float) {  // F16: activations rounded to F16 once, kept as floats
-    thread_local std::vector<float> fbuf;
-    fbuf.resize(size_t(w.n_cols * n_tok));
-    to_float(x, fbuf.data(), w.n_cols * n_tok);
-    a = fbuf.data();
-  }
-  const size_t w_stride = *row_bytes(w.type, w.n_cols);
-  constexpr int64_t kBlock = 4;
-  const int64_t units = (w.n_rows + kBlock - 1) / kBlock;
-  auto run = [&](int64_t u0, int64_t u1) {
-    const int64_t r0 = u0 * kBlock, r1 = std::min(u1 * kBlock, w.n_rows);
-    panel(w.n_cols, w.data + size_t(r0) * w_stride, w_stride, int(r1 - r0), a, size_t(w.n_cols), n_tok, y + r0,
-          w.n_rows);
-  };
-  if (pool && pool->size() > 1 && w.n_rows * w.n_cols * n_tok >= 32768) pool->parallel_for(units, run);
-  else run(0, units);
+// ------------------------------------------------------------ row-split products (matmul_multi)
+// F32 / F16 in lane order (gemm_avx2.cpp / gemm_avx512.cpp) and interleaved Q4_K / Q6_K (groups
+// of 8 rows, kquant_*.cpp) go through one scheme: thread i of the pool takes rows
+// [split(i), split(i + 1)) of every matrix of the call, split() a multiple of 8 so that no 8-row
+// group (nor a 4-row F32 panel block) is cut. Each output is computed exactly as its kernel
+// computes it alone (any panel shape, any 1..4-token group call gives the same bits), so the
+// split does not change results.
+
+constexpr int64_t kRowAlign = 8;
+
+int64_t row_split(int64_t n_rows, int parts, int i) {
+  if (i >= parts) return n_rows;
+  return n_rows * i / parts / kRowAlign * kRowAlign;
 }
 
+// How one matrix of a row-split product is computed.
+struct RowKernel {
+  enum Kind { none, panel, kquant } kind = none;
+  PanelFn panel_fn = nullptr;
+  QuantizeFn act_fn = nullptr;  // panel: activations to floats (F16 rounding; nullptr: x as is)
+  GroupDotFn gdot = nullptr;    // kquant: the 8-row group kernel
+  VecDotFn dot = nullptr;       // kquant: plain remainder rows
+};
+
+RowKernel row_kernel(const KernelTable& t, const Matrix& w) {
+  RowKernel k;
+  const int i = static_cast<int>(w.type);
+  if (w.type == GgmlType::I8) return k;
+  if (!w.interleaved && t.panel[i] && t.panel_lanes > 0 && w.n_cols % t.panel_lanes == 0) {
+    k.kind = RowKernel::panel;
+    k.panel_fn = t.panel[i];
+    k.act_fn = t.panel_act[i];
+    return k;
+  }
+  if (w.interleaved && (w.type == GgmlType::Q4_K || w.type == GgmlType::Q6_K) && t.group_dot[i] &&
+      w.n_cols % QK_K == 0) {
+    k.kind = RowKernel::kquant;
+    k.gdot = t.group_dot[i];
+    k.dot = t.vec_dot[i];
+  }
+  return k;
+}
+
+// Rows [r0, r1) of w (r0 a multiple of 8) against n_tok activation rows in the kernel's format.
+void run_rows(const RowKernel& k, const Matrix& w, const uint8_t* act, size_t a_stride, int64_t n_tok, float* y,
+              int64_t r0, int64_t r1) {
+  if (r0 >= r1) return;
+  const size_t w_stride = *row_bytes(w.type, w.n_cols);
+  if (k.kind == RowKernel::panel) {
+    // Each 4-row block meets every token while its rows stay in L1 (the tokens, 64 x 768 floats
+    // = 192 KiB for a 110M prompt, stay in L2). One token is the same call.
+    k.panel_fn(w.n_cols, w.data + size_t(r0) * w_stride, w_stride, int(r1 - r0), reinterpret_cast<const float*>(act),
+               a_stride / sizeof(float), n_tok, y + r0, w.n_rows);
+    return;
+  }
+  // Interleaved k-quants: each group of 8 rows meets the tokens 4 at a time; rows past the last
+  // whole group are stored plain.
+  const int64_t full = w.n_rows / kRows * kRows;
+  const size_t group_bytes = size_t(kRows) * w_stride;
+  for (int64_t g = r0 / kRows; g < std::min(r1, full) / kRows; ++g) {
+    const void* gp = w.data + size_t(g) * group_bytes;
+    for (int64_t t = 0; t < n_tok; t += 4) {
+      const int nt = int(std::min<int64_t>(4, n_tok - t));
+      const void* a[4];
+      for (int i = 0; i < nt; ++i) a[i] = act + size_t(t + i) * a_stride;
+      float out[4 * kRows];
+      k.gdot(w.n_cols, gp, a, nt, out);
+      for (int i = 0; i < nt; ++i) std::memcpy(y + (t + i) * w.n_rows + g * kRows, out + kRows * i, sizeof(float) * kRows);
+    }
+  }
+  const uint8_t* plain = w.data + size_t(full / kRows) * group_bytes;
+  for (int64_t r = std::max(r0, full); r < r1; ++r)
+    for (int64_t t = 0; t < n_tok; ++t)
+      y[t * w.n_rows + r] = k.dot(w.n_cols, plain + size_t(r - full) * w_stride, act + size_t(t) * a_stride);
+}
+
+// Whether a product of this size is worth waking the pool for (as the other matmul paths decide).
+bool use_pool(const ThreadPool* pool, int64_t work) { return pool && pool->size() > 1 && work >= 32768; }
+
 }  // namespace
+
+void matmul_multi(std::span<const MatmulJob> jobs, const float* x, int64_t n_tok, ThreadPool* pool,
+                  const RowEpilogue& after) {
+  if (jobs.empty()) return;
+  const Active& act = active();
+  const int64_t n_cols = jobs[0].w.n_cols;
+  int64_t work = 0;
+  bool split = true;  // every matrix takes the row-split path
+  for (const MatmulJob& j : jobs) {
+    DCQ_ASSERT(j.w.n_cols == n_cols && j.y != nullptr);
+    if (after) DCQ_ASSERT(j.w.n_rows == jobs[0].w.n_rows);
+    if (j.w.type != GgmlType::I8 && !row_bytes(j.w.type, j.w.n_cols))
+      fail_input("matmul: row of " + std::to_string(j.w.n_cols) + " elements is not a whole number of " +
+                 std::string(type_name(j.w.type)) + " blocks");
+    split = split && row_kernel(act.table, j.w).kind != RowKernel::none;
+    work += j.w.n_rows * j.w.n_cols * n_tok;
+  }
+  const int parts = use_pool(pool, work) ? pool->size() : 1;
+  if (!split) {  // other formats: one matmul each, then the epilogue split over rows
+    for (const MatmulJob& j : jobs) matmul(j.w, x, n_tok, j.y, pool);
+    if (!after) return;
+    const int64_t rows = jobs[0].w.n_rows;
+    if (parts == 1 || n_tok < 8) return after(0, rows);  // a few tokens: cheaper than a hand-off
+    pool->parallel_for(parts, [&](int64_t i, int64_t) { after(row_split(rows, parts, int(i)), row_split(rows, parts, int(i) + 1)); });
+    return;
+  }
+
+  // Activations, once per distinct format (the matrices of one call usually share one): float
+  // (F32: x itself), F16-rounded floats, or the activation type of the k-quants (Q8_K).
+  struct Act {
+    int key;  // weight type for panel_act conversions, 1000 + activation type for quantized
+    QuantizeFn fn;
+    size_t stride;
+    const uint8_t* data;
+  };
+  thread_local std::vector<uint8_t> abuf[3];  // the caller's: workers see it through acts[].data
+  Act acts[3];
+  int n_acts = 0;
+  std::vector<int> act_of(jobs.size());
+  std::vector<RowKernel> kern(jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const Matrix& w = jobs[i].w;
+    kern[i] = row_kernel(act.table, w);
+    int key;
+    QuantizeFn fn;
+    size_t stride;
+    if (kern[i].kind == RowKernel::panel) {
+      key = kern[i].act_fn ? static_cast<int>(w.type) : -1;
+      fn = kern[i].act_fn;
+      stride = size_t(n_cols) * sizeof(float);
+    } else {
+      const GgmlType at = activation_type(w.type);
+      key = 1000 + static_cast<int>(at);
+      fn = act.table.quantize[static_cast<int>(at)];
+      stride = *row_bytes(at, n_cols);
+    }
+    int a = 0;
+    while (a < n_acts && acts[a].key != key) ++a;
+    if (a == n_acts) {
+      DCQ_ASSERT(n_acts < 3);
+      acts[n_acts++] = {key, fn, stride, reinterpret_cast<const uint8_t*>(x)};
+    }
+    act_of[i] = a;
+  }
+  std::vector<int> to_convert;
+  for (int a = 0; a < n_acts; ++a) {
+    if (!acts[a].fn) continue;
+    abuf[a].resize(acts[a].stride * size_t(n_tok));
+    acts[a].data = abuf[a].data();
+    to_convert.push_back(a);
+  }
+  if (!to_convert.empty()) {
+    // Converting is per token, so a batch splits it over the pool (it was ~5 % of a serial
+    // 2-thread Q4_K prompt, repeated for each of Q, K and V).
+    auto convert = [&](int64_t t0, int64_t t1) {
+      for (int a : to_convert)
+        for (int64_t t = t0; t < t1; ++t)
+          acts[a].fn(x + t * n_cols, const_cast<uint8_t*>(acts[a].data) + size_t(t) * acts[a].stride, n_cols);
+    };
+    if (parts > 1 && n_tok >= 4) pool->parallel_for(n_tok, convert);
+    else convert(0, n_tok);
+  }
+
+  auto share = [&](int64_t i, int64_t) {
+    for (size_t j = 0; j < jobs.size(); ++j) {
+      const Matrix& w = jobs[j].w;
+      run_rows(kern[j], w, acts[act_of[j]].data, acts[act_of[j]].stride, n_tok, jobs[j].y,
+               row_split(w.n_rows, parts, int(i)), row_split(w.n_rows, parts, int(i) + 1));
+    }
+    if (after) after(row_split(jobs[0].w.n_rows, parts, int(i)), row_split(jobs[0].w.n_rows, parts, int(i) + 1));
+  };
+  if (parts > 1) pool->parallel_for(parts, share);
+  else share(0, 1);
+}
 
 void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool* pool) {
   if (w.type == GgmlType::I8) return matmul_i8(w, x, n_tok, y, pool);
@@ -429,9 +580,10 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
     fail_input("matmul: row of " + std::to_string(w.n_cols) + " elements is not a whole number of " +
                std::string(type_name(w.type)) + " blocks");
   const Active& act = active();
-  if (const PanelFn panel = act.table.panel[static_cast<int>(w.type)];
-      panel && w.n_cols % act.table.panel_lanes == 0)
-    return matmul_panel(w, panel, act.table.panel_act[static_cast<int>(w.type)], x, n_tok, y, pool);
+  if (row_kernel(act.table, w).kind != RowKernel::none) {  // F32 / F16 panels, interleaved Q4_K / Q6_K
+    const MatmulJob job{w, y};
+    return matmul_multi({&job, 1}, x, n_tok, pool);
+  }
   // Activations converted once per token, shared read-only by all threads.
   thread_local std::vector<uint8_t> abuf;
   abuf.resize(*a_stride * size_t(n_tok));
@@ -555,7 +707,33 @@ void dequantize_row(const Matrix& w, int64_t row, float* out) {
 
 // ------------------------------------------------------------------ thread pool
 
+// DCQ_POOL_STATS=1 (diagnostics): per call, each thread's CPU time inside the job
+// (CLOCK_THREAD_CPUTIME_ID, so time-sharing with other processes does not count) and the caller's
+// wall time from publishing the job to the last thread's end. "lost" = sum over calls of
+// (slowest thread - mean thread): what an even split would save; "wall - busy": the hand-off.
+struct ThreadPool::Stats {
+  std::vector<double> busy;   // per thread, this call (seconds)
+  std::vector<double> total;  // per thread, all calls
+  double lost = 0, wall = 0, max_busy = 0;
+  int64_t calls = 0;
+  static double thread_cpu() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+  }
+  static double now() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+  }
+};
+
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+  if (const char* env = std::getenv("DCQ_POOL_STATS"); env && std::string(env) == "1") {
+    stats_ = new Stats;
+    stats_->busy.assign(size_t(n_threads_), 0.0);
+    stats_->total.assign(size_t(n_threads_), 0.0);
+  }
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
@@ -566,6 +744,13 @@ ThreadPool::~ThreadPool() {
   }
   cv_work_.notify_all();
   for (auto& t : threads_) t.join();
+  if (stats_) {
+    std::fprintf(stderr, "pool stats: %lld calls, busy ms per thread:", static_cast<long long>(stats_->calls));
+    for (double b : stats_->total) std::fprintf(stderr, " %.2f", b * 1e3);
+    std::fprintf(stderr, ", lost to imbalance %.2f ms, slowest thread summed %.2f ms, caller wall %.2f ms\n",
+                 stats_->lost * 1e3, stats_->max_busy * 1e3, stats_->wall * 1e3);
+    delete stats_;
+  }
 }
 
 static void range_of(int64_t n, int parts, int index, int64_t& b, int64_t& e) {
@@ -594,7 +779,9 @@ void ThreadPool::worker(int index) {
     seen = g;
     int64_t b, e;
     range_of(job_n_, n_threads_, index, b, e);
+    const double c0 = stats_ ? Stats::thread_cpu() : 0;
     if (b < e) (*job_)(b, e);
+    if (stats_) stats_->busy[size_t(index)] = Stats::thread_cpu() - c0;
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard lk(mu_);  // pairs with the predicate check in parallel_for: no lost wake-up
       cv_done_.notify_one();
@@ -604,7 +791,14 @@ void ThreadPool::worker(int index) {
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
   if (n_threads_ == 1) {
+    const double c0 = stats_ ? Stats::thread_cpu() : 0;
     fn(0, n);
+    if (stats_) {  // the same totals, so 1- and 2-thread runs compare
+      const double c = Stats::thread_cpu() - c0;
+      stats_->total[0] += c;
+      stats_->max_busy += c;
+      ++stats_->calls;
+    }
     return;
   }
   job_ = &fn;
@@ -617,7 +811,9 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   cv_work_.notify_all();
   int64_t b, e;
   range_of(n, n_threads_, 0, b, e);
+  const double w0 = stats_ ? Stats::now() : 0, c0 = stats_ ? Stats::thread_cpu() : 0;
   if (b < e) fn(b, e);
+  if (stats_) stats_->busy[0] = Stats::thread_cpu() - c0;
   for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
     if (spin < kSpins) {
       __builtin_ia32_pause();
@@ -625,6 +821,18 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
       std::unique_lock lk(mu_);
       cv_done_.wait(lk, [&] { return pending_.load() == 0; });
     }
+  }
+  if (stats_) {  // the workers' busy[] writes happen before their pending_ decrement (acq_rel)
+    double sum = 0, mx = 0;
+    for (size_t i = 0; i < stats_->busy.size(); ++i) {
+      sum += stats_->busy[i];
+      mx = std::max(mx, stats_->busy[i]);
+      stats_->total[i] += stats_->busy[i];
+    }
+    stats_->lost += mx - sum / double(n_threads_);
+    stats_->max_busy += mx;
+    stats_->wall += Stats::now() - w0;
+    ++stats_->calls;
   }
 }
 

@@ -558,7 +558,63 @@ template <int R, int T> struct Q6KTile {
 
 }  // namespace
 
+namespace {
+
+// Q8_K activations, bit for bit the scalar twin quantize_q8_k (see kquant_avx512.cpp): the first
+// element of largest magnitude sets iscale = -127 / max, levels are vcvtps2dq (nearest even) of
+// one float product each, clamped at 127; bsums exact.
+void quantize_q8_k(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8_K*>(dst);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < n / QK_K; ++b, x += QK_K) {
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < QK_K; i += 8) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), m);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const float amax = _mm_cvtss_f32(h);
+    if (amax == 0.f) {
+      std::memset(&y[b], 0, sizeof(BlockQ8_K));
+      continue;
+    }
+    float max = 0;
+    const __m256 va = _mm256_set1_ps(amax);
+    for (int i = 0; i < QK_K; i += 8) {
+      const int k = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), va, _CMP_EQ_OQ));
+      if (k) {
+        max = x[i + __builtin_ctz(unsigned(k))];
+        break;
+      }
+    }
+    const float iscale = -127.f / max;
+    const __m256 vs = _mm256_set1_ps(iscale);
+    const __m256i top = _mm256_set1_epi32(127);
+    for (int i = 0; i < QK_K; i += 16) {
+      // Each level's low byte, sign-extended (the twin's int8 cast: identical for levels in
+      // [-128, 127], and 0 for the 0x80000000 of an overflowed iscale), then packed exactly;
+      // packs interleave 128-bit lanes, permute4x64 puts them back in order.
+      auto level = [&](const float* p) {
+        const __m256i q = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(p))), top);
+        return _mm256_srai_epi32(_mm256_slli_epi32(q, 24), 24);
+      };
+      const __m256i q0 = level(x + i), q1 = level(x + i + 8);
+      const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
+      const __m128i b8 = _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y[b].qs + i), b8);
+      __m256i s = _mm256_add_epi32(q0, q1);
+      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 1));
+      y[b].bsums[i / 16] = static_cast<int16_t>(_mm_cvtsi128_si32(s4));
+    }
+    y[b].d = 1.f / iscale;
+  }
+}
+
+}  // namespace
+
 void fill_avx2_kquant(KernelTable& t) {
+  t.quantize[static_cast<int>(GgmlType::Q8_K)] = quantize_q8_k;
   t.vec_dot[static_cast<int>(GgmlType::Q4_K)] = kq_dot<Q4KTile>;
   t.vec_dot[static_cast<int>(GgmlType::Q6_K)] = kq_dot<Q6KTile>;
   t.row4[static_cast<int>(GgmlType::Q4_K)] = kq_row4<Q4KTile>;

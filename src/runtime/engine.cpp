@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <unordered_map>
@@ -310,6 +311,36 @@ void linear(WeightSource& w, Repacked& rp, kernels::ThreadPool& pool, const std:
   kernels::matmul(h.matrix(), x, n, y, &pool);
 }
 
+// ys[i] = W_i x for the matrices names[i] that read the same activations (Q/K/V, gate/up), in
+// one pass of the pool (kernels::matmul_multi: activations converted once, one synchronisation);
+// `after` runs per thread on the rows it computed (see matmul_multi). A source that decodes
+// tensors under a memory budget (.dcq) gets one matrix held at a time, as before.
+void linear_multi(WeightSource& w, Repacked& rp, kernels::ThreadPool& pool, std::initializer_list<std::string> names,
+                  const float* x, int n, std::initializer_list<float*> ys, const kernels::RowEpilogue& after = {}) {
+  const bool resident = dynamic_cast<ModelWeights*>(&w) != nullptr;
+  std::vector<std::unique_ptr<Held>> held;
+  std::vector<kernels::MatmulJob> jobs;
+  auto y = ys.begin();
+  int64_t rows = 0;
+  for (const std::string& name : names) {
+    float* out = *y++;
+    if (auto it = rp.copies.find(name); it != rp.copies.end()) {
+      jobs.push_back({it->second.matrix, out});
+    } else if (resident) {
+      held.push_back(std::make_unique<Held>(w, name));
+      jobs.push_back({held.back()->matrix(), out});
+    } else {
+      Held h(w, name);
+      kernels::matmul(h.matrix(), x, n, out, &pool);
+      rows = h.matrix().n_rows;
+    }
+  }
+  if (!jobs.empty()) return kernels::matmul_multi(jobs, x, n, &pool, after);
+  if (!after) return;
+  if (n < 8 || pool.size() < 2) return after(0, rows);
+  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) { after(r0, r1); });
+}
+
 }  // namespace
 
 std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_logits) {
@@ -386,6 +417,12 @@ static void for_tokens(kernels::ThreadPool& pool, int n, const std::function<voi
   pool.parallel_for(n, [&](int64_t b, int64_t e) { fn(size_t(b), size_t(e)); });
 }
 
+// x[t][r] += y[t][r] for the columns r in [r0, r1) of n rows of `width` (a residual add).
+static void add_rows(float* x, const float* y, int n, int width, int64_t r0, int64_t r1) {
+  for (int t = 0; t < n; ++t)
+    for (int64_t r = r0; r < r1; ++r) x[size_t(t) * width + size_t(r)] += y[size_t(t) * width + size_t(r)];
+}
+
 void Engine::forward_layer(int l, int n, int drop, bool from_ffn) {
   State& s = *st_;
   const int dim = cfg_.n_embd, n_ff = cfg_.n_ff;
@@ -424,9 +461,8 @@ void Engine::attention_block(int l, int n, int drop) {
     });
   }
   if (observer_) observer_->observe(l, LinearSite::attn_in, s.xb.data(), n, dim);
-  linear(w_, s.repacked, s.pool, blk(l, "attn_q"), s.xb.data(), n, s.q.data());
-  linear(w_, s.repacked, s.pool, blk(l, "attn_k"), s.xb.data(), n, s.k.data());
-  linear(w_, s.repacked, s.pool, blk(l, "attn_v"), s.xb.data(), n, s.v.data());
+  linear_multi(w_, s.repacked, s.pool, {blk(l, "attn_q"), blk(l, "attn_k"), blk(l, "attn_v")}, s.xb.data(), n,
+               {s.q.data(), s.k.data(), s.v.data()});
   uint16_t* kc = s.k_cache.data() + size_t(l) * n_ctx_ * kv_dim;
   uint16_t* vc = s.v_cache.data() + size_t(l) * n_ctx_ * kv_dim;
   for_tokens(s.pool, n, [&](size_t t0, size_t t1) {
@@ -442,13 +478,16 @@ void Engine::attention_block(int l, int n, int drop) {
     }
   }
   });
-  // Causal attention: token t sees positions 0..n_past+t. One (token, head) pair per work item.
+  // Causal attention: token t sees positions 0..n_past+t. One (head, token) pair per work item,
+  // head-major: token t costs ~ n_past + t, so a token-major order would hand the pool's first
+  // contiguous range the cheap early tokens (a 3:1 split of a 64-token prompt on 2 threads);
+  // head-major gives every thread the same mix of tokens (exactly, when threads divide n_head).
   const float scale = 1.0f / std::sqrt(float(hd));
   const int n_past = n_past_;
   s.pool.parallel_for(int64_t(n) * cfg_.n_head, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      const size_t t = size_t(i / cfg_.n_head);
-      const int h = int(i % cfg_.n_head), kvh = h / group;
+      const size_t t = size_t(i % n);
+      const int h = int(i / n), kvh = h / group;
       kernels::attention_f16(&s.q[t * dim + size_t(h) * hd], kc + size_t(kvh) * hd, vc + size_t(kvh) * hd, kv_dim,
                              n_past + int(t) + 1, hd, scale, &s.att[t * dim + size_t(h) * hd]);
     }
@@ -460,10 +499,9 @@ void Engine::attention_block(int l, int n, int drop) {
     n -= drop;
   }
   if (observer_) observer_->observe(l, LinearSite::attn_out_in, s.att.data(), n, dim);
-  linear(w_, s.repacked, s.pool, blk(l, "attn_output"), s.att.data(), n, s.xb2.data());
-  for_tokens(s.pool, n, [&](size_t t0, size_t t1) {
-    for (size_t i = t0 * dim; i < t1 * dim; ++i) s.x[i] += s.xb2[i];
-  });
+  // The residual add of each thread's output rows right after it computed them (no pass of its own).
+  linear_multi(w_, s.repacked, s.pool, {blk(l, "attn_output")}, s.att.data(), n, {s.xb2.data()},
+               [&](int64_t r0, int64_t r1) { add_rows(s.x.data(), s.xb2.data(), n, dim, r0, r1); });
 }
 
 // down(silu(gate(x)) * up(x)) over the first n rows of the residual stream.
@@ -478,17 +516,18 @@ void Engine::ffn_block(int l, int n) {
     });
   }
   if (observer_) observer_->observe(l, LinearSite::ffn_in, s.xb.data(), n, dim);
-  linear(w_, s.repacked, s.pool, blk(l, "ffn_gate"), s.xb.data(), n, s.hb.data());
-  linear(w_, s.repacked, s.pool, blk(l, "ffn_up"), s.xb.data(), n, s.hb2.data());
-  for_tokens(s.pool, n, [&](size_t t0, size_t t1) {
-    const size_t off = t0 * size_t(n_ff);
-    kernels::swiglu(s.hb.data() + off, s.hb.data() + off, s.hb2.data() + off, int64_t(t1 - t0) * n_ff);
-  });
+  // Gate and up in one pass; each thread applies SwiGLU to the rows it has just computed of both
+  // (an element-wise step: which thread does it does not change the bits).
+  linear_multi(w_, s.repacked, s.pool, {blk(l, "ffn_gate"), blk(l, "ffn_up")}, s.xb.data(), n,
+               {s.hb.data(), s.hb2.data()}, [&](int64_t r0, int64_t r1) {
+                 for (int t = 0; t < n; ++t) {
+                   const size_t off = size_t(t) * n_ff + size_t(r0);
+                   kernels::swiglu(s.hb.data() + off, s.hb.data() + off, s.hb2.data() + off, r1 - r0);
+                 }
+               });
   if (observer_) observer_->observe(l, LinearSite::ffn_down_in, s.hb.data(), n, n_ff);
-  linear(w_, s.repacked, s.pool, blk(l, "ffn_down"), s.hb.data(), n, s.xb2.data());
-  for_tokens(s.pool, n, [&](size_t t0, size_t t1) {
-    for (size_t i = t0 * dim; i < t1 * dim; ++i) s.x[i] += s.xb2[i];
-  });
+  linear_multi(w_, s.repacked, s.pool, {blk(l, "ffn_down")}, s.hb.data(), n, {s.xb2.data()},
+               [&](int64_t r0, int64_t r1) { add_rows(s.x.data(), s.xb2.data(), n, dim, r0, r1); });
 }
 
 }  // namespace dcq

@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "dcq/error.hpp"
 #include "dcq/fp16.hpp"
 #include "dcq/io.hpp"
 #include "dcq/kernels.hpp"
+#include "dcq/quant.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -564,6 +566,123 @@ TEST(Kernels, IsaSelection) {
   const std::string cmd = "DCQ_ISA=sse9 " + std::string(DCQ_BINARY) + " run " + model + " -p hi -n 1 >/dev/null 2>&1";
   const int rc = std::system(cmd.c_str());
   EXPECT_EQ(WEXITSTATUS(rc), 2);
+}
+
+// Q8_K activations (every k-quant matmul) on the SIMD paths against the scalar twin, on blocks that
+// probe each step: the largest magnitude appearing twice with opposite signs (the first one sets
+// the sign of the scale), max = -127 / +127 so that iscale = +-1 and x.5 values are exact rounding
+// ties (nearest even), all-zero and all-negative-zero blocks (zeroed), denormals, a lone extreme.
+TEST(Kernels, Q8_KQuantizerIsBitIdenticalOnEdgeBlocks) {
+  IsaGuard guard;
+  constexpr int kB = 256;
+  std::vector<float> x(size_t(kB) * 8);
+  auto block = [&](int b) { return x.data() + size_t(b) * kB; };
+  const auto r = random_floats(x.size(), 5, 3.f);
+  std::copy(r.begin(), r.end(), x.begin());
+  block(0)[7] = 9.f, block(0)[200] = -9.f;  // +max first
+  block(1)[3] = -9.f, block(1)[100] = 9.f;  // -max first
+  for (int j = 0; j < kB; ++j) block(2)[j] = float(j % 64) - 31.5f;  // ties at iscale = -1 (max -127 below)
+  block(2)[kB - 1] = -127.f;
+  for (int j = 0; j < kB; ++j) block(3)[j] = 0.5f * float(j - 128);  // ties, max +127 at j = 2
+  block(3)[2] = 127.f;
+  std::fill(block(4), block(4) + kB, 0.f);
+  std::fill(block(5), block(5) + kB, -0.f);
+  for (int j = 0; j < kB; ++j) block(6)[j] = float(j - 100) * 1e-41f;  // denormals
+  std::fill(block(7), block(7) + kB, 1e-3f);
+  block(7)[255] = -3e4f;
+  const size_t bytes = *row_bytes(GgmlType::Q8_K, int64_t(x.size()));
+  std::vector<uint8_t> ref(bytes), got(bytes);
+  k::quantize_activation_reference(GgmlType::Q8_K, x.data(), ref.data(), int64_t(x.size()));
+  for (k::Isa isa : {k::Isa::avx2, k::Isa::avx512}) {
+    if (!k::cpu_supports(isa)) continue;
+    k::set_isa(isa);
+    std::fill(got.begin(), got.end(), 0xAB);
+    k::quantize_activation(GgmlType::Q8_K, x.data(), got.data(), int64_t(x.size()));
+    for (size_t b = 0; b < 8; ++b) {
+      const size_t bb = bytes / 8;
+      EXPECT_EQ(std::vector<uint8_t>(got.begin() + b * bb, got.begin() + (b + 1) * bb),
+                std::vector<uint8_t>(ref.begin() + b * bb, ref.begin() + (b + 1) * bb))
+          << k::isa_name(isa) << " block " << b;
+    }
+  }
+}
+
+// matmul_multi (the engine's fused Q/K/V, gate/up and epilogue pass) must give, matrix by matrix,
+// exactly matmul's bits on every path, for the row-split kinds (F32 / F16 lane-order panels,
+// interleaved Q4_K / Q6_K, including a mixed Q4_K + Q6_K call and plain remainder rows) and the
+// fallback (Q8_0 plain rows), with 1..64 tokens, 1 and 2 threads; the epilogue must see each row of
+// [0, n_rows) exactly once and only after that row's outputs of every matrix are final.
+TEST(Kernels, MatmulMultiEqualsSeparateMatmulsOnEveryPath) {
+  IsaGuard guard;
+  const int64_t cols = 512;
+  auto make = [&](GgmlType type, int64_t rows, uint32_t seed) {
+    const auto f = random_floats(size_t(rows * cols), seed, 0.05f);
+    std::vector<uint8_t> bytes(size_t(rows) * *row_bytes(type, cols));
+    if (type == GgmlType::F32) std::memcpy(bytes.data(), f.data(), bytes.size());
+    else quantize(type, f.data(), bytes.data(), rows * cols);
+    return bytes;
+  };
+  struct Case {
+    std::vector<GgmlType> types;
+    int64_t rows;
+  };
+  const std::vector<Case> cases = {{{GgmlType::F32, GgmlType::F32, GgmlType::F32}, 52},
+                                   {{GgmlType::F16, GgmlType::F16}, 40},
+                                   {{GgmlType::Q4_K, GgmlType::Q4_K, GgmlType::Q6_K}, 72},
+                                   {{GgmlType::Q6_K, GgmlType::Q4_K}, 61},  // 5 plain remainder rows
+                                   {{GgmlType::Q8_0, GgmlType::Q8_0}, 48}};
+  k::ThreadPool pool2(2);
+  for (k::Isa isa : {k::Isa::scalar, k::Isa::avx2, k::Isa::avx512}) {
+    if (!k::cpu_supports(isa)) continue;
+    k::set_isa(isa);
+    for (const Case& c : cases) {
+      std::vector<std::vector<uint8_t>> plain, packed;
+      std::vector<k::Matrix> ms;
+      for (size_t i = 0; i < c.types.size(); ++i) {
+        plain.push_back(make(c.types[i], c.rows, uint32_t(100 + i)));
+        k::Matrix m{c.types[i], cols, c.rows, plain.back().data()};
+        if (k::interleave_pays(m.type, m.n_rows, m.n_cols)) {
+          packed.emplace_back(plain.back().size());
+          k::interleave_rows(m.type, m.n_rows, m.n_cols, plain.back().data(), packed.back().data());
+          m.data = packed.back().data();
+          m.interleaved = true;
+        }
+        ms.push_back(m);
+      }
+      for (int64_t n_tok : {1, 5, 64}) {
+        const auto x = random_floats(size_t(cols * n_tok), uint32_t(7 * n_tok));
+        for (k::ThreadPool* pool : {static_cast<k::ThreadPool*>(nullptr), &pool2}) {
+          std::vector<std::vector<float>> want(ms.size()), got(ms.size());
+          std::vector<k::MatmulJob> jobs;
+          for (size_t i = 0; i < ms.size(); ++i) {
+            want[i].assign(size_t(c.rows * n_tok), 0.f);
+            got[i].assign(size_t(c.rows * n_tok), -1.f);
+            k::matmul(ms[i], x.data(), n_tok, want[i].data(), pool);
+            jobs.push_back({ms[i], got[i].data()});
+          }
+          // Epilogue: counts each row and records the sum of every matrix's outputs of that row.
+          std::vector<int> seen(size_t(c.rows), 0);
+          std::vector<float> sums(size_t(c.rows * n_tok), 0.f);
+          k::matmul_multi(jobs, x.data(), n_tok, pool, [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) {
+              ++seen[size_t(r)];
+              for (int64_t t = 0; t < n_tok; ++t)
+                for (auto& g : got) sums[size_t(t * c.rows + r)] += g[size_t(t * c.rows + r)];
+            }
+          });
+          const std::string what = std::string(k::isa_name(isa)) + " " + std::string(type_name(c.types[0])) + " rows " +
+                                   std::to_string(c.rows) + " tokens " + std::to_string(n_tok) +
+                                   (pool ? " 2 threads" : " 1 thread");
+          for (size_t i = 0; i < ms.size(); ++i) EXPECT_EQ(want[i], got[i]) << what << " matrix " << i;
+          EXPECT_EQ(seen, std::vector<int>(size_t(c.rows), 1)) << what;
+          std::vector<float> want_sums(sums.size(), 0.f);
+          for (size_t e = 0; e < want_sums.size(); ++e)
+            for (auto& wv : want) want_sums[e] += wv[e];
+          EXPECT_EQ(want_sums, sums) << what;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
