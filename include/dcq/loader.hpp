@@ -166,9 +166,12 @@ class DcqWeights final : public WeightSource {
   void set_prefetch_depth(int depth) { pf_depth_ = depth < 1 ? 1 : depth; }
   int prefetch_depth() const { return pf_depth_; }
   // Streamed (unpinned) tensors stored as one raw chunk: copied into reused buffers with pread()
-  // (true, the default) or served as views of the mapping whose pages are dropped on eviction and
-  // faulted in again on the next token (false; DCQ_STREAM_COPY=0 in open_weights). Set before
-  // the first acquire. Pinned zero-copy tensors are views either way.
+  // (true) or served as views of the mapping whose pages are dropped on eviction and faulted in
+  // again on the next token (false). Default: copied with prefetch (the worker thread does the
+  // copy beside the compute), views without (a pread on the engine's thread is serial, while the
+  // faults of a view are spread over the compute threads); docs/loader.md has the measurements.
+  // DCQ_STREAM_COPY=0|1 in open_weights overrides. Set before the first acquire. Pinned
+  // zero-copy tensors are views either way.
   void set_copy_streamed(bool on) { copy_streamed_ = on; }
 
  private:
@@ -176,9 +179,11 @@ class DcqWeights final : public WeightSource {
   size_t tensor_index(std::string_view name) const;  // throws when missing
   size_t resolve_duplicate(size_t t) const;
   Entry& get(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1);
-  void make_room(uint64_t bytes, const std::string& what);
+  // `buffer`: the new entry takes a buffer of `bytes` (a free one of that size then counts as the
+  // room); false for a view of the mapping, which needs the room itself.
+  void make_room(uint64_t bytes, const std::string& what, bool buffer = true);
   void drop(size_t key);
-  bool try_make_room(uint64_t bytes);
+  bool try_make_room(uint64_t bytes, bool buffer = true);
   // `cancel`: checked between chunks (a cancelled prefetch stops early; its buffer is discarded).
   void decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels::ThreadPool* pool,
                    const std::atomic<bool>* cancel = nullptr) const;
@@ -225,7 +230,7 @@ class DcqWeights final : public WeightSource {
   void note_peak();
   // Streamed zero-copy tensors copied into (reused) own buffers with pread() instead of served as
   // views of the mapping: no page-table work per token (docs/loader.md, "Streaming raw tensors").
-  bool copy_streamed_ = true;
+  bool copy_streamed_ = false;
   int fd_ = -1;                                       // the container, for pread (copy_streamed_)
   bool copy_streamed(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1) const;
   void fill_raw(uint32_t c, uint8_t* dst);            // first use: checksums; then pread of the rows
@@ -267,7 +272,7 @@ struct OpenedModel {
   const Model& model() const { return *weights->model(); }
 };
 // Zero-copy is on unless the environment sets DCQ_ZERO_COPY=0 (for measuring the copy path);
-// streamed raw tensors are pread into reused buffers unless DCQ_STREAM_COPY=0 (views instead).
+// DCQ_STREAM_COPY=0|1 overrides how streamed raw tensors are served (DcqWeights::set_copy_streamed).
 OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget = {},
                          bool prefetch = false, int threads = 1, double read_throttle = 0);
 

@@ -157,7 +157,7 @@ nlohmann::json LoaderStats::to_json() const {
 
 DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budget, bool prefetch, int threads,
                        double read_throttle, bool zero_copy)
-    : reader_(DcqReader::open(path)), read_throttle_(read_throttle), prefetch_(prefetch) {
+    : reader_(DcqReader::open(path)), read_throttle_(read_throttle), copy_streamed_(prefetch), prefetch_(prefetch) {
   if (!(read_throttle >= 0) || !std::isfinite(read_throttle)) fail_usage("--read-throttle must be a finite number >= 0");
   if (threads > 1) pool_ = std::make_unique<kernels::ThreadPool>(threads);
   // The prefetcher's own decoder pool: the engine's thread may use pool_ (a miss) while the
@@ -431,13 +431,13 @@ void DcqWeights::drop(size_t key) {
   release_order_.erase(std::remove(release_order_.begin(), release_order_.end(), key), release_order_.end());
 }
 
-bool DcqWeights::try_make_room(uint64_t bytes) {
+bool DcqWeights::try_make_room(uint64_t bytes, bool buffer) {
   while (budget_ != kUnlimited && stats_.resident_bytes + free_bytes_ + bytes > budget_) {
     // As make_room, but released entries go before free buffers of other sizes: a prefetch
     // runs ahead of the window, and freeing those buffers here would have the entries queued
     // next map and fault fresh ones (measured: 4x the page faults of the engine's order).
-    if (has_free(bytes)) return true;  // taking it adds nothing
-    if (drop_same_size(bytes)) continue;
+    if (buffer && has_free(bytes)) return true;  // taking it adds nothing
+    if (buffer && drop_same_size(bytes)) continue;
     if (!release_order_.empty()) {
       drop(release_order_.back());
       continue;
@@ -599,7 +599,9 @@ void DcqWeights::schedule_prefetch(size_t tensor) {
     if (std::any_of(pf_queue_.begin(), pf_queue_.end(), [&](const auto& j) { return j->tensor == t; })) continue;
     const auto& ti = ix.tensors[t];
     if (ti.n_chunks == 0) continue;
-    if (!try_make_room(ti.n_bytes)) return;  // no room beside what is held and queued: stop here
+    const bool copy = copy_streamed(t, t, ti.first_chunk, ti.first_chunk + ti.n_chunks);
+    const bool buffer = copy || !zero_copy_view(ti.first_chunk, ti.first_chunk + ti.n_chunks);
+    if (!try_make_room(ti.n_bytes, buffer)) return;  // no room beside what is held and queued: stop here
     auto job = std::make_unique<PrefetchJob>();
     job->tensor = t;
     job->c0 = ti.first_chunk;
@@ -608,7 +610,7 @@ void DcqWeights::schedule_prefetch(size_t tensor) {
     Entry& e = *job->entry;
     e.bytes = ti.n_bytes;
     e.pinned = pinned_[t];
-    job->copy_raw = copy_streamed(t, t, job->c0, job->c1);
+    job->copy_raw = copy;
     e.view = job->copy_raw ? nullptr : zero_copy_view(job->c0, job->c1);
     if (!e.view) e.data = take_buffer(ti.n_bytes);
     stats_.resident_bytes += e.bytes;
@@ -623,13 +625,13 @@ void DcqWeights::schedule_prefetch(size_t tensor) {
   }
 }
 
-void DcqWeights::make_room(uint64_t bytes, const std::string& what) {
+void DcqWeights::make_room(uint64_t bytes, const std::string& what, bool buffer) {
   while (budget_ != kUnlimited && stats_.resident_bytes + free_bytes_ + bytes > budget_) {
     // A free buffer of this size is reused (no change); other free buffers go first, then
     // released entries (in a cyclic pass they are needed last), then the prefetch that is
     // furthest ahead.
-    if (has_free(bytes)) return;
-    if (drop_same_size(bytes)) continue;
+    if (buffer && has_free(bytes)) return;
+    if (buffer && drop_same_size(bytes)) continue;
     if (free_one()) continue;
     if (!release_order_.empty()) {
       drop(release_order_.back());  // most recently released: needed last in a cyclic pass
@@ -657,11 +659,12 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
   uint64_t bytes = 0;
   for (uint32_t c = chunk0; c < chunk1; ++c) bytes += ix.chunks[c].decoded_size;
   const std::string what = "tensor '" + t.name + "' (" + human(bytes) + ")";
-  make_room(bytes, what);
+  const bool copy = copy_streamed(key, tensor, chunk0, chunk1);
+  make_room(bytes, what, copy || !zero_copy_view(chunk0, chunk1));
   auto e = std::make_unique<Entry>();
   e->bytes = bytes;
   e->pinned = key == tensor && pinned_[tensor];
-  if (copy_streamed(key, tensor, chunk0, chunk1)) {
+  if (copy) {
     e->data = take_buffer(bytes);
     const auto t0 = std::chrono::steady_clock::now();
     fill_raw(chunk0, e->data);  // checks first (throws before the entry exists)
@@ -803,8 +806,7 @@ OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& o
     const char* zc = std::getenv("DCQ_ZERO_COPY");
     const bool zero_copy = !(zc && std::string_view(zc) == "0");
     auto w = std::make_unique<DcqWeights>(path, budget, prefetch, threads, read_throttle, zero_copy);
-    const char* sc = std::getenv("DCQ_STREAM_COPY");
-    w->set_copy_streamed(!(sc && std::string_view(sc) == "0"));
+    if (const char* sc = std::getenv("DCQ_STREAM_COPY"); sc && *sc) w->set_copy_streamed(std::string_view(sc) != "0");
     m.dcq = w.get();
     m.weights = std::move(w);
     return m;

@@ -232,7 +232,8 @@ TEST(LoaderZeroCopy, StreamedRawTensorsCopiedIntoReusedBuffers) {
   EXPECT_EQ(views.stats().stream_copy_bytes, 0u);
   EXPECT_GT(views.stats().zero_copy_acquires, 16u);
 
-  DcqWeights copy(raw, MemBudget::parse("40%"));  // the default
+  DcqWeights copy(raw, MemBudget::parse("40%"));  // without prefetch the default is views
+  copy.set_copy_streamed(true);
   const Model& meta = *copy.model();
   (void)greedy(copy, meta, 4);  // warm: the window's buffers are allocated and faulted once
   const uint64_t copied0 = copy.stats().stream_copy_bytes;
@@ -249,7 +250,7 @@ TEST(LoaderZeroCopy, StreamedRawTensorsCopiedIntoReusedBuffers) {
   EXPECT_LT(double(faults), double(copied) / 4096.0 / 8.0) << faults << " faults for " << copied << " bytes copied";
   EXPECT_LE(copy.stats().peak_resident_bytes, copy.stats().budget_bytes);
 
-  DcqWeights pf(raw, MemBudget::parse("40%"), /*prefetch=*/true, 2);
+  DcqWeights pf(raw, MemBudget::parse("40%"), /*prefetch=*/true, 2);  // with prefetch: copied (default)
   pf.set_prefetch_depth(3);
   EXPECT_EQ(greedy(pf, *pf.model(), 16), want);
   EXPECT_GT(pf.stats().prefetched, 0u);
