@@ -5,13 +5,35 @@
 # served zero-copy), the copy path and prefetch at 60 %, and the simulated slow storage: the GGUF's
 # bytes (every tensor raw, `dcq plan --repack --all-raw`) against the lossless .dcq and a
 # double-compressed (ecsq) .dcq, for stories260K (trained) and the 110M synth (random weights).
-# Usage: tools/bench_loader.sh BUILD_DIR WORK_DIR   (WORK_DIR receives the models, ~1.5 GB)
+# Usage: tools/bench_loader.sh BUILD_DIR WORK_DIR [s4|s5]   (WORK_DIR receives the models, ~1.5 GB;
+# s4/s5: the session-4/5 runs on the files made by a run without them)
 set -euo pipefail
 build=$(cd "${1:?build dir}" && pwd); work=${2:?work dir}
 dcq="$build/tools/dcq/dcq"
 data=${DCQ_TEST_DATA:-$(dirname "$0")/../../shared/data}; data=$(cd "$data" && pwd)
 mkdir -p "$work"; cd "$work"
 lscpu | grep 'Model name'; nproc; uptime
+if [ "${3:-}" = s5 ]; then
+  # Session 5 (docs/loader.md, "Measurements, session 5"): the 60 % target on the r60 files, 5
+  # rounds; per round and file back to back: resident, 60 % with streamed raw tensors as views of
+  # the mapping (DCQ_STREAM_COPY=0; the default without prefetch), 60 % pread into reused buffers
+  # (DCQ_STREAM_COPY=1; the default with prefetch), both also with prefetch depth 4. Columns: tok/s, peak RSS MiB, page faults, task-clock ms (perf stat).
+  one() { perf stat -e page-faults,task-clock -x, -o s5-perf.txt "$dcq" run "$@" -p "Once upon a time" -n 32 \
+      --temp 0 --json -q --threads 2 > s5-run.json
+    python3 -c 'import json,sys; j=json.load(open("s5-run.json")); p=[l.split(",")[0] for l in open("s5-perf.txt") if "," in l]
+print("%.2f" % j["gen_tokens_per_s"], j["peak_rss_bytes"] // 1048576, p[0], p[1].split(".")[0], " ".join(map(str, j["tokens"][-2:])))'; }
+  for i in 1 2 3 4 5; do
+    for f in s110-q4-r60.dcq s110-q8-r60.dcq; do
+      echo "$f $i res $(one $f)"
+      echo "$f $i map $(DCQ_STREAM_COPY=0 one $f --mem-budget 60%)"
+      echo "$f $i copy $(DCQ_STREAM_COPY=1 one $f --mem-budget 60%)"
+      echo "$f $i map-pf4 $(DCQ_STREAM_COPY=0 one $f --mem-budget 60% --prefetch --prefetch-depth 4)"
+      echo "$f $i copy-pf4 $(one $f --mem-budget 60% --prefetch --prefetch-depth 4)"
+    done
+  done | tee s5-pairs.txt
+  uptime
+  exit 0
+fi
 if [ "${3:-}" = s4 ]; then
   # Session 4 (docs/loader.md, "Measurements, session 4"): the files as above must exist (run the
   # script once without `s4`). Every `bench memory` interleaves resident and budget runs per round.

@@ -56,6 +56,7 @@ struct LoaderStats {
   uint64_t zero_copy_acquires = 0;   // misses served straight from the mmapped file (raw chunks)
   uint64_t zero_copy_bytes = 0;      // their bytes (counted against the budget like decoded ones)
   double verify_seconds = 0;         // checksumming zero-copy chunks (once per chunk, first use)
+  uint64_t stream_copy_bytes = 0;    // of those, streamed rows pread into reused buffers (not views)
   nlohmann::json to_json() const;
 };
 
@@ -164,15 +165,25 @@ class DcqWeights final : public WeightSource {
   // How many tensors the prefetcher decodes ahead (>= 1; default 2; only with `prefetch`).
   void set_prefetch_depth(int depth) { pf_depth_ = depth < 1 ? 1 : depth; }
   int prefetch_depth() const { return pf_depth_; }
+  // Streamed (unpinned) tensors stored as one raw chunk: copied into reused buffers with pread()
+  // (true) or served as views of the mapping whose pages are dropped on eviction and faulted in
+  // again on the next token (false). Default: copied with prefetch (the worker thread does the
+  // copy beside the compute), views without (a pread on the engine's thread is serial, while the
+  // faults of a view are spread over the compute threads); docs/loader.md has the measurements.
+  // DCQ_STREAM_COPY=0|1 in open_weights overrides. Set before the first acquire. Pinned
+  // zero-copy tensors are views either way.
+  void set_copy_streamed(bool on) { copy_streamed_ = on; }
 
  private:
   struct Entry;
   size_t tensor_index(std::string_view name) const;  // throws when missing
   size_t resolve_duplicate(size_t t) const;
   Entry& get(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1);
-  void make_room(uint64_t bytes, const std::string& what);
+  // `buffer`: the new entry takes a buffer of `bytes` (a free one of that size then counts as the
+  // room); false for a view of the mapping, which needs the room itself.
+  void make_room(uint64_t bytes, const std::string& what, bool buffer = true);
   void drop(size_t key);
-  bool try_make_room(uint64_t bytes);
+  bool try_make_room(uint64_t bytes, bool buffer = true);
   // `cancel`: checked between chunks (a cancelled prefetch stops early; its buffer is discarded).
   void decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels::ThreadPool* pool,
                    const std::atomic<bool>* cancel = nullptr) const;
@@ -205,11 +216,24 @@ class DcqWeights final : public WeightSource {
   std::unique_ptr<std::atomic<bool>[]> zc_verified_;    // per chunk: checksums checked (worker or engine)
   std::mutex verify_mu_;                                // verify_total_ (also the prefetch worker's)
   double verify_total_ = 0;
-  // A buffer of a just-evicted entry, reused when the next entry has the same size (saves the
-  // page faults of a fresh allocation); never kept past the allocation it was evicted for.
-  uint8_t* spare_ = nullptr;  // owned (aligned operator new[]); freed by take_spare()/the destructor
-  uint64_t spare_bytes_ = 0, want_bytes_ = 0;
-  uint8_t* take_spare(uint64_t bytes);  // the spare buffer if it has `bytes`, else frees it: nullptr
+  // Buffers of evicted entries, kept (pages faulted once) for the next entry of the same size:
+  // under a budget the streamed tensors cycle through a few sizes, so the window's buffers are
+  // reused every token instead of mapped, faulted and unmapped again. Counted in the budget
+  // (resident + free_bytes_ <= budget); freed first when room is needed for another size.
+  std::vector<std::pair<uint8_t*, uint64_t>> free_;  // owned (alloc_buffer), oldest first
+  uint64_t free_bytes_ = 0;
+  uint8_t* take_buffer(uint64_t bytes);               // a free buffer of exactly `bytes`, or a new one
+  void give_buffer(uint8_t* p, uint64_t bytes);       // keep for reuse (under a budget) or free
+  bool has_free(uint64_t bytes) const;
+  bool free_one();                                    // frees the oldest free buffer; false when none
+  bool drop_same_size(uint64_t bytes);                // evicts a released entry with a buffer of `bytes`
+  void note_peak();
+  // Streamed zero-copy tensors copied into (reused) own buffers with pread() instead of served as
+  // views of the mapping: no page-table work per token (docs/loader.md, "Streaming raw tensors").
+  bool copy_streamed_ = false;
+  int fd_ = -1;                                       // the container, for pread (copy_streamed_)
+  bool copy_streamed(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1) const;
+  void fill_raw(uint32_t c, uint8_t* dst);            // first use: checksums; then pread of the rows
   std::vector<bool> pinned_;  // per tensor index
   // Keys: tensor index for whole tensors; tensors.size() + chunk index for single chunks.
   std::unordered_map<size_t, std::unique_ptr<Entry>> entries_;
@@ -247,7 +271,8 @@ struct OpenedModel {
   // Whole model, or metadata only for a .dcq: what Tokenizer::from_model needs.
   const Model& model() const { return *weights->model(); }
 };
-// Zero-copy is on unless the environment sets DCQ_ZERO_COPY=0 (for measuring the copy path).
+// Zero-copy is on unless the environment sets DCQ_ZERO_COPY=0 (for measuring the copy path);
+// DCQ_STREAM_COPY=0|1 overrides how streamed raw tensors are served (DcqWeights::set_copy_streamed).
 OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget = {},
                          bool prefetch = false, int threads = 1, double read_throttle = 0);
 

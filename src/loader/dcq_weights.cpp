@@ -20,6 +20,10 @@
 #include <new>
 #include <thread>
 
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -48,6 +52,9 @@ uint8_t* alloc_buffer(uint64_t n) {
   if (n >= kMapThreshold) {
     void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
+    // Large buffers (the classifier, big layers) on 2 MiB pages where the kernel allows it: fewer
+    // faults when first filled and fewer TLB misses for the matrix products reading them.
+    if (n >= (2u << 20)) (void)::madvise(p, n, MADV_HUGEPAGE);
     return static_cast<uint8_t*>(p);
   }
   return static_cast<uint8_t*>(::operator new[](std::max<uint64_t>(n, 1), kAlign));
@@ -144,12 +151,13 @@ nlohmann::json LoaderStats::to_json() const {
   j["zero_copy_acquires"] = zero_copy_acquires;
   j["zero_copy_bytes"] = zero_copy_bytes;
   j["verify_seconds"] = verify_seconds;
+  j["stream_copy_bytes"] = stream_copy_bytes;
   return j;
 }
 
 DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budget, bool prefetch, int threads,
                        double read_throttle, bool zero_copy)
-    : reader_(DcqReader::open(path)), read_throttle_(read_throttle), prefetch_(prefetch) {
+    : reader_(DcqReader::open(path)), read_throttle_(read_throttle), copy_streamed_(prefetch), prefetch_(prefetch) {
   if (!(read_throttle >= 0) || !std::isfinite(read_throttle)) fail_usage("--read-throttle must be a finite number >= 0");
   if (threads > 1) pool_ = std::make_unique<kernels::ThreadPool>(threads);
   // The prefetcher's own decoder pool: the engine's thread may use pool_ (a miss) while the
@@ -187,8 +195,14 @@ DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budge
   // Zero-copy candidates (only the payload headers are read here; checksums come at first use).
   zc_rows_.assign(ix.chunks.size(), nullptr);
   zc_verified_ = std::make_unique<std::atomic<bool>[]>(ix.chunks.size());
+  bool any_raw = false;
   if (zero_copy && read_throttle <= 0)
-    for (uint32_t c = 0; c < ix.chunks.size(); ++c) zc_rows_[c] = raw_rows(c);
+    for (uint32_t c = 0; c < ix.chunks.size(); ++c) any_raw |= (zc_rows_[c] = raw_rows(c)) != nullptr;
+  // Streamed raw tensors are read with pread() into reused buffers (fill_raw): an own descriptor.
+  if (any_raw && budget_ != kUnlimited) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) fail_input(path.string() + ": cannot open for reading: " + std::strerror(errno));
+  }
   // Opening read the index, the extras and (for the plan) samples of chunks through the mapping:
   // give those pages back, so the resident set starts from the cache's accounting.
   DcqChunk all;
@@ -249,12 +263,84 @@ void DcqWeights::drop_mapped(const Entry& e) const {
   if (e.view && !keep) drop_pages(map_, e.view, e.bytes);
 }
 
-uint8_t* DcqWeights::take_spare(uint64_t bytes) {
-  uint8_t* p = spare_;
-  spare_ = nullptr;
-  if (p && spare_bytes_ == bytes) return p;
-  free_buffer(p, spare_bytes_);
-  return nullptr;
+uint8_t* DcqWeights::take_buffer(uint64_t bytes) {
+  for (auto it = free_.begin(); it != free_.end(); ++it) {
+    if (it->second != bytes) continue;
+    uint8_t* p = it->first;
+    free_.erase(it);
+    free_bytes_ -= bytes;
+    return p;
+  }
+  return alloc_buffer(bytes);
+}
+
+void DcqWeights::give_buffer(uint8_t* p, uint64_t bytes) {
+  // Heap blocks are cheap to get again; without a budget nothing is evicted twice.
+  if (bytes < kMapThreshold || budget_ == kUnlimited) {
+    free_buffer(p, bytes);
+    return;
+  }
+  free_.emplace_back(p, bytes);
+  free_bytes_ += bytes;
+}
+
+bool DcqWeights::has_free(uint64_t bytes) const {
+  return std::any_of(free_.begin(), free_.end(), [&](const auto& f) { return f.second == bytes; });
+}
+
+bool DcqWeights::drop_same_size(uint64_t bytes) {
+  // The most recently released entry of this size (nearly the MRU choice below), whose buffer the
+  // new entry then reuses: no fresh mapping to fault in, no other buffer freed for it.
+  for (auto it = release_order_.rbegin(); it != release_order_.rend(); ++it) {
+    const Entry& e = *entries_.at(*it);
+    if (e.data && e.bytes == bytes) {
+      drop(*it);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool DcqWeights::free_one() {
+  if (free_.empty()) return false;
+  free_buffer(free_.front().first, free_.front().second);
+  free_bytes_ -= free_.front().second;
+  free_.erase(free_.begin());
+  return true;
+}
+
+void DcqWeights::note_peak() {
+  // Free buffers hold pages too: the cache's accounting includes them.
+  stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes + free_bytes_);
+}
+
+bool DcqWeights::copy_streamed(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1) const {
+  // Whole streamed tensors only: an embedding row's chunk stays a view (one row must not cost a
+  // copy of its chunk), and a pinned tensor is mapped once and kept.
+  return copy_streamed_ && fd_ >= 0 && key == tensor && !pinned_[tensor] && zero_copy_view(chunk0, chunk1);
+}
+
+void DcqWeights::fill_raw(uint32_t c, uint8_t* dst) {
+  if (!zc_verified_[c].load(std::memory_order_acquire)) {
+    // First use: the same checks as a zero-copy view, through the mapping; its pages are then
+    // given back (the rows are read with pread from now on).
+    verify_once(c);
+    loader_detail::drop_chunk_pages(reader_, c);
+  }
+  // pread: the kernel copies from the page cache into our (already faulted) buffer; the process's
+  // page tables do not change, unlike mapping the rows in and dropping them again every token.
+  const auto& ch = reader_.index().chunks[c];
+  uint64_t off = uint64_t(zc_rows_[c] - map_.data()), left = ch.decoded_size;
+  while (left > 0) {
+    const ssize_t r = ::pread(fd_, dst, size_t(std::min<uint64_t>(left, 1u << 30)), off_t(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0)
+      fail_input(describe() + ": " + reader_.chunk_name(c) + ": cannot read the rows (" +
+                 (r < 0 ? std::string(std::strerror(errno)) : std::string("file shorter than its index")) + ")");
+    dst += r;
+    off += uint64_t(r);
+    left -= uint64_t(r);
+  }
 }
 
 void DcqWeights::note_read(size_t tensor, uint32_t chunk0, uint32_t chunk1) {
@@ -310,7 +396,8 @@ DcqWeights::~DcqWeights() {
     pf_cv_.notify_one();
     pf_thread_.join();
   }
-  free_buffer(spare_, spare_bytes_);
+  for (auto& [p, n] : free_) free_buffer(p, n);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 size_t DcqWeights::tensor_index(std::string_view name) const {
@@ -336,20 +423,26 @@ void DcqWeights::drop(size_t key) {
   Entry& e = *it->second;
   stats_.resident_bytes -= e.bytes;
   drop_mapped(e);
-  if (e.data && e.bytes == want_bytes_ && !spare_) {  // reused by the allocation that evicted it
-    spare_ = e.data;
-    spare_bytes_ = e.bytes;
+  if (e.data) {  // kept for the next entry of its size
+    give_buffer(e.data, e.bytes);
     e.data = nullptr;
   }
   entries_.erase(it);
   release_order_.erase(std::remove(release_order_.begin(), release_order_.end(), key), release_order_.end());
 }
 
-bool DcqWeights::try_make_room(uint64_t bytes) {
-  want_bytes_ = bytes;
-  while (budget_ != kUnlimited && stats_.resident_bytes + bytes > budget_) {
-    if (release_order_.empty()) return false;
-    drop(release_order_.back());
+bool DcqWeights::try_make_room(uint64_t bytes, bool buffer) {
+  while (budget_ != kUnlimited && stats_.resident_bytes + free_bytes_ + bytes > budget_) {
+    // As make_room, but released entries go before free buffers of other sizes: a prefetch
+    // runs ahead of the window, and freeing those buffers here would have the entries queued
+    // next map and fault fresh ones (measured: 4x the page faults of the engine's order).
+    if (buffer && has_free(bytes)) return true;  // taking it adds nothing
+    if (buffer && drop_same_size(bytes)) continue;
+    if (!release_order_.empty()) {
+      drop(release_order_.back());
+      continue;
+    }
+    if (!free_one()) return false;
   }
   return true;
 }
@@ -395,6 +488,7 @@ void DcqWeights::decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels
 struct DcqWeights::PrefetchJob {
   size_t tensor = SIZE_MAX;
   uint32_t c0 = 0, c1 = 0;
+  bool copy_raw = false;  // a streamed raw tensor: pread into entry->data (fill_raw)
   std::unique_ptr<Entry> entry;
   std::atomic<bool> cancelled{false};
   std::promise<void> done;  // set by the worker (value or the decode's exception)
@@ -414,7 +508,9 @@ void DcqWeights::prefetch_worker() {
     try {
       if (!job->cancelled.load(std::memory_order_acquire)) {
         Entry& e = *job->entry;
-        if (e.view) {  // nothing to decode: check once and fault the pages in ahead of the engine
+        if (job->copy_raw) {
+          fill_raw(job->c0, e.data);
+        } else if (e.view) {  // nothing to decode: check once and fault the pages in ahead of the engine
           verify_once(job->c0);
           populate_pages({e.view, size_t(e.bytes)});
         } else {
@@ -433,6 +529,10 @@ void DcqWeights::finish_job(PrefetchJob& job) {
   job.result.wait();  // the worker writes into the entry until then
   stats_.resident_bytes -= job.entry->bytes;
   drop_mapped(*job.entry);
+  if (job.entry->data) {  // its buffer serves the next entry of that size
+    give_buffer(job.entry->data, job.entry->bytes);
+    job.entry->data = nullptr;
+  }
 }
 
 void DcqWeights::cancel_prefetch() {
@@ -468,7 +568,8 @@ DcqWeights::Entry* DcqWeights::take_prefetch(size_t tensor) {
   auto e = std::move(job->entry);
   ++stats_.misses;
   ++stats_.prefetched;
-  if (e->view) {
+  if (job->copy_raw) stats_.stream_copy_bytes += e->bytes;
+  if (e->view || job->copy_raw) {
     ++stats_.zero_copy_acquires;
     stats_.zero_copy_bytes += e->bytes;
   } else {
@@ -498,7 +599,9 @@ void DcqWeights::schedule_prefetch(size_t tensor) {
     if (std::any_of(pf_queue_.begin(), pf_queue_.end(), [&](const auto& j) { return j->tensor == t; })) continue;
     const auto& ti = ix.tensors[t];
     if (ti.n_chunks == 0) continue;
-    if (!try_make_room(ti.n_bytes)) return;  // no room beside what is held and queued: stop here
+    const bool copy = copy_streamed(t, t, ti.first_chunk, ti.first_chunk + ti.n_chunks);
+    const bool buffer = copy || !zero_copy_view(ti.first_chunk, ti.first_chunk + ti.n_chunks);
+    if (!try_make_room(ti.n_bytes, buffer)) return;  // no room beside what is held and queued: stop here
     auto job = std::make_unique<PrefetchJob>();
     job->tensor = t;
     job->c0 = ti.first_chunk;
@@ -507,15 +610,11 @@ void DcqWeights::schedule_prefetch(size_t tensor) {
     Entry& e = *job->entry;
     e.bytes = ti.n_bytes;
     e.pinned = pinned_[t];
-    e.view = zero_copy_view(job->c0, job->c1);
-    if (!e.view) {
-      uint8_t* buf = take_spare(ti.n_bytes);
-      e.data = buf ? buf : alloc_buffer(ti.n_bytes);
-    } else {
-      (void)take_spare(0);
-    }
+    job->copy_raw = copy;
+    e.view = job->copy_raw ? nullptr : zero_copy_view(job->c0, job->c1);
+    if (!e.view) e.data = take_buffer(ti.n_bytes);
     stats_.resident_bytes += e.bytes;
-    stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
+    note_peak();
     if (!pf_thread_.joinable()) pf_thread_ = std::thread([this] { prefetch_worker(); });
     {
       std::lock_guard<std::mutex> lock(pf_mu_);
@@ -526,11 +625,14 @@ void DcqWeights::schedule_prefetch(size_t tensor) {
   }
 }
 
-void DcqWeights::make_room(uint64_t bytes, const std::string& what) {
-  want_bytes_ = bytes;
-  while (budget_ != kUnlimited && stats_.resident_bytes + bytes > budget_) {
-    // Released entries go first (in a cyclic pass they are needed last); then the prefetch that
-    // is furthest ahead.
+void DcqWeights::make_room(uint64_t bytes, const std::string& what, bool buffer) {
+  while (budget_ != kUnlimited && stats_.resident_bytes + free_bytes_ + bytes > budget_) {
+    // A free buffer of this size is reused (no change); other free buffers go first, then
+    // released entries (in a cyclic pass they are needed last), then the prefetch that is
+    // furthest ahead.
+    if (buffer && has_free(bytes)) return;
+    if (buffer && drop_same_size(bytes)) continue;
+    if (free_one()) continue;
     if (!release_order_.empty()) {
       drop(release_order_.back());  // most recently released: needed last in a cyclic pass
       continue;
@@ -557,26 +659,34 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
   uint64_t bytes = 0;
   for (uint32_t c = chunk0; c < chunk1; ++c) bytes += ix.chunks[c].decoded_size;
   const std::string what = "tensor '" + t.name + "' (" + human(bytes) + ")";
-  make_room(bytes, what);
+  const bool copy = copy_streamed(key, tensor, chunk0, chunk1);
+  make_room(bytes, what, copy || !zero_copy_view(chunk0, chunk1));
   auto e = std::make_unique<Entry>();
   e->bytes = bytes;
   e->pinned = key == tensor && pinned_[tensor];
-  if (const uint8_t* view = zero_copy_view(chunk0, chunk1)) {
-    (void)take_spare(0);
+  if (copy) {
+    e->data = take_buffer(bytes);
+    const auto t0 = std::chrono::steady_clock::now();
+    fill_raw(chunk0, e->data);  // checks first (throws before the entry exists)
+    e->decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    stats_.decode_seconds += e->decode_seconds;
+    ++stats_.zero_copy_acquires;  // served from the raw rows, without decoding
+    stats_.zero_copy_bytes += bytes;
+    stats_.stream_copy_bytes += bytes;
+  } else if (const uint8_t* view = zero_copy_view(chunk0, chunk1)) {
     verify_once(chunk0);  // throws before the entry exists: bad rows are never handed out
     e->view = view;
     ++stats_.zero_copy_acquires;
     stats_.zero_copy_bytes += bytes;
   } else {
-    uint8_t* buf = take_spare(bytes);
-    e->data = buf ? buf : alloc_buffer(bytes);
+    e->data = take_buffer(bytes);
     decode_into(*e, chunk0, chunk1, pool_.get());
     stats_.decode_seconds += e->decode_seconds;
     stats_.bytes_decoded += bytes;
   }
   note_read(tensor, chunk0, chunk1);
   stats_.resident_bytes += bytes;
-  stats_.peak_resident_bytes = std::max(stats_.peak_resident_bytes, stats_.resident_bytes);
+  note_peak();
   e->holds = 1;
   Entry& ref = *e;
   entries_.emplace(key, std::move(e));
@@ -696,6 +806,7 @@ OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& o
     const char* zc = std::getenv("DCQ_ZERO_COPY");
     const bool zero_copy = !(zc && std::string_view(zc) == "0");
     auto w = std::make_unique<DcqWeights>(path, budget, prefetch, threads, read_throttle, zero_copy);
+    if (const char* sc = std::getenv("DCQ_STREAM_COPY"); sc && *sc) w->set_copy_streamed(std::string_view(sc) != "0");
     m.dcq = w.get();
     m.weights = std::move(w);
     return m;

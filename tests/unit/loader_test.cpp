@@ -134,6 +134,32 @@ TEST(LoaderCli, RunDcqEqualsRunGguf) {
   EXPECT_EQ(nlohmann::json::parse(pb.out)["chunks"], 3);
 }
 
+// `dcq perplexity --prefetch`: the decoded-ahead weights give the GGUF's perplexity at a 40 %
+// budget (every token streams most of the model through the prefetcher), within the budget.
+TEST(LoaderPrefetch, PerplexityAt40PercentEqualsGguf) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const fs::path gguf = test::model_path("stories260K/stories260K-Q8_0.gguf");
+  const fs::path dcq = make_dcq(dir.path(), "Q8_0");
+  auto text = test::slurp(test::data_dir() / "text/tinystories_val.txt");
+  text.resize(std::min<size_t>(text.size(), 8000));
+  test::spit(dir.path() / "slice.txt", text);
+  const std::string pargs = " -f " + (dir.path() / "slice.txt").string() + " -c 64 --chunks 3 --json --threads 2";
+  const auto pa = test::run_dcq("perplexity " + gguf.string() + pargs);
+  const auto pb = test::run_dcq("perplexity " + dcq.string() + pargs + " --mem-budget 40% --prefetch --prefetch-depth 3");
+  ASSERT_EQ(pa.exit_code, 0) << pa.err;
+  ASSERT_EQ(pb.exit_code, 0) << pb.err;
+  const auto ja = nlohmann::json::parse(pa.out), jb = nlohmann::json::parse(pb.out);
+  EXPECT_EQ(ja["ppl"], jb["ppl"]);
+  EXPECT_EQ(jb["chunks"], 3);
+  const auto& l = jb["loader"];
+  EXPECT_GT(l["prefetched"].get<uint64_t>(), 0u);  // the option reached the loader
+  EXPECT_GT(l["misses"].get<uint64_t>(), 10u);     // and the budget made it stream
+  EXPECT_LE(l["peak_resident_bytes"].get<uint64_t>(), l["budget_bytes"].get<uint64_t>());
+  // Depth 0 is refused like on `dcq run`.
+  EXPECT_EQ(test::run_dcq("perplexity " + dcq.string() + pargs + " --prefetch --prefetch-depth 0").exit_code, 2);
+}
+
 // Step 3: the prefetch thread decodes ahead without changing a token or exceeding the budget.
 TEST(LoaderPrefetch, SameTokensWithinBudgetAndDecodesAhead) {
   DCQ_REQUIRE_DATA();
