@@ -58,6 +58,31 @@ bool is_raw_name(const Files& f, const std::string& name) {
   return std::find(f.store_raw.begin(), f.store_raw.end(), name) != f.store_raw.end();
 }
 
+// A ~18 MB Q8_0 synth (large enough that weights dominate the process's own memory), its lossless
+// container, and the repack for a 40 % plan.
+struct SynthFiles {
+  fs::path dcq, raw;
+};
+
+SynthFiles make_synth_files(const fs::path& dir) {
+  SynthOptions so;
+  so.shape = {512, 1376, 4, 8, 8, 4096, 256, false};
+  so.type = "Q8_0";
+  so.output = dir / "m.gguf";
+  synth(so);
+  CompressOptions o;
+  o.input = so.output;
+  o.output = dir / "m.dcq";
+  compress(o);
+  PlanOptions po;
+  po.budget = MemBudget::parse("40%");
+  po.measured_speeds = false;
+  const auto plan = make_plan(DcqReader::open(o.output), po);
+  SynthFiles f{o.output, dir / "m-raw.dcq"};
+  repack_raw(f.dcq, f.raw, plan.store_raw, false);
+  return f;
+}
+
 }  // namespace
 
 TEST(LoaderZeroCopy, RawTensorsServedFromTheMapGiveTheGgufTokensAtEveryBudget) {
@@ -156,28 +181,15 @@ TEST(LoaderZeroCopy, CorruptRawChunkIsExit4BeforeFirstUse) {
 TEST(LoaderZeroCopy, PeakResidentSetWithinBudgetPlusOverhead) {
   constexpr double kMappedSlack = 6.0 * 1048576;
   test::TempDir dir;
-  SynthOptions so;
-  so.shape = {512, 1376, 4, 8, 8, 4096, 256, false};
-  so.type = "Q8_0";
-  so.output = dir.path() / "m.gguf";
-  synth(so);
-  CompressOptions o;
-  o.input = so.output;
-  o.output = dir.path() / "m.dcq";
-  compress(o);
-  PlanOptions po;
-  po.budget = MemBudget::parse("40%");
-  po.measured_speeds = false;
-  const auto plan = make_plan(DcqReader::open(o.output), po);
-  const fs::path raw = dir.path() / "m-raw.dcq";
-  repack_raw(o.output, raw, plan.store_raw, false);
+  const SynthFiles sf = make_synth_files(dir.path());
+  const fs::path& raw = sf.raw;
   const std::string args = " -p 'Once upon a time' -n 12 --temp 0 --json -q";
   auto run = [&](const fs::path& m, const std::string& extra) {
     const auto r = test::run_dcq("run " + m.string() + args + extra);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return nlohmann::json::parse(r.out);
   };
-  for (const fs::path& m : {o.output, raw}) {
+  for (const fs::path& m : {sf.dcq, sf.raw}) {
     const auto res = run(m, "");
     const double weights = res["loader"]["weight_bytes"].get<double>();
     const double overhead = res["peak_rss_bytes"].get<double>() - weights;
@@ -210,21 +222,8 @@ TEST(LoaderZeroCopy, PeakResidentSetWithinBudgetPlusOverhead) {
 TEST(LoaderZeroCopy, StreamedRawTensorsCopiedIntoReusedBuffers) {
   DCQ_REQUIRE_DATA();  // the tokenizer's text path only; the model is a synth
   test::TempDir dir;
-  SynthOptions so;
-  so.shape = {512, 1376, 4, 8, 8, 4096, 256, false};
-  so.type = "Q8_0";
-  so.output = dir.path() / "m.gguf";
-  synth(so);
-  CompressOptions o;
-  o.input = so.output;
-  o.output = dir.path() / "m.dcq";
-  compress(o);
-  PlanOptions po;
-  po.budget = MemBudget::parse("40%");
-  po.measured_speeds = false;
-  const auto plan = make_plan(DcqReader::open(o.output), po);
-  const fs::path raw = dir.path() / "m-raw.dcq";
-  repack_raw(o.output, raw, plan.store_raw, false);
+  const SynthFiles sf = make_synth_files(dir.path());
+  const fs::path& raw = sf.raw;
 
   DcqWeights views(raw, MemBudget::parse("40%"));
   views.set_copy_streamed(false);
