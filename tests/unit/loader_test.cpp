@@ -430,11 +430,24 @@ TEST(LoaderCli, BenchMemoryReportsEveryBudget) {
   DCQ_REQUIRE_DATA();
   test::TempDir dir;
   const fs::path dcq = make_dcq(dir.path(), "Q8_0");
-  const auto r = test::run_dcq("bench memory " + dcq.string() + " --budgets 100%,30% --tokens 4 --repeats 1 --json");
+  const auto r = test::run_dcq("bench memory " + dcq.string() + " --budgets 100%,30% --tokens 4 --repeats 2 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j["budgets"].size(), 2u);
+  const double res_max = j["resident"]["gen_tok_s"].get<double>(), res_min = j["resident"]["gen_tok_s_min"].get<double>();
   for (const auto& b : j["budgets"]) {
+    // One ratio per round (that round's budget run over that round's resident run): each lies
+    // between the slowest budget run over the fastest resident one and the reverse.
+    const auto rounds = b["gen_vs_resident_rounds"].get<std::vector<double>>();
+    ASSERT_EQ(rounds.size(), 2u) << b.dump();
+    int at_least = 0;
+    for (double x : rounds) {
+      EXPECT_GE(x, b["gen_tok_s_min"].get<double>() / res_max * (1 - 1e-12)) << b.dump();
+      EXPECT_LE(x, b["gen_tok_s"].get<double>() / res_min * (1 + 1e-12)) << b.dump();
+      at_least += x >= 0.9;
+    }
+    EXPECT_DOUBLE_EQ(b["gen_vs_resident_median"].get<double>(), (rounds[0] + rounds[1]) / 2);
+    EXPECT_EQ(b["rounds_at_least_0_9"].get<int>(), at_least);
     EXPECT_TRUE(b["tokens_equal_resident"].get<bool>()) << b.dump();
     EXPECT_LE(b["peak_cache_bytes"].get<uint64_t>(), b["budget_bytes"].get<uint64_t>());
     EXPECT_GT(b["gen_tok_s"].get<double>(), 0);

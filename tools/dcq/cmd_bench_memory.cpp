@@ -69,6 +69,7 @@ struct Row {
   std::string budget;
   nlohmann::json best;  // the run with the best generation speed
   double gen_min = 0, gen_max = 0;
+  std::vector<double> gens;  // generation tok/s of each round, in order
   LoadPlan plan;
 };
 
@@ -86,6 +87,7 @@ Row plan_row(const BenchMemoryOptions& o, const DcqReader& reader, const std::st
 
 void add_run(Row& r, nlohmann::json j, bool first) {
   const double g = j["gen_tokens_per_s"].get<double>();
+  r.gens.push_back(g);
   if (first || g < r.gen_min) r.gen_min = g;
   if (first || g > r.gen_max) {
     r.gen_max = g;
@@ -101,6 +103,29 @@ void measure(const BenchMemoryOptions& o, int threads, Row& resident, std::vecto
     add_run(resident, run_once(o, "", threads), i == 0);
     for (auto& r : rows) add_run(r, run_once(o, r.budget, threads), i == 0);
   }
+}
+
+// Each round's budget run against the same round's resident run: the best-of ratio flatters a
+// budget that was lucky once, the median of per-round ratios says how it does under the load
+// that both runs saw (and how many rounds reach the 0.9x).
+struct RoundRatios {
+  std::vector<double> ratios;
+  double median = 0;
+  int at_least_0_9 = 0;
+};
+
+RoundRatios round_ratios(const Row& resident, const Row& r) {
+  RoundRatios out;
+  for (size_t i = 0; i < r.gens.size() && i < resident.gens.size(); ++i)
+    out.ratios.push_back(resident.gens[i] > 0 ? r.gens[i] / resident.gens[i] : 0.0);
+  for (double x : out.ratios) out.at_least_0_9 += x >= 0.9;
+  if (!out.ratios.empty()) {
+    std::vector<double> v = out.ratios;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    out.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
+  return out;
 }
 
 // The generation speed against the budget as an SVG line chart: best run per budget (dots), the
@@ -134,7 +159,11 @@ nlohmann::json run_all(const BenchMemoryOptions& o, int threads) {
   for (const auto& r : rows) {
     const auto& b = r.best;
     const auto& ld = b["loader"];
-    arr.push_back({{"budget", r.budget},
+    const RoundRatios rr = round_ratios(resident, r);
+    arr.push_back({{"gen_vs_resident_rounds", rr.ratios},
+                   {"gen_vs_resident_median", rr.median},
+                   {"rounds_at_least_0_9", rr.at_least_0_9},
+                   {"budget", r.budget},
                    {"budget_bytes", ld["budget_bytes"]},
                    {"gen_tok_s", r.gen_max},
                    {"gen_tok_s_min", r.gen_min},
@@ -287,18 +316,23 @@ const bool registered = register_command("bench-memory", [](CLI::App& app) {
                     a["tokens_equal_resident"].get<bool>() ? "true" : "false");
       return;
     }
-    std::printf("%-8s %9s %9s %9s %8s %10s %9s %8s %10s %10s %6s\n", "budget", "gen t/s", "spread", "prompt",
-                "x res", "predicted", "limit", "x limit", "peak RSS", "peak cache", "same");
-    std::printf("%-8s %9.2f %9.2f %9.1f %8.2f %10s %9s %8s %10s %10s %6s\n", "none", res_gen, res_gen - res_gen_min,
-                res_prompt, 1.0, "-", "-", "-", human_bytes(out["resident"]["peak_rss_bytes"].get<uint64_t>()).c_str(), "-", "-");
-    for (const auto& a : arr)
-      std::printf("%-8s %9.2f %9.2f %9.1f %8.2f %10.2f %9.2f %8.2f %10s %10s %6s\n", a["budget"].get<std::string>().c_str(),
+    std::printf("%-8s %9s %9s %9s %8s %8s %10s %9s %8s %10s %10s %6s\n", "budget", "gen t/s", "spread", "prompt",
+                "x res", "x res md", "predicted", "limit", "x limit", "peak RSS", "peak cache", "same");
+    std::printf("%-8s %9.2f %9.2f %9.1f %8.2f %8s %10s %9s %8s %10s %10s %6s\n", "none", res_gen, res_gen - res_gen_min,
+                res_prompt, 1.0, "-", "-", "-", "-", human_bytes(out["resident"]["peak_rss_bytes"].get<uint64_t>()).c_str(), "-", "-");
+    for (const auto& a : arr) {
+      // Results written before the per-round ratios existed (--from-json) show "-".
+      char median[32] = "-";
+      if (a.contains("gen_vs_resident_median") && a["gen_vs_resident_median"].is_number())
+        std::snprintf(median, sizeof median, "%.2f", a["gen_vs_resident_median"].get<double>());
+      std::printf("%-8s %9.2f %9.2f %9.1f %8.2f %8s %10.2f %9.2f %8.2f %10s %10s %6s\n", a["budget"].get<std::string>().c_str(),
                   a["gen_tok_s"].get<double>(), a["gen_tok_s"].get<double>() - a["gen_tok_s_min"].get<double>(),
-                  a["prompt_tok_s"].get<double>(), a["gen_vs_resident"].get<double>(), a["predicted_tok_s"].get<double>(),
+                  a["prompt_tok_s"].get<double>(), a["gen_vs_resident"].get<double>(), median, a["predicted_tok_s"].get<double>(),
                   a["limit_tok_s"].get<double>(), a["gen_vs_limit"].get<double>(),
                   human_bytes(a["peak_rss_bytes"].get<uint64_t>()).c_str(),
                   human_bytes(a["peak_cache_bytes"].get<uint64_t>()).c_str(),
                   a["tokens_equal_resident"].get<bool>() ? "yes" : "NO");
+    }
   });
 });
 
