@@ -156,6 +156,10 @@ class DcqWeights final : public WeightSource {
   WeightBlocks acquire(std::string_view name) override;
   WeightBlocks acquire_rows(std::string_view name, int64_t row0, int64_t row1) override;
   void release(std::string_view name) override;
+  // Without a budget every decoded tensor stays: the engine repacks Q8_0 / Q4_0 / Q4_K / Q6_K
+  // matrices as it does for a GGUF and discards the decoded copy (resident once, not twice).
+  bool all_resident() const override;
+  void discard(std::string_view name) override;
   std::string describe() const override { return reader_.source(); }
   // Metadata only (tensors have empty data): enough for the tokenizer.
   const Model* model() const override { return &meta_; }

@@ -48,6 +48,12 @@ class WeightSource {
   // Only rows [row0, row1) (an embedding lookup needs one row, not the table).
   virtual WeightBlocks acquire_rows(std::string_view name, int64_t row0, int64_t row1);
   virtual void release(std::string_view name) { (void)name; }
+  // True when every tensor stays resident once acquired (no memory budget): the engine may then
+  // keep its own repacked copy of a matrix for the whole run.
+  virtual bool all_resident() const { return false; }
+  // The caller keeps its own copy of `name` (the engine's repacked matrix) and will not acquire it
+  // whole again: the source may free its copy (a later acquire makes it resident again).
+  virtual void discard(std::string_view name) { (void)name; }
   // Name used in error messages (usually the file).
   virtual std::string describe() const = 0;
   // The whole model when it is in memory (the tokenizer reads its metadata); may be nullptr.
@@ -61,6 +67,7 @@ class ModelWeights final : public WeightSource {
   const GgufValue* find_kv(std::string_view key) const override { return model_.find_kv(key); }
   std::optional<TensorInfo> info(std::string_view name) const override;
   WeightBlocks acquire(std::string_view name) override;
+  bool all_resident() const override { return true; }
   std::string describe() const override { return model_.source.string(); }
   const Model* model() const override { return &model_; }
 

@@ -739,6 +739,14 @@ WeightBlocks DcqWeights::acquire_rows(std::string_view name, int64_t row0, int64
   return WeightSource::acquire_rows(name, row0, row1);
 }
 
+bool DcqWeights::all_resident() const { return budget_ == kUnlimited; }
+
+void DcqWeights::discard(std::string_view name) {
+  const size_t ti = resolve_duplicate(tensor_index(name));
+  const auto e = entries_.find(ti);
+  if (e != entries_.end() && e->second->holds == 0) drop(ti);
+}
+
 void DcqWeights::release(std::string_view name) {
   const auto it = held_.find(std::string(name));
   if (it == held_.end() || it->second.empty()) return;

@@ -92,13 +92,14 @@ LlamaConfig LlamaConfig::from(const WeightSource& w) {
 namespace {
 
 // The engine's interleaved copies of Q8_0 / Q4_0 / Q4_K / Q6_K matrices (kernels::interleave_rows, made when
-// the engine is built). Only a fully resident source (ModelWeights: a mmapped or in-memory GGUF)
-// is repacked, and the matmuls never read the original again: when it lies in a read-only file
-// mapping (a mmapped GGUF), its pages are dropped from this process (MADV_DONTNEED on such a
-// mapping only removes our page-table entries; the file stays in the page cache and a later
-// touch, e.g. an embedding row of a tied output matrix, maps it back), so the model is resident
-// once. A .dcq source decodes tensors under the loader's memory budget and may evict and decode
-// them again, so its tensors are used as they come (plain layout).
+// the engine is built). Only a fully resident source (WeightSource::all_resident: a mmapped or
+// in-memory GGUF, a .dcq without a memory budget) is repacked, and the matmuls never read the
+// original again: when it lies in a read-only file mapping (a mmapped GGUF), its pages are dropped
+// from this process (MADV_DONTNEED on such a mapping only removes our page-table entries; the file
+// stays in the page cache and a later touch, e.g. an embedding row of a tied output matrix, maps it
+// back), and a decoded copy (.dcq) is discarded, so the model is resident once. A .dcq under a
+// memory budget may evict and decode tensors again, so its tensors are used as they come (plain
+// layout).
 struct Repacked {
   struct Copy {
     kernels::Matrix matrix;  // interleaved, pointing into bytes
@@ -209,7 +210,7 @@ Engine::Engine(WeightSource& weights, const EngineOptions& options) : w_(weights
   st_ = std::make_unique<State>(options.n_threads);
   // Weight repacking happens here, at load (as llama.cpp does), so that neither the prompt's
   // time nor its page faults include it.
-  if (dynamic_cast<ModelWeights*>(&w_) != nullptr) {
+  if (w_.all_resident()) {
     repack(w_, st_->repacked, cfg_.tied_output ? "token_embd.weight" : "output.weight");
     for (int l = 0; l < cfg_.n_layer; ++l)
       for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
@@ -292,15 +293,18 @@ class Held {
 void repack(WeightSource& w, Repacked& rp, const std::string& name) {
   const auto t = w.info(name);
   if (!t || !kernels::interleave_pays(t->type, t->n_rows(), t->row_width()) || rp.copies.contains(name)) return;
-  Held h(w, name);
-  const kernels::Matrix m = h.matrix();
-  Repacked::Copy& c = rp.copies[name];
-  c.bytes.resize((*h).data.size());
-  kernels::interleave_rows(m.type, m.n_rows, m.n_cols, m.data, c.bytes.data());
-  drop_pages((*h).data);
-  c.matrix = m;
-  c.matrix.data = c.bytes.data();
-  c.matrix.interleaved = true;
+  {
+    Held h(w, name);
+    const kernels::Matrix m = h.matrix();
+    Repacked::Copy& c = rp.copies[name];
+    c.bytes.resize((*h).data.size());
+    kernels::interleave_rows(m.type, m.n_rows, m.n_cols, m.data, c.bytes.data());
+    drop_pages((*h).data);
+    c.matrix = m;
+    c.matrix.data = c.bytes.data();
+    c.matrix.interleaved = true;
+  }
+  w.discard(name);  // a decoded source (.dcq without a budget) frees its copy: resident once
 }
 
 // y = W x for the matrix `name`, through its interleaved copy when there is one.
@@ -317,7 +321,7 @@ void linear(WeightSource& w, Repacked& rp, kernels::ThreadPool& pool, const std:
 // tensors under a memory budget (.dcq) gets one matrix held at a time, as before.
 void linear_multi(WeightSource& w, Repacked& rp, kernels::ThreadPool& pool, std::initializer_list<std::string> names,
                   const float* x, int n, std::initializer_list<float*> ys, const kernels::RowEpilogue& after = {}) {
-  const bool resident = dynamic_cast<ModelWeights*>(&w) != nullptr;
+  const bool resident = w.all_resident();
   std::vector<std::unique_ptr<Held>> held;
   std::vector<kernels::MatmulJob> jobs;
   auto y = ys.begin();

@@ -13,6 +13,7 @@
 #include "dcq/engine.hpp"
 #include "dcq/error.hpp"
 #include "dcq/io.hpp"
+#include "dcq/kernels.hpp"
 #include "dcq/loader.hpp"
 #include "dcq/sampler.hpp"
 #include "dcq/tokenizer.hpp"
@@ -88,6 +89,47 @@ TEST(LoaderGreedy, DcqMatchesGgufAtEveryBudget) {
       last_decoded = s.bytes_decoded;
     }
   }
+}
+
+// Without a budget the engine repacks a .dcq's Q8_0 / Q4_0 / Q4_K / Q6_K matrices as it does a
+// GGUF's (same kernels, same speed) and the loader frees its decoded copies: the model is
+// resident once. Same tokens as the GGUF on every kernel path.
+TEST(LoaderGreedy, UnbudgetedDcqIsRepackedAndResidentOnce) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const auto isa = kernels::active_isa();
+  fs::path q8;
+  for (const std::string type : {"Q8_0", "Q4_0", "Q4_K_M"}) {
+    const Model gguf = load_model(test::model_path("stories260K/stories260K-" + type + ".gguf"));
+    const fs::path dcq = make_dcq(dir.path(), type);
+    if (type == "Q8_0") q8 = dcq;
+    for (const auto path : {kernels::Isa::scalar, kernels::Isa::avx2, kernels::Isa::avx512}) {
+      if (!kernels::cpu_supports(path)) continue;
+      kernels::set_isa(path);
+      ModelWeights gw(gguf);
+      const auto want = greedy(gw, gguf, 16);
+      DcqWeights w(dcq);
+      EXPECT_TRUE(w.all_resident());
+      EXPECT_EQ(greedy(w, *w.model(), 16), want) << type << " " << kernels::isa_name(path);
+      // What the kernels repack (the path decides) must have been handed back by the loader.
+      uint64_t repacked = 0;
+      const bool tied = gguf.find_tensor("output.weight") == nullptr;
+      for (const auto& t : gguf.tensors) {
+        const bool matrix = t.name.rfind("blk.", 0) == 0 ? t.name.find("norm") == std::string::npos
+                                                          : t.name == (tied ? "token_embd.weight" : "output.weight");
+        if (matrix && kernels::interleave_pays(t.type, t.n_rows(), t.row_width())) repacked += t.data.size();
+      }
+      if (path != kernels::Isa::scalar) {
+        EXPECT_GT(repacked, 0u) << type;
+      }
+      const auto& s = w.stats();
+      EXPECT_LE(s.resident_bytes + repacked, s.weight_bytes + s.min_working_set) << type << " " << kernels::isa_name(path);
+    }
+    kernels::set_isa(isa);
+  }
+  // Under a budget nothing is repacked (tensors come and go).
+  DcqWeights b(q8, MemBudget::parse("100%"));
+  EXPECT_FALSE(b.all_resident());
 }
 
 TEST(LoaderBudget, BelowWorkingSetIsResourceError) {
