@@ -421,6 +421,14 @@ static void for_tokens(kernels::ThreadPool& pool, int n, const std::function<voi
   pool.parallel_for(n, [&](int64_t b, int64_t e) { fn(size_t(b), size_t(e)); });
 }
 
+// out[t] = rmsnorm(x[t]) * w for the n tokens (rows of `dim`), split over the pool for a batch.
+static void rmsnorm_tokens(kernels::ThreadPool& pool, int n, float* out, const float* x, const float* w, int dim,
+                           float eps) {
+  for_tokens(pool, n, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) kernels::rmsnorm(out + t * size_t(dim), x + t * size_t(dim), w, dim, eps);
+  });
+}
+
 // x[t][r] += y[t][r] for the columns r in [r0, r1) of n rows of `width` (a residual add).
 static void add_rows(float* x, const float* y, int n, int width, int64_t r0, int64_t r1) {
   for (int t = 0; t < n; ++t)
@@ -460,9 +468,7 @@ void Engine::attention_block(int l, int n, int drop) {
   {
     Held norm(w_, blk(l, "attn_norm"));
     const float* nw = as_floats(*norm, s.norm);
-    for_tokens(s.pool, n, [&](size_t t0, size_t t1) {
-      for (size_t t = t0; t < t1; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
-    });
+    rmsnorm_tokens(s.pool, n, s.xb.data(), s.x.data(), nw, dim, cfg_.rms_eps);
   }
   if (observer_) observer_->observe(l, LinearSite::attn_in, s.xb.data(), n, dim);
   linear_multi(w_, s.repacked, s.pool, {blk(l, "attn_q"), blk(l, "attn_k"), blk(l, "attn_v")}, s.xb.data(), n,
@@ -470,17 +476,17 @@ void Engine::attention_block(int l, int n, int drop) {
   uint16_t* kc = s.k_cache.data() + size_t(l) * n_ctx_ * kv_dim;
   uint16_t* vc = s.v_cache.data() + size_t(l) * n_ctx_ * kv_dim;
   for_tokens(s.pool, n, [&](size_t t0, size_t t1) {
-  for (size_t t = t0; t < t1; ++t) {
-    const int pos = n_past_ + int(t);
-    kernels::rope_normal(&s.q[t * dim], cfg_.n_head, hd, cfg_.n_rot, pos, cfg_.rope_freq_base, cfg_.rope_freq_scale);
-    kernels::rope_normal(&s.k[t * kv_dim], cfg_.n_head_kv, hd, cfg_.n_rot, pos, cfg_.rope_freq_base,
-                         cfg_.rope_freq_scale);
-    // The cache holds F16 (llama.cpp's default cache type), so rounding matches its numbers.
-    for (int i = 0; i < kv_dim; ++i) {
-      kc[size_t(pos) * kv_dim + i] = float_to_fp16(s.k[t * kv_dim + i]);
-      vc[size_t(pos) * kv_dim + i] = float_to_fp16(s.v[t * kv_dim + i]);
+    for (size_t t = t0; t < t1; ++t) {
+      const int pos = n_past_ + int(t);
+      kernels::rope_normal(&s.q[t * dim], cfg_.n_head, hd, cfg_.n_rot, pos, cfg_.rope_freq_base, cfg_.rope_freq_scale);
+      kernels::rope_normal(&s.k[t * kv_dim], cfg_.n_head_kv, hd, cfg_.n_rot, pos, cfg_.rope_freq_base,
+                           cfg_.rope_freq_scale);
+      // The cache holds F16 (llama.cpp's default cache type), so rounding matches its numbers.
+      for (int i = 0; i < kv_dim; ++i) {
+        kc[size_t(pos) * kv_dim + i] = float_to_fp16(s.k[t * kv_dim + i]);
+        vc[size_t(pos) * kv_dim + i] = float_to_fp16(s.v[t * kv_dim + i]);
+      }
     }
-  }
   });
   // Causal attention: token t sees positions 0..n_past+t. One (head, token) pair per work item,
   // head-major: token t costs ~ n_past + t, so a token-major order would hand the pool's first
@@ -515,9 +521,7 @@ void Engine::ffn_block(int l, int n) {
   {
     Held norm(w_, blk(l, "ffn_norm"));
     const float* nw = as_floats(*norm, s.norm);
-    for_tokens(s.pool, n, [&](size_t t0, size_t t1) {
-      for (size_t t = t0; t < t1; ++t) kernels::rmsnorm(&s.xb[t * dim], &s.x[t * dim], nw, dim, cfg_.rms_eps);
-    });
+    rmsnorm_tokens(s.pool, n, s.xb.data(), s.x.data(), nw, dim, cfg_.rms_eps);
   }
   if (observer_) observer_->observe(l, LinearSite::ffn_in, s.xb.data(), n, dim);
   // Gate and up in one pass; each thread applies SwiGLU to the rows it has just computed of both

@@ -36,6 +36,14 @@ fs::path make_dcq(const fs::path& dir, const std::string& type) {
   return o.output;
 }
 
+// The first 8 kB of TinyStories: a few perplexity chunks of 64 tokens.
+fs::path text_slice(const fs::path& dir) {
+  auto text = test::slurp(test::data_dir() / "text/tinystories_val.txt");
+  text.resize(std::min<size_t>(text.size(), 8000));
+  test::spit(dir / "slice.txt", text);
+  return dir / "slice.txt";
+}
+
 }  // namespace
 
 TEST(LoaderBudget, ParsesBytesSuffixesAndPercent) {
@@ -164,10 +172,8 @@ TEST(LoaderCli, RunDcqEqualsRunGguf) {
   ASSERT_TRUE(jb.contains("loader"));
   EXPECT_LE(jb["loader"]["peak_resident_bytes"].get<uint64_t>(), jb["loader"]["budget_bytes"].get<uint64_t>());
   // Perplexity on a slice of the text: the same number from both.
-  auto text = test::slurp(test::data_dir() / "text/tinystories_val.txt");
-  text.resize(std::min<size_t>(text.size(), 8000));
-  test::spit(dir.path() / "slice.txt", text);
-  const std::string pargs = " -f " + (dir.path() / "slice.txt").string() + " -c 64 --chunks 3 --json";
+  const fs::path slice = text_slice(dir.path());
+  const std::string pargs = " -f " + slice.string() + " -c 64 --chunks 3 --json";
   const auto pa = test::run_dcq("perplexity " + gguf.string() + pargs);
   const auto pb = test::run_dcq("perplexity " + dcq.string() + pargs + " --mem-budget 50%");
   ASSERT_EQ(pa.exit_code, 0) << pa.err;
@@ -183,10 +189,8 @@ TEST(LoaderPrefetch, PerplexityAt40PercentEqualsGguf) {
   test::TempDir dir;
   const fs::path gguf = test::model_path("stories260K/stories260K-Q8_0.gguf");
   const fs::path dcq = make_dcq(dir.path(), "Q8_0");
-  auto text = test::slurp(test::data_dir() / "text/tinystories_val.txt");
-  text.resize(std::min<size_t>(text.size(), 8000));
-  test::spit(dir.path() / "slice.txt", text);
-  const std::string pargs = " -f " + (dir.path() / "slice.txt").string() + " -c 64 --chunks 3 --json --threads 2";
+  const fs::path slice = text_slice(dir.path());
+  const std::string pargs = " -f " + slice.string() + " -c 64 --chunks 3 --json --threads 2";
   const auto pa = test::run_dcq("perplexity " + gguf.string() + pargs);
   const auto pb = test::run_dcq("perplexity " + dcq.string() + pargs + " --mem-budget 40% --prefetch --prefetch-depth 3");
   ASSERT_EQ(pa.exit_code, 0) << pa.err;
