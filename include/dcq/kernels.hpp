@@ -107,6 +107,9 @@ struct Matrix {
 bool interleave_pays(GgmlType type, int64_t n_rows, int64_t n_cols);
 // Writes the interleaved copy of a plain Q8_0 / Q4_0 / Q4_K / Q6_K matrix (same byte count, dst != src).
 void interleave_rows(GgmlType type, int64_t n_rows, int64_t n_cols, const uint8_t* src, uint8_t* dst);
+// The same layout written over the plain rows themselves, one group at a time through a small
+// scratch copy (a group occupies the same bytes in both layouts): no second matrix in memory.
+void interleave_rows_in_place(GgmlType type, int64_t n_rows, int64_t n_cols, uint8_t* data);
 
 // Dot product of n int8 codes (scale per `group` codes) with n floats, and its scalar twin.
 float vec_dot_i8(int64_t n, const int8_t* w, const float* x, const float* scales, int64_t group);

@@ -160,6 +160,8 @@ class DcqWeights final : public WeightSource {
   // matrices as it does for a GGUF and discards the decoded copy (resident once, not twice).
   bool all_resident() const override;
   void discard(std::string_view name) override;
+  // Decoded (and copied) tensors of these names are interleaved in place once decoded.
+  void want_interleaved(std::string_view name) override;
   std::string describe() const override { return reader_.source(); }
   // Metadata only (tensors have empty data): enough for the tokenizer.
   const Model* model() const override { return &meta_; }
@@ -239,6 +241,8 @@ class DcqWeights final : public WeightSource {
   bool copy_streamed(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1) const;
   void fill_raw(uint32_t c, uint8_t* dst);            // first use: checksums; then pread of the rows
   std::vector<bool> pinned_;  // per tensor index
+  std::vector<bool> want_il_;  // per tensor index: want_interleaved() and the kernels agree
+  void interleave_if_wanted(Entry& e, size_t tensor) const;
   // Keys: tensor index for whole tensors; tensors.size() + chunk index for single chunks.
   std::unordered_map<size_t, std::unique_ptr<Entry>> entries_;
   std::vector<size_t> release_order_;  // unpinned, unheld keys, oldest release first

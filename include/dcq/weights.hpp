@@ -30,6 +30,9 @@ struct WeightBlocks {
   int64_t row0 = 0;
   int64_t n_rows = 0;
   std::span<const uint8_t> data;
+  // The rows are in kernels::interleave_rows' layout (a source asked with want_interleaved), not
+  // ggml's plain rows; such blocks are only handed out by acquire(), never by acquire_rows().
+  bool interleaved = false;
 };
 
 // The scale tensor that goes with an I8 code tensor (dcq's lossy formats): "x.weight" -> "x.scale".
@@ -54,6 +57,11 @@ class WeightSource {
   // The caller keeps its own copy of `name` (the engine's repacked matrix) and will not acquire it
   // whole again: the source may free its copy (a later acquire makes it resident again).
   virtual void discard(std::string_view name) { (void)name; }
+  // The caller multiplies by matrix `name` and would take its rows in kernels::interleave_rows'
+  // layout (the engine asks this of a source that is not all_resident, for the matrices the kernels
+  // want interleaved). A source that can deliver them so, without costing more than plain rows,
+  // marks the acquired blocks `interleaved`; others ignore the wish. Called before the first acquire.
+  virtual void want_interleaved(std::string_view name) { (void)name; }
   // Name used in error messages (usually the file).
   virtual std::string describe() const = 0;
   // The whole model when it is in memory (the tokenizer reads its metadata); may be nullptr.

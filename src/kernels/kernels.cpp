@@ -336,6 +336,19 @@ void interleave_rows(GgmlType type, int64_t n_rows, int64_t n_cols, const uint8_
   std::memcpy(dst + done, src + done, size_t(n_rows) * row_stride - done);
 }
 
+void interleave_rows_in_place(GgmlType type, int64_t n_rows, int64_t n_cols, uint8_t* data) {
+  const PlainBlock pb = interleaved_block(type);
+  DCQ_ASSERT(pb.elems != 0 && n_cols % pb.elems == 0);
+  const size_t group_bytes = size_t(pb.rows) * size_t(n_cols / pb.elems) * pb.bytes;
+  thread_local std::vector<uint8_t> scratch;  // one group: 16 rows of up to a few KiB
+  scratch.resize(group_bytes);
+  for (int64_t g = 0; g < n_rows / pb.rows; ++g) {
+    uint8_t* at = data + size_t(g) * group_bytes;
+    std::memcpy(scratch.data(), at, group_bytes);
+    interleave_rows(type, pb.rows, n_cols, scratch.data(), at);
+  }
+}
+
 namespace {
 
 // y = w x for a matrix whose rows are interleaved in groups (16 rows for Q8_0 / Q4_0, 8 for the

@@ -100,6 +100,7 @@ struct DcqWeights::Entry {
   uint64_t bytes = 0;
   int holds = 0;
   bool pinned = false;
+  bool interleaved = false;  // rows in kernels::interleave_rows' layout (want_interleaved)
   double decode_seconds = 0;
 };
 
@@ -190,6 +191,7 @@ DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budge
   stats_.budget_bytes = budget_;
   stats_.pinned_bytes = plan_.pinned_bytes;
   pinned_ = plan_.pinned_by_index;
+  want_il_.assign(ix.tensors.size(), false);
   next_.assign(ix.tensors.size(), SIZE_MAX);
 
   // Zero-copy candidates (only the payload headers are read here; checksums come at first use).
@@ -510,11 +512,13 @@ void DcqWeights::prefetch_worker() {
         Entry& e = *job->entry;
         if (job->copy_raw) {
           fill_raw(job->c0, e.data);
+          interleave_if_wanted(e, job->tensor);
         } else if (e.view) {  // nothing to decode: check once and fault the pages in ahead of the engine
           verify_once(job->c0);
           populate_pages({e.view, size_t(e.bytes)});
         } else {
           decode_into(e, job->c0, job->c1, pf_pool_.get(), &job->cancelled);
+          if (!job->cancelled.load(std::memory_order_acquire)) interleave_if_wanted(e, job->tensor);
         }
       }
       job->done.set_value();
@@ -668,6 +672,7 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
     e->data = take_buffer(bytes);
     const auto t0 = std::chrono::steady_clock::now();
     fill_raw(chunk0, e->data);  // checks first (throws before the entry exists)
+    interleave_if_wanted(*e, tensor);
     e->decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     stats_.decode_seconds += e->decode_seconds;
     ++stats_.zero_copy_acquires;  // served from the raw rows, without decoding
@@ -681,6 +686,7 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
   } else {
     e->data = take_buffer(bytes);
     decode_into(*e, chunk0, chunk1, pool_.get());
+    if (key == tensor) interleave_if_wanted(*e, tensor);
     stats_.decode_seconds += e->decode_seconds;
     stats_.bytes_decoded += bytes;
   }
@@ -707,7 +713,28 @@ WeightBlocks DcqWeights::acquire(std::string_view name) {
   w.row0 = 0;
   w.n_rows = int64_t(t.n_rows());
   w.data = std::span<const uint8_t>(e.ptr(), e.bytes);
+  w.interleaved = e.interleaved;
   return w;
+}
+
+void DcqWeights::want_interleaved(std::string_view name) {
+  const auto& ix = reader_.index();
+  const size_t named = tensor_index(name), ti = resolve_duplicate(named);
+  // Byte-identical tensors share one entry (a tied output matrix stored once with the embedding
+  // table): the other name may be read by rows, which need the plain layout.
+  const bool shared = named != ti || std::any_of(ix.tensors.begin(), ix.tensors.end(),
+                                                 [&](const DcqTensor& t) { return t.duplicate_of == ti; });
+  const auto& t = ix.tensors[ti];
+  if (!shared && kernels::interleave_pays(t.type, int64_t(t.n_rows()), t.ne[0])) want_il_[ti] = true;
+}
+
+void DcqWeights::interleave_if_wanted(Entry& e, size_t tensor) const {
+  // In place, group by group, right after the decode (the rows are still in the caches): the
+  // kernels then read the fast layout, and the budget sees one copy, as before.
+  if (!want_il_[tensor] || e.interleaved || !e.data) return;
+  const auto& t = reader_.index().tensors[tensor];
+  kernels::interleave_rows_in_place(t.type, int64_t(t.n_rows()), t.ne[0], e.data);
+  e.interleaved = true;
 }
 
 WeightBlocks DcqWeights::acquire_rows(std::string_view name, int64_t row0, int64_t row1) {

@@ -210,11 +210,23 @@ Engine::Engine(WeightSource& weights, const EngineOptions& options) : w_(weights
   st_ = std::make_unique<State>(options.n_threads);
   // Weight repacking happens here, at load (as llama.cpp does), so that neither the prompt's
   // time nor its page faults include it.
-  if (w_.all_resident()) {
-    repack(w_, st_->repacked, cfg_.tied_output ? "token_embd.weight" : "output.weight");
+  // A source under a memory budget (.dcq) may evict and bring tensors back, so the engine keeps
+  // no copies of its own: it asks the source for interleaved rows instead (the loader interleaves
+  // what it decodes, and serves row_groups chunks of the file as they are). A tied output matrix
+  // is also the embedding table, read by rows, so it stays plain there.
+  auto matrices = [&](const std::function<void(const std::string&)>& f) {
+    if (w_.all_resident() || !cfg_.tied_output) f(cfg_.tied_output ? "token_embd.weight" : "output.weight");
     for (int l = 0; l < cfg_.n_layer; ++l)
       for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
-        repack(w_, st_->repacked, blk(l, m));
+        f(blk(l, m));
+  };
+  if (w_.all_resident()) {
+    matrices([&](const std::string& name) { repack(w_, st_->repacked, name); });
+  } else {
+    matrices([&](const std::string& name) {
+      const auto t = w_.info(name);
+      if (t && kernels::interleave_pays(t->type, t->n_rows(), t->row_width())) w_.want_interleaved(name);
+    });
   }
   const size_t cache = size_t(cfg_.n_layer) * size_t(n_ctx_) * size_t(kv_dim);
   st_->k_cache.assign(cache, 0);
@@ -245,7 +257,9 @@ void Engine::set_skips(std::vector<uint8_t> skip_attn, std::vector<uint8_t> skip
 namespace {
 
 kernels::Matrix as_matrix(const WeightBlocks& b) {
-  return {b.info.type, b.info.row_width(), b.n_rows, b.data.data()};
+  kernels::Matrix m{b.info.type, b.info.row_width(), b.n_rows, b.data.data()};
+  m.interleaved = b.interleaved;
+  return m;
 }
 
 // A 1-D weight (a norm) as floats, whatever its stored type.

@@ -19,6 +19,7 @@ int64_t TensorInfo::n_rows() const {
 
 WeightBlocks WeightSource::acquire_rows(std::string_view name, int64_t row0, int64_t row1) {
   WeightBlocks all = acquire(name);
+  DCQ_ASSERT(!all.interleaved);  // sources serve interleaved rows only to whole-matrix acquires
   if (row0 < 0 || row1 < row0 || row1 > all.n_rows)
     fail_input(describe() + ": rows " + std::to_string(row0) + ".." + std::to_string(row1) +
                " outside tensor " + std::string(name));

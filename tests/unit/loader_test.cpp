@@ -140,6 +140,52 @@ TEST(LoaderGreedy, UnbudgetedDcqIsRepackedAndResidentOnce) {
   EXPECT_FALSE(b.all_resident());
 }
 
+// Under a budget the engine keeps no copies of its own: it asks the loader for interleaved rows
+// (WeightSource::want_interleaved), and the loader interleaves each matrix in place as it decodes
+// it, pinned or streamed, with or without prefetch. The bytes handed out are exactly
+// kernels::interleave_rows of the GGUF's rows, and the tokens are the GGUF's on every kernel path.
+TEST(LoaderGreedy, BudgetedDcqServesInterleavedRows) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const auto isa = kernels::active_isa();
+  for (const std::string type : {"Q8_0", "Q4_0", "Q4_K_M"}) {
+    const Model gguf = load_model(test::model_path("stories260K/stories260K-" + type + ".gguf"));
+    const fs::path dcq = make_dcq(dir.path(), type);
+    for (const auto path : {kernels::Isa::scalar, kernels::Isa::avx2, kernels::Isa::avx512}) {
+      if (!kernels::cpu_supports(path)) continue;
+      kernels::set_isa(path);
+      ModelWeights gw(gguf);
+      const auto want = greedy(gw, gguf, 16);
+      for (const bool prefetch : {false, true}) {
+        DcqWeights w(dcq, MemBudget::parse("40%"), prefetch);
+        EXPECT_EQ(greedy(w, *w.model(), 16), want) << type << " " << kernels::isa_name(path) << " prefetch " << prefetch;
+      }
+      // One matrix directly: interleaved exactly when the kernels want it, same bytes as theirs.
+      DcqWeights w(dcq, MemBudget::parse("40%"));
+      // [64, 172]: 64 columns are whole Q8_0 / Q4_0 blocks; Q4_K_M keeps its Q8_0 classifier.
+      const Tensor& t = *gguf.find_tensor(type == "Q4_K_M" ? "output.weight" : "blk.1.ffn_up.weight");
+      const bool pays = kernels::interleave_pays(t.type, t.n_rows(), t.row_width());
+      if (path != kernels::Isa::scalar) {
+        EXPECT_TRUE(pays) << type << " " << type_name(t.type);
+      }
+      w.want_interleaved(t.name);
+      const WeightBlocks b = w.acquire(t.name);
+      EXPECT_EQ(b.interleaved, pays) << type << " " << kernels::isa_name(path);
+      std::vector<uint8_t> expect(t.data.begin(), t.data.end());
+      if (pays) kernels::interleave_rows(t.type, t.n_rows(), t.row_width(), t.data.data(), expect.data());
+      EXPECT_TRUE(std::equal(b.data.begin(), b.data.end(), expect.begin(), expect.end())) << type;
+      w.release(t.name);
+      // A tensor nobody asked for stays plain.
+      const Tensor& q = *gguf.find_tensor("blk.1.attn_q.weight");
+      const WeightBlocks p = w.acquire(q.name);
+      EXPECT_FALSE(p.interleaved);
+      EXPECT_TRUE(std::equal(p.data.begin(), p.data.end(), q.data.begin(), q.data.end())) << type;
+      w.release(q.name);
+    }
+    kernels::set_isa(isa);
+  }
+}
+
 TEST(LoaderBudget, BelowWorkingSetIsResourceError) {
   DCQ_REQUIRE_DATA();
   test::TempDir dir;
