@@ -57,6 +57,8 @@ struct LoaderStats {
   uint64_t zero_copy_bytes = 0;      // their bytes (counted against the budget like decoded ones)
   double verify_seconds = 0;         // checksumming zero-copy chunks (once per chunk, first use)
   uint64_t stream_copy_bytes = 0;    // of those, streamed rows pread into reused buffers (not views)
+  uint64_t view_block = 0;           // streamed views mapped and charged in blocks of this size (map_huge), or 0
+  bool huge_mapped = false;          // ... with 2 MiB page-table entries (the file's page cache in 2 MiB folios)
   nlohmann::json to_json() const;
 };
 
@@ -69,6 +71,13 @@ double parse_read_throttle(const std::string& text);  // bytes per second; 0 = o
 // The speed-adaptive plan (paper 1; docs/loader.md "Plan"): which tensors stay decoded in memory
 // (pinned) and which are decoded again on every pass (streamed), chosen from a decode-speed model
 // measured on this machine so that the pinned bytes save the most decode time per byte of budget.
+// The block in which streamed zero-copy views are mapped and charged (DcqWeights::map_huge):
+// 2 MiB (one page-table entry maps a block) when the kernel offers transparent huge pages on
+// request (THP "always" or "madvise"), else 0 (views charged by their bytes, 4 KiB pages).
+// DCQ_HUGE_MAP=0 gives 0 (measurement); DCQ_VIEW_BLOCK_KIB=N gives N KiB blocks without huge
+// pages (tests: the same block accounting on a model too small for 2 MiB blocks).
+uint64_t view_block_bytes();
+
 struct PlanOptions {
   MemBudget budget;
   int threads = 1;                 // decoder/compute threads (chunks of a tensor decode in parallel)
@@ -76,6 +85,13 @@ struct PlanOptions {
   bool measure_compute = false;    // also time a matrix-vector product (for the tok/s prediction)
   bool measured_speeds = true;     // false: the codec's modelled speeds (deterministic; tests)
   bool zero_copy = true;           // a tensor stored as one raw chunk costs no decode (served from the map)
+  // Streamed zero-copy tensors are mapped and charged in blocks of this many bytes
+  // (view_block_bytes(); 0: by their bytes): the window counts their block extent. The plan uses
+  // blocks only when the budget is at least twice the smallest working set with them.
+  uint64_t view_block = 0;
+  // The plan is for `dcq plan --repack`, which stores every streamed tensor raw: the window
+  // counts them as the zero-copy views they will be.
+  bool for_repack = false;
 };
 
 struct TensorPlan {
@@ -87,6 +103,7 @@ struct TensorPlan {
   double decode_seconds = 0;       // decoding bytes_per_pass, one thread, measured model
   bool pinned = false;
   bool row_access = false;         // read by rows (the embedding table)
+  bool zero_copy = false;          // one raw chunk: served from the mapped file, nothing decoded
 };
 
 struct LoadPlan {
@@ -96,6 +113,7 @@ struct LoadPlan {
   uint64_t weight_bytes = 0, stored_bytes = 0;
   uint64_t min_working_set = 0;           // smallest budget that runs (nothing pinned)
   uint64_t working_set = 0;               // streaming window this plan needs beside the pinned tensors
+  uint64_t view_block = 0;                // PlanOptions::view_block if this plan uses it, else 0
   uint64_t pinned_bytes = 0;
   uint64_t streamed_bytes_per_token = 0;  // decoded again on every token
   uint64_t streamed_stored_per_token = 0; // read again on every token (throttle)
@@ -218,6 +236,18 @@ class DcqWeights final : public WeightSource {
   mutable double io_wait_total_ = 0;
   std::unordered_map<std::string, size_t> by_name_;
   std::span<const uint8_t> map_;                        // the whole mapped file
+  // The file mapped again, 2 MiB aligned under MADV_HUGEPAGE, for the streamed zero-copy views
+  // (map_huge; empty when off). Such a view occupies whole 2 MiB blocks: the budget is charged per
+  // mapped block (block_refs_: cached views per block), not per view.
+  std::span<const uint8_t> huge_;
+  std::vector<uint32_t> block_refs_;
+  uint64_t block_ = 0;  // plan_.view_block once huge_ is mapped
+  std::pair<size_t, size_t> blocks_of(const uint8_t* view, uint64_t n) const;  // [first, end) blocks
+  void map_huge();
+  const uint8_t* view_for(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1, bool& huge) const;
+  uint64_t cost(const uint8_t* view, uint64_t bytes, bool huge) const;  // budget an entry needs
+  void charge(const Entry& e);    // into resident_bytes
+  void uncharge(const Entry& e);  // out of it; its mapped pages given back
   std::vector<const uint8_t*> zc_rows_;                 // per chunk: raw_rows() when zero-copy is on
   std::unique_ptr<std::atomic<bool>[]> zc_verified_;    // per chunk: checksums checked (worker or engine)
   std::mutex verify_mu_;                                // verify_total_ (also the prefetch worker's)

@@ -245,6 +245,7 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     for (const auto& [e, b] : by_enc)
       if (tp.encoding.empty() || b > by_enc[tp.encoding]) tp.encoding = e;
     if (zero_copy_bytes * 2 > tp.bytes) tp.encoding += " zero-copy";
+    tp.zero_copy = o.zero_copy && t.n_chunks == 1 && zero_copy_bytes == tp.bytes;
     tp.bytes_per_pass = tp.row_access ? max_chunk : tp.bytes;
     tp.decode_seconds = tp.row_access ? max_chunk_s : all_s;
     p.weight_bytes += tp.bytes;
@@ -272,10 +273,20 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     for (size_t i = 0; i < p.tensors.size(); ++i) {
       if (pinned[i] || p.tensors[i].row_access) continue;
       const long l = layer_of(p.tensors[i].name);
+      // A huge-mapped view holds the 2 MiB blocks it overlaps: at most its bytes rounded up to
+      // blocks, plus one block for where it starts inside the first.
+      const uint64_t b = p.tensors[i].bytes;
+      const GgmlType ty = ix.tensors[idx[i]].type;
+      const bool view = p.tensors[i].zero_copy ||
+                        (o.for_repack && o.zero_copy && o.read_throttle <= 0 && ty != GgmlType::F32 &&
+                         ty != GgmlType::I32 && ty != GgmlType::I64 && ty != GgmlType::F64 &&
+                         p.tensors[i].bytes <= kDcqMaxChunkBytes);
+      const uint64_t blk = p.view_block;
+      const uint64_t held = blk && view ? (b + 2 * blk - 1) / blk * blk : b;
       if (l >= 0)
-        layers[l][base_of(p.tensors[i].name)] += p.tensors[i].bytes;
+        layers[l][base_of(p.tensors[i].name)] += held;
       else
-        other = std::max(other, p.tensors[i].bytes);
+        other = std::max(other, held);
     }
     uint64_t worst = other;
     for (const auto& [l, groups] : layers) {
@@ -290,8 +301,12 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
   };
 
   std::vector<bool> pinned(p.tensors.size(), false);
-  p.min_working_set = window(pinned);
   p.budget_bytes = o.budget.resolve(p.weight_bytes);
+  // Views in blocks need a larger window; worth it only when it leaves most of the budget to
+  // pinned tensors (a small model at a small budget streams by bytes).
+  p.view_block = p.budget_bytes == kUnlimited ? 0 : o.view_block;
+  if (p.view_block && p.budget_bytes < 2 * window(pinned)) p.view_block = 0;
+  p.min_working_set = window(pinned);
   if (p.budget_bytes < p.min_working_set)
     fail(ExitCode::resource, r.source() + ": memory budget of " + mib(p.budget_bytes) +
                                  " is below the smallest working set of " + mib(p.min_working_set) +
@@ -424,6 +439,7 @@ nlohmann::json LoadPlan::to_json(bool per_tensor) const {
   j["stored_bytes"] = stored_bytes;
   j["min_working_set_bytes"] = min_working_set;
   j["working_set_bytes"] = working_set;
+  j["view_block_bytes"] = view_block;
   j["pinned_bytes"] = pinned_bytes;
   j["streamed_bytes_per_token"] = streamed_bytes_per_token;
   j["streamed_stored_bytes_per_token"] = streamed_stored_per_token;

@@ -81,6 +81,7 @@ Row plan_row(const BenchMemoryOptions& o, const DcqReader& reader, const std::st
   po.threads = threads;
   po.read_throttle = parse_read_throttle(o.read_throttle);
   po.measure_compute = true;
+  po.view_block = po.read_throttle <= 0 ? view_block_bytes() : 0;  // as DcqWeights does
   r.plan = make_plan(reader, po);
   return r;
 }

@@ -67,6 +67,8 @@ const bool registered = register_command("plan", [](CLI::App& app) {
     po.read_throttle = parse_read_throttle(opt->read_throttle);
     po.threads = common->thread_count();
     po.measure_compute = true;
+    po.view_block = po.read_throttle <= 0 ? view_block_bytes() : 0;  // as DcqWeights does
+    po.for_repack = !opt->repack.empty() && !opt->all_raw;
     const auto reader = DcqReader::open(opt->model);
     if (!opt->repack.empty()) check_can_write(opt->repack, opt->force);
     const auto plan = make_plan(reader, po);
