@@ -255,13 +255,20 @@ TEST(RowGroups, ForgedUsesAreBadInputAndCorruptionIsIntegrity) {
   }
 }
 
-// Writes the container fuzz target's row_groups seed (run with --gtest_also_run_disabled_tests):
-// a Q4_0 tensor of 37 rows in a row_groups chunk of 32 rows (2 groups) and one of the 5 rest.
+// Writes the container fuzz target's row_groups seeds (run with --gtest_also_run_disabled_tests):
+// a sound one, a Q4_0 tensor of 37 rows in a row_groups chunk of 32 rows (2 groups) and one of
+// the 5 rest, and two forged ones the reader refuses (a chunk at row 8; an F16 tensor).
 TEST(RowGroups, DISABLED_WriteFuzzCorpusSeed) {
+  const auto dir = test::source_dir() / "tests/fuzz/corpus/container";
   Forge f;
   f.type = GgmlType::Q4_0;
   f.starts = {0, 32};
-  forge(test::source_dir() / "tests/fuzz/corpus/container/row_groups.dcq", f);
+  forge(dir / "row_groups.dcq", f);
+  f.starts = {0, 8};
+  forge(dir / "row_groups_row8.dcq", f);
+  Forge h;
+  h.type = GgmlType::F16;
+  forge(dir / "row_groups_f16.dcq", h);
 }
 
 // The container fuzz target's row_groups seed stays a sound file (and stays small).
@@ -273,6 +280,8 @@ TEST(RowGroups, FuzzCorpusSeedIsSound) {
   EXPECT_EQ(check_bytes(b), 0);
   const auto r = DcqReader::parse(b, "seed.dcq");
   EXPECT_EQ(r.index().chunks[0].transform, TransformId::row_groups);
+  for (const char* forged : {"row_groups_row8.dcq", "row_groups_f16.dcq"})
+    EXPECT_EQ(check_bytes(test::slurp(seed.parent_path() / forged)), 3) << forged;
 }
 
 // repack_raw with interleave on real stories260K Q8_0 / Q4_0 containers, every tensor chosen: the
