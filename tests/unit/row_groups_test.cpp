@@ -183,6 +183,9 @@ TEST(RowGroups, SplitIsInterleaveRowsAndJoinUndoesIt) {
 // Compress never picks the layout transform by itself: on real Q8_0 / Q4_0 rows the chosen
 // transform is one of the compression transforms.
 TEST(RowGroups, CompressDoesNotChooseIt) {
+  // The chooser (and analyze) try ids 0..kTransformCount-1 only; the reader accepts one more.
+  EXPECT_GE(uint8_t(TransformId::row_groups), kTransformCount);
+  EXPECT_LT(uint8_t(TransformId::row_groups), kTransformIdCount);
   DCQ_REQUIRE_DATA();
   for (const char* type : {"Q8_0", "Q4_0"}) {
     const Model m = load_model(test::stories_gguf(type));
