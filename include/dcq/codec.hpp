@@ -61,19 +61,37 @@ double codec_decode_seconds(CodecSpec spec, size_t stored_bytes, size_t decoded_
 // payload, which comes from the page cache, and of the decoded bytes, still in cache).
 double checksum_seconds(size_t stored_bytes, size_t decoded_bytes);
 
-enum class TransformId : uint8_t { none = 0, byte_planes = 1, block_fields = 2, block_fields_unpacked = 3 };
+// Transform ids 0..kTransformCount-1 compress: compress (encode_chunk) and analyze try them.
+// row_groups (4) is not a compression transform but a *layout*: its one stream is the rows in the
+// interleaved order the Q8_0 / Q4_0 kernels read (kernels::interleave_rows), so a loader can hand
+// the stored bytes to them without a copy. It is written only on request (dcq plan --repack) and
+// needs format version 3. kTransformIdCount counts every id a reader accepts.
+enum class TransformId : uint8_t {
+  none = 0,
+  byte_planes = 1,
+  block_fields = 2,
+  block_fields_unpacked = 3,
+  row_groups = 4,
+};
 inline constexpr uint8_t kTransformCount = 4;
+inline constexpr uint8_t kTransformIdCount = 5;
+// Rows per group of row_groups (docs/format.md, "Transform 4").
+inline constexpr int64_t kRowGroupRows = 16;
 std::string_view transform_name(TransformId t);
 
-// Whether the transform applies to a tensor of this type.
+// Whether the transform applies to a tensor of this type (row_groups: Q8_0 and Q4_0).
 bool transform_applies(TransformId t, GgmlType type);
-// Sizes of the streams `split` produces for `decoded_bytes` bytes (a whole number of blocks).
+// Sizes of the streams `split` produces for `decoded_bytes` bytes (a whole number of blocks; for
+// row_groups whole rows, one stream of the same size, so no row width is needed here).
 std::vector<size_t> transform_stream_sizes(TransformId t, GgmlType type, size_t decoded_bytes);
-// Splits whole rows into streams. Requires transform_applies and whole blocks.
-std::vector<std::vector<uint8_t>> transform_split(TransformId t, GgmlType type, std::span<const uint8_t> in);
-// Joins streams (sizes as transform_stream_sizes says; checked) into `out`.
+// Splits whole rows into streams. Requires transform_applies and whole blocks. `row_width` is the
+// tensor's ne[0] (elements per row): row_groups needs it (and whole rows); the other transforms
+// ignore it, so callers that never see row_groups may leave it 0.
+std::vector<std::vector<uint8_t>> transform_split(TransformId t, GgmlType type, std::span<const uint8_t> in,
+                                                  int64_t row_width = 0);
+// Joins streams (sizes as transform_stream_sizes says; checked) into `out`. `row_width`: as above.
 void transform_join(TransformId t, GgmlType type, const std::vector<std::span<const uint8_t>>& streams,
-                    std::span<uint8_t> out);
+                    std::span<uint8_t> out, int64_t row_width = 0);
 // Modelled cost of the join, in seconds per decoded byte (0 for none).
 double transform_join_cost(TransformId t);
 

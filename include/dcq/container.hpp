@@ -24,13 +24,17 @@ namespace dcq {
 
 class ByteReader;
 
-// Newest format version this dcq reads and writes; readers accept 1..kDcqFormatVersion. Writers
-// write the newest version: a file that may use codec 4 must be refused by an older dcq with the
-// "newer version" message rather than "unknown codec" halfway through a file.
-// Changelog (append-only, mirrored in docs/format.md "Versions"):
+// Format versions (changelog append-only, mirrored in docs/format.md "Versions"):
 //   1  dcq 0.1.0  first version
 //   2  dcq 0.2.0  codec 4 (huff), source_format 2 (a folder) and the file table
+//   3  dcq 0.2.0  transform 4 (row_groups)
+// Readers accept 1..kDcqNewestFormatVersion and refuse a newer one by name, so an older dcq says
+// "newer version" instead of failing on an unknown codec or transform halfway through a file.
+// A writer writes kDcqFormatVersion (2) unless some chunk uses row_groups, then
+// kDcqRowGroupsVersion: every ordinary file stays readable by a dcq that predates row_groups.
 inline constexpr uint32_t kDcqFormatVersion = 2;
+inline constexpr uint32_t kDcqRowGroupsVersion = 3;
+inline constexpr uint32_t kDcqNewestFormatVersion = 3;
 inline constexpr uint32_t kDcqHeaderSize = 32;
 inline constexpr uint32_t kDcqFooterSize = 64;
 inline constexpr uint32_t kDcqPayloadAlignment = 16;
@@ -127,12 +131,16 @@ EncodedChunk encode_chunk(GgmlType type, std::span<const uint8_t> rows, const Ch
 std::vector<DcqStreamInfo> parse_payload(GgmlType type, TransformId t, std::span<const uint8_t> payload,
                                          uint64_t decoded_size);
 // Decodes a payload into `out` (out.size() = decoded size). Throws Error(integrity) on failure.
-void decode_payload(GgmlType type, TransformId t, std::span<const uint8_t> payload, std::span<uint8_t> out);
+// `row_width`: the tensor's ne[0], needed by row_groups (see transform_join).
+void decode_payload(GgmlType type, TransformId t, std::span<const uint8_t> payload, std::span<uint8_t> out,
+                    int64_t row_width = 0);
 
 class DcqWriter {
  public:
-  // `version`: what the header says; only tests write an older one (a version-1 file has no
-  // file table and no codec 4).
+  // `version`: what the header says (written first, so the caller decides it up front):
+  // kDcqRowGroupsVersion exactly when some chunk will use row_groups (finish() checks both ways),
+  // else kDcqFormatVersion; only tests write an older one (a version-1 file has no file table and
+  // no codec 4).
   DcqWriter(const std::filesystem::path& path, bool force, uint32_t version = kDcqFormatVersion);
   // Writes one payload at the next aligned offset and returns that offset.
   uint64_t write_payload(std::span<const uint8_t> bytes);

@@ -145,8 +145,13 @@ LoadPlan make_plan(const DcqReader& reader, const PlanOptions& options);
 // {"input","output","input_bytes","output_bytes","raw_tensors","raw_chunks"}.
 // `one_chunk`: a chosen tensor becomes one raw chunk (served zero-copy from the mmap); false keeps
 // its row chunks (the all-raw slow-storage baseline, where an embedding row must stay one chunk).
+// `interleave` (with one_chunk): a chosen Q8_0 / Q4_0 tensor of >= 16 rows other than
+// token_embd.weight is stored with transform row_groups, its one raw stream being the rows in
+// kernels::interleave_rows' layout; the file is then format version 3. The report adds
+// "row_group_chunks": the row_groups chunks of the output (re-encoded or copied).
 nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesystem::path& output,
-                          const std::vector<std::string>& store_raw, bool force, bool one_chunk = true);
+                          const std::vector<std::string>& store_raw, bool force, bool one_chunk = true,
+                          bool interleave = false);
 
 // Lazy weights of a lossless .dcq made from a GGUF.
 class DcqWeights final : public WeightSource {

@@ -149,6 +149,8 @@ EncodedChunk encode_chunk(GgmlType type, std::span<const uint8_t> rows, const Ch
                                       : std::numeric_limits<double>::infinity();
   EncodedChunk best;
   bool have = false;
+  // Only the compression transforms: row_groups is a layout for the kernels, written on request
+  // (dcq plan --repack), never chosen here (its stream is a permutation of the rows).
   for (uint8_t t = 0; t < kTransformCount; ++t) {
     const auto tid = static_cast<TransformId>(t);
     if (!transform_applies(tid, type)) continue;
@@ -220,7 +222,8 @@ std::vector<DcqStreamInfo> parse_payload(GgmlType type, TransformId t, std::span
   return s;
 }
 
-void decode_payload(GgmlType type, TransformId t, std::span<const uint8_t> p, std::span<uint8_t> out) {
+void decode_payload(GgmlType type, TransformId t, std::span<const uint8_t> p, std::span<uint8_t> out,
+                    int64_t row_width) {
   const auto info = parse_payload(type, t, p, out.size());
   size_t at = kPayloadHeader + info.size() * kStreamHeader;
   if (t == TransformId::none) {
@@ -249,7 +252,7 @@ void decode_payload(GgmlType type, TransformId t, std::span<const uint8_t> p, st
     streams.push_back(dst);
     used += s.raw_size;
   }
-  transform_join(t, type, streams, out);
+  transform_join(t, type, streams, out, row_width);
 }
 
 }  // namespace dcq

@@ -126,7 +126,7 @@ uint64_t DcqTensor::n_rows() const {
 
 DcqWriter::DcqWriter(const std::filesystem::path& path, bool force, uint32_t version)
     : out_(path, force), version_(version) {
-  DCQ_ASSERT(version >= 1 && version <= kDcqFormatVersion);
+  DCQ_ASSERT(version >= 1 && version <= kDcqNewestFormatVersion);
   std::vector<uint8_t> h;
   h.insert(h.end(), kMagic.begin(), kMagic.end());
   put<uint32_t>(h, version_);
@@ -148,6 +148,10 @@ uint64_t DcqWriter::write_payload(std::span<const uint8_t> bytes) {
 void DcqWriter::finish(const DcqIndex& index) {
   out_.write_zeros(align_up(out_.offset(), 8) - out_.offset());
   DCQ_ASSERT(version_ >= 2 || index.files.empty());
+  // Version 3 exactly when a chunk uses row_groups: older readers keep reading every other file.
+  const bool row_groups = std::any_of(index.chunks.begin(), index.chunks.end(),
+                                      [](const DcqChunk& c) { return c.transform == TransformId::row_groups; });
+  DCQ_ASSERT(row_groups == (version_ >= kDcqRowGroupsVersion));
   const auto raw = serialize_index(index, version_);
   DCQ_ASSERT(raw.size() <= kDcqMaxIndexBytes);
   // The index is mostly names and small integers: zstd shrinks it 2-3x, which matters for
@@ -208,9 +212,9 @@ void DcqReader::parse_all(const DcqReadOptions& options) {
     integrity("header checksum mismatch (the header is corrupt)");
   version_ = get<uint32_t>(h + 4);
   if (version_ == 0) bad("format version 0 is not a valid .dcq version");
-  if (version_ > kDcqFormatVersion)
+  if (version_ > kDcqNewestFormatVersion)
     bad("format version " + std::to_string(version_) + " is newer than this dcq supports (" +
-        std::to_string(kDcqFormatVersion) + "); upgrade dcq");
+        std::to_string(kDcqNewestFormatVersion) + "); upgrade dcq");
   const uint32_t align = get<uint32_t>(h + 12);
   if (get<uint32_t>(h + 8) != kDcqHeaderSize) bad("header size is not 32");
   if (align < 8 || align > 4096 || (align & (align - 1)) != 0) bad("bad payload alignment " + std::to_string(align));
@@ -335,7 +339,7 @@ void DcqReader::parse_all(const DcqReadOptions& options) {
     if (c.tensor >= n_tensors) bad("chunk " + std::to_string(i) + " names tensor " + std::to_string(c.tensor));
     const auto& t = ix.tensors[c.tensor];
     if (i < t.first_chunk || i >= t.first_chunk + uint64_t(t.n_chunks)) bad("chunk " + std::to_string(i) + " is outside its tensor's chunk range");
-    if (tr >= kTransformCount || !transform_applies(static_cast<TransformId>(tr), t.type))
+    if (tr >= kTransformIdCount || !transform_applies(static_cast<TransformId>(tr), t.type))
       bad("chunk " + std::to_string(i) + " has an invalid transform " + std::to_string(tr));
     if (co >= kCodecCount) bad("chunk " + std::to_string(i) + " has an unknown codec " + std::to_string(co));
     c.transform = static_cast<TransformId>(tr);
@@ -345,6 +349,17 @@ void DcqReader::parse_all(const DcqReadOptions& options) {
       bad("chunk " + std::to_string(i) + " of tensor '" + t.name + "' has a bad row range");
     if (i + 1 == t.first_chunk + uint64_t(t.n_chunks) && c.row_begin + c.row_count != t.n_rows())
       bad("chunks of tensor '" + t.name + "' do not cover its rows");
+    if (c.transform == TransformId::row_groups) {
+      // Groups of 16 rows counted from the chunk's first row must be the tensor's own groups, so
+      // that the chunks' streams, concatenated, are the whole tensor's interleaved layout (the
+      // plain remainder rows then only ever end the tensor's last chunk).
+      const std::string what = "chunk " + std::to_string(i) + " of tensor '" + t.name + "' ";
+      if (version_ < kDcqRowGroupsVersion)
+        bad(what + "uses transform 4 (row_groups), which needs format version 3, not " + std::to_string(version_));
+      if (c.row_begin % kRowGroupRows != 0)
+        bad(what + "uses row_groups but starts at row " + std::to_string(c.row_begin) + ", not a multiple of 16");
+      if (c.n_streams != 1) bad(what + "uses row_groups with " + std::to_string(c.n_streams) + " streams, not 1");
+    }
     c.decoded_size = c.row_count * t.row_bytes();  // <= n_bytes, no overflow
     if (c.decoded_size > kDcqMaxChunkBytes) bad("chunk " + std::to_string(i) + " is larger than 1 GiB decoded");
   }
@@ -375,7 +390,7 @@ void DcqReader::parse_all(const DcqReadOptions& options) {
       bad("layout segment " + std::to_string(i) + " has unknown kind " + std::to_string(kind));
     }
   }
-  if (version_ >= 2) parse_files(r);
+  if (version_ >= 2) parse_files(r);  // versions 2 and 3
   if (r.remaining() != 0) bad("index has " + std::to_string(r.remaining()) + " unexpected trailing bytes");
   if (extras_used != ix.extras.raw_size) bad("layout does not use the whole extras blob");
   if (std::find(seen.begin(), seen.end(), 0) != seen.end()) bad("layout leaves out a tensor");
@@ -466,8 +481,20 @@ void DcqReader::decode_chunk(size_t i, std::span<uint8_t> out) const {
   const auto& c = index_.chunks[i];
   DCQ_ASSERT(out.size() == c.decoded_size);
   check_stored(i);
+  const auto& t = index_.tensors[c.tensor];
+  if (verify_) {
+    // The stored bytes matched their checksum, so a payload table that contradicts the index
+    // (stream count or sizes) was written that way: a forged file, bad input (docs/format.md,
+    // "Conventions"). Codec streams that fail to decode stay integrity errors below.
+    try {
+      (void)parse_payload(t.type, c.transform, stored(c), c.decoded_size);
+    } catch (const Error& e) {
+      if (e.code() == ExitCode::internal) throw;
+      fail_input(source_ + ": " + chunk_name(i) + ": " + e.what());
+    }
+  }
   try {
-    decode_payload(index_.tensors[c.tensor].type, c.transform, stored(c), out);
+    decode_payload(t.type, c.transform, stored(c), out, t.ne[0]);
   } catch (const Error& e) {
     fail(e.code() == ExitCode::internal ? ExitCode::internal : ExitCode::integrity,
          source_ + ": " + chunk_name(i) + ": " + e.what());

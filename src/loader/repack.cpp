@@ -5,7 +5,9 @@
 // A chosen tensor becomes ONE raw chunk (when it fits the 1 GiB chunk limit): then its rows are
 // contiguous in the file, 14 bytes after a 16-byte aligned payload start, and the loader serves
 // it straight from the mmap without a copy (zero-copy, docs/loader.md). Split into several raw
-// chunks, the rows would be interrupted by payload headers and alignment padding.
+// chunks, the rows would be interrupted by payload headers and alignment padding. With
+// `interleave`, a Q8_0 / Q4_0 matrix's one chunk uses transform row_groups: the stored rows are
+// already in the layout the kernels read fastest (kernels::interleave_rows).
 #include <algorithm>
 #include <cstring>
 #include <set>
@@ -17,22 +19,31 @@ namespace dcq {
 namespace {
 constexpr size_t kRawPayloadHeader = 2 + 12;  // n_streams, reserved, one stream header
 
-// Transform "none", one raw stream (docs/format.md, "Chunk payload"). Built here rather than by
-// encode_chunk, whose speed floor leaves chunks under 64 KiB to the smallest encoding.
-std::vector<uint8_t> raw_payload(std::span<const uint8_t> decoded) {
-  const uint32_t n = static_cast<uint32_t>(decoded.size());  // a chunk is at most 1 GiB
+// One raw stream under transform `t` (docs/format.md, "Chunk payload"): `none` with the plain
+// rows, or `row_groups` with the interleaved rows. Built here rather than by encode_chunk, whose
+// speed floor leaves chunks under 64 KiB to the smallest encoding and which never picks row_groups.
+std::vector<uint8_t> raw_payload(std::span<const uint8_t> stream) {
+  const uint32_t n = static_cast<uint32_t>(stream.size());  // a chunk is at most 1 GiB
   const uint8_t header[kRawPayloadHeader] = {1, 0, uint8_t(CodecId::raw), 0, 0, 0,
                                              uint8_t(n), uint8_t(n >> 8), uint8_t(n >> 16), uint8_t(n >> 24),
                                              uint8_t(n), uint8_t(n >> 8), uint8_t(n >> 16), uint8_t(n >> 24)};
-  std::vector<uint8_t> payload(kRawPayloadHeader + decoded.size());
+  std::vector<uint8_t> payload(kRawPayloadHeader + stream.size());
   std::memcpy(payload.data(), header, kRawPayloadHeader);
-  if (!decoded.empty()) std::memcpy(payload.data() + kRawPayloadHeader, decoded.data(), decoded.size());
+  if (!stream.empty()) std::memcpy(payload.data() + kRawPayloadHeader, stream.data(), stream.size());
   return payload;
+}
+
+// Whether a chosen tensor is stored in the kernels' interleaved layout: Q8_0 / Q4_0 with at least
+// one group of 16 rows, in one chunk. Not the token embedding: it is read a row at a time (the
+// lookup of each token's row), which wants plain rows.
+bool wants_row_groups(const DcqTensor& t, bool is_embedding) {
+  return (t.type == GgmlType::Q8_0 || t.type == GgmlType::Q4_0) && !is_embedding &&
+         t.n_rows() >= uint64_t(kRowGroupRows) && t.n_bytes <= kDcqMaxChunkBytes;
 }
 }  // namespace
 
 nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesystem::path& output,
-                          const std::vector<std::string>& store_raw, bool force, bool one_chunk) {
+                          const std::vector<std::string>& store_raw, bool force, bool one_chunk, bool interleave) {
   std::error_code ec;
   if (std::filesystem::equivalent(input, output, ec)) fail_usage("--repack: the output must differ from the input");
   const auto r = DcqReader::open(input);
@@ -48,16 +59,26 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
     if (!found) fail_input(input.string() + ": tensor " + name + " is missing");
   }
 
+  // The tensor whose bytes serve the token embedding (itself, or the earlier one it duplicates).
+  uint32_t embedding = kDcqNoDuplicate;
+  for (uint32_t i = 0; i < in.tensors.size(); ++i)
+    if (in.tensors[i].name == "token_embd.weight")
+      embedding = in.tensors[i].duplicate_of == kDcqNoDuplicate ? i : in.tensors[i].duplicate_of;
+
   // The new chunk list, in tensor order: a chosen tensor that fits one chunk gets one chunk
-  // (`merged_from` maps it to its old chunks), everything else keeps its chunks.
+  // (`old_range` maps it to its old chunks), everything else keeps its chunks. `want` is the
+  // transform of a chosen tensor's new raw chunks.
   DcqIndex ix = in;
   ix.chunks.clear();
   std::vector<std::pair<uint32_t, uint32_t>> old_range;  // new chunk -> old chunks [first, end)
+  std::vector<TransformId> want(ix.tensors.size(), TransformId::none);
   for (uint32_t t = 0; t < ix.tensors.size(); ++t) {
     DcqTensor& tt = ix.tensors[t];
     const uint32_t first = tt.first_chunk, n = tt.n_chunks;
     tt.first_chunk = uint32_t(ix.chunks.size());
     if (n == 0) continue;
+    if (one_chunk && interleave && raw_tensors.count(t) && wants_row_groups(tt, t == embedding))
+      want[t] = TransformId::row_groups;
     if (one_chunk && raw_tensors.count(t) && tt.n_bytes <= kDcqMaxChunkBytes && n > 1) {
       DcqChunk c = in.chunks[first];
       c.row_begin = 0;
@@ -73,6 +94,14 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
       }
     }
   }
+  // Version 3 exactly when some chunk ends up row_groups: re-encoded ones, and any an input
+  // written this way keeps for tensors not re-encoded now.
+  bool any_row_groups = false;
+  for (size_t c = 0; c < ix.chunks.size(); ++c) {
+    const uint32_t t = ix.chunks[c].tensor;
+    any_row_groups |= raw_tensors.count(t) ? want[t] == TransformId::row_groups
+                                           : ix.chunks[c].transform == TransformId::row_groups;
+  }
 
   // Payloads in file order: blobs (-1: metadata, -2: extras) and new chunks (at their first old
   // chunk's position).
@@ -82,8 +111,9 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
   for (size_t c = 0; c < ix.chunks.size(); ++c) order.push_back({in.chunks[old_range[c].first].offset, int64_t(c)});
   std::sort(order.begin(), order.end());
 
-  DcqWriter w(output, force);  // the newest version: it holds a folder's file table and every codec
-  uint64_t raw_chunks = 0;
+  // Version 2 or 3 holds a folder's file table and every codec.
+  DcqWriter w(output, force, any_row_groups ? kDcqRowGroupsVersion : kDcqFormatVersion);
+  uint64_t raw_chunks = 0, row_group_chunks = 0;
   std::vector<uint8_t> decoded;
   for (const auto& [offset, what] : order) {
     if (what < 0) {
@@ -96,8 +126,11 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
     }
     DcqChunk& c = ix.chunks[size_t(what)];
     const auto [o0, o1] = old_range[size_t(what)];
-    if (!raw_tensors.count(c.tensor) || (o1 - o0 == 1 && c.codec == CodecId::raw && c.transform == TransformId::none)) {
+    const TransformId t = want[c.tensor];
+    if (!raw_tensors.count(c.tensor) ||
+        (o1 - o0 == 1 && c.codec == CodecId::raw && c.n_streams == 1 && c.transform == t)) {
       c.offset = w.write_payload(r.stored(in.chunks[o0]));
+      row_group_chunks += c.transform == TransformId::row_groups;
       continue;
     }
     decoded.resize(c.decoded_size);
@@ -107,9 +140,13 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
       at += in.chunks[k].decoded_size;
     }
     DCQ_ASSERT(at == c.decoded_size);
-    const auto payload = raw_payload(decoded);
-    (void)parse_payload(ix.tensors[c.tensor].type, TransformId::none, payload, c.decoded_size);  // self-check
-    c.transform = TransformId::none;
+    const DcqTensor& tt = ix.tensors[c.tensor];
+    const auto payload = t == TransformId::row_groups ? raw_payload(transform_split(t, tt.type, decoded, tt.ne[0])[0])
+                                                      : raw_payload(decoded);
+    (void)parse_payload(tt.type, t, payload, c.decoded_size);  // self-check
+    DCQ_ASSERT(t != TransformId::row_groups || c.row_begin == 0);
+    row_group_chunks += t == TransformId::row_groups;
+    c.transform = t;
     c.codec = CodecId::raw;
     c.n_streams = 1;
     c.offset = w.write_payload(payload);
@@ -124,7 +161,8 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
           {"input_bytes", std::filesystem::file_size(input)},
           {"output_bytes", std::filesystem::file_size(output)},
           {"raw_tensors", raw_tensors.size()},
-          {"raw_chunks", raw_chunks}};
+          {"raw_chunks", raw_chunks},
+          {"row_group_chunks", row_group_chunks}};
 }
 
 }  // namespace dcq

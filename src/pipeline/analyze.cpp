@@ -94,7 +94,7 @@ nlohmann::json analyze_dcq(const AnalyzeOptions& o) {
       ++transforms[tr];
       ++codecs[short_codec(c.codec)];
       const auto info = parse_payload(t.type, c.transform, r.stored(c), c.decoded_size);
-      const auto split = transform_split(c.transform, t.type, decoded[k]);
+      const auto split = transform_split(c.transform, t.type, decoded[k], t.ne[0]);
       auto& acc = streams[tr];
       acc.resize(std::max(acc.size(), split.size()));
       for (size_t s = 0; s < split.size() && s < info.size(); ++s) {

@@ -244,7 +244,7 @@ TEST(Container, TruncationAtAnyLengthIsACleanError) {
 TEST(Container, NewerFormatVersionIsRefusedByName) {
   DCQ_REQUIRE_DATA();
   auto b = sample_container();
-  const uint32_t v = kDcqFormatVersion + 1;
+  const uint32_t v = kDcqNewestFormatVersion + 1;
   std::memcpy(b.data() + 4, &v, 4);
   std::memcpy(b.data() + b.size() - 64 + 32, &v, 4);
   rehash_header_and_footer(b);
@@ -255,6 +255,15 @@ TEST(Container, NewerFormatVersionIsRefusedByName) {
     EXPECT_EQ(e.code(), ExitCode::bad_input);
     EXPECT_NE(std::string(e.what()).find("format version " + std::to_string(v) + " is newer"), std::string::npos) << e.what();
   }
+}
+
+// Ordinary files stay version 2 (readable by a dcq that predates row_groups); version 3 is
+// written only with a row_groups chunk (tests/unit/row_groups_test.cpp).
+TEST(Container, OrdinaryFilesAreVersion2) {
+  DCQ_REQUIRE_DATA();
+  EXPECT_EQ(DcqReader::parse(sample_container(), "t.dcq").format_version(), 2u);
+  EXPECT_EQ(kDcqFormatVersion, 2u);
+  EXPECT_EQ(kDcqNewestFormatVersion, 3u);
 }
 
 TEST(Container, CorruptChunkErrorNamesTensorAndChunk) {

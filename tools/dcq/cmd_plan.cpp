@@ -19,6 +19,7 @@ struct PlanCmdOptions {
   std::filesystem::path repack;
   bool force = false;
   bool all_raw = false;
+  bool plain_rows = false;
 };
 
 void print_text(const LoadPlan& p) {
@@ -57,6 +58,9 @@ const bool registered = register_command("plan", [](CLI::App& app) {
   sub->add_option("--read-throttle", opt->read_throttle, "Simulated storage read speed in MB/s (0: off)");
   sub->add_option("--repack", opt->repack, "Write a copy of MODEL with the streamed tensors stored raw (zero decode cost)");
   sub->add_flag("--force", opt->force, "Replace an existing --repack output");
+  sub->add_flag("--plain-rows", opt->plain_rows,
+                "With --repack: keep the streamed Q8_0/Q4_0 matrices in ggml's plain row order instead of the "
+                "kernels' interleaved 16-row groups (transform row_groups, format version 3)");
   sub->add_flag("--all-raw", opt->all_raw,
                 "With --repack: store every tensor raw in its row chunks (the GGUF's bytes through the loader: "
                 "the slow-storage baseline)");
@@ -74,12 +78,14 @@ const bool registered = register_command("plan", [](CLI::App& app) {
     const auto plan = make_plan(reader, po);
     nlohmann::json repacked;
     if (opt->all_raw && opt->repack.empty()) fail_usage("--all-raw needs --repack OUT.dcq");
+    if (opt->plain_rows && opt->repack.empty()) fail_usage("--plain-rows needs --repack OUT.dcq");
     if (!opt->repack.empty()) {
       std::vector<std::string> all;
       if (opt->all_raw)
         for (const auto& t : plan.tensors) all.push_back(t.name);
+      // --all-raw is the GGUF's bytes through the loader (the slow-storage baseline): plain rows.
       repacked = opt->all_raw ? repack_raw(opt->model, opt->repack, all, opt->force, false)
-                              : repack_raw(opt->model, opt->repack, plan.store_raw, opt->force);
+                              : repack_raw(opt->model, opt->repack, plan.store_raw, opt->force, true, !opt->plain_rows);
     }
     if (common->json) {
       auto j = plan.to_json();
@@ -89,10 +95,11 @@ const bool registered = register_command("plan", [](CLI::App& app) {
     } else {
       print_text(plan);
       if (!repacked.is_null())
-        std::printf("wrote %s: %s (%llu chunks of %llu tensors stored raw)\n", opt->repack.string().c_str(),
-                    human_bytes(repacked["output_bytes"].get<uint64_t>()).c_str(),
+        std::printf("wrote %s: %s (%llu chunks of %llu tensors stored raw; %llu row_groups chunks)\n",
+                    opt->repack.string().c_str(), human_bytes(repacked["output_bytes"].get<uint64_t>()).c_str(),
                     (unsigned long long)repacked["raw_chunks"].get<uint64_t>(),
-                    (unsigned long long)repacked["raw_tensors"].get<uint64_t>());
+                    (unsigned long long)repacked["raw_tensors"].get<uint64_t>(),
+                    (unsigned long long)repacked["row_group_chunks"].get<uint64_t>());
     }
   });
 });
