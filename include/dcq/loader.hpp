@@ -228,7 +228,9 @@ class DcqWeights final : public WeightSource {
 
   // Zero-copy: the rows of chunk c inside the mapping when it can be served without a copy.
   const uint8_t* raw_rows(uint32_t c) const;
-  const uint8_t* zero_copy_view(uint32_t chunk0, uint32_t chunk1) const;  // one zero-copy chunk, or null
+  // The rows of one zero-copy chunk for entry `key` of `tensor`, or null.
+  const uint8_t* zero_copy_view(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1) const;
+  bool grouped(uint32_t c) const;  // chunk c stores row_groups (interleaved rows)
   void verify_once(uint32_t c);  // both checksums of a zero-copy chunk, first use only
   void drop_mapped(const Entry& e) const;
 

@@ -49,6 +49,16 @@ constexpr std::align_val_t kAlign{64};
 // an 18 MB model at a 10 MiB budget). Small ones come from the heap.
 constexpr uint64_t kMapThreshold = 64 * 1024;
 
+// DCQ_KEEP_MAPPED=1 (measurement only): leave evicted zero-copy pages mapped, to time what giving
+// them back costs; the resident set then exceeds the budget by up to the file size.
+bool keep_mapped() {
+  static const bool keep = [] {
+    const char* v = std::getenv("DCQ_KEEP_MAPPED");
+    return v && std::string_view(v) == "1";
+  }();
+  return keep;
+}
+
 uint8_t* alloc_buffer(uint64_t n) {
   if (n >= kMapThreshold) {
     void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -289,11 +299,12 @@ void DcqWeights::map_huge() {
   // written or read in small pieces), the range's clean cached pages are dropped and read again
   // through this mapping, which brings them in as 2 MiB folios: a one-time read of the streamed
   // part (a fraction of a second) for every later run and token.
+  // Every block is probed: a file written a moment ago holds folios of mixed sizes.
   auto probe = [&] {
     const uint64_t before = file_pmd_mapped_kb();
-    (void)*static_cast<volatile const uint8_t*>(at + b);
-    const bool pmd = file_pmd_mapped_kb() > before;
-    (void)::madvise(at + b, kHuge, MADV_DONTNEED);
+    for (uint64_t o = b; o < e; o += kHuge) (void)*static_cast<volatile const uint8_t*>(at + o);
+    const bool pmd = file_pmd_mapped_kb() - before >= (e - b) / 1024;
+    (void)::madvise(at + b, size_t(e - b), MADV_DONTNEED);
     return pmd;
   };
   if (probe()) {
@@ -313,7 +324,10 @@ const uint8_t* DcqWeights::raw_rows(uint32_t c) const {
   const auto& ix = reader_.index();
   const auto& ch = ix.chunks[c];
   constexpr uint64_t kHeader = 2 + 12;  // one stream (docs/format.md, "Chunk payload")
-  if (ch.transform != TransformId::none || ch.n_streams != 1 || ch.stored_size != kHeader + ch.decoded_size) return nullptr;
+  // Plain rows (transform none) or the kernels' interleaved rows (row_groups, docs/format.md).
+  if ((ch.transform != TransformId::none && ch.transform != TransformId::row_groups) || ch.n_streams != 1 ||
+      ch.stored_size != kHeader + ch.decoded_size)
+    return nullptr;
   const GgmlType type = ix.tensors[ch.tensor].type;
   const auto st = reader_.stored(ch);
   // Parsing the header faulted in a folio around it: give it back now, not after the scan of all
@@ -324,7 +338,7 @@ const uint8_t* DcqWeights::raw_rows(uint32_t c) const {
     ~Drop() { loader_detail::drop_chunk_pages(r, c); }
   } drop{reader_, c};
   try {
-    const auto streams = parse_payload(type, TransformId::none, st, ch.decoded_size);
+    const auto streams = parse_payload(type, ch.transform, st, ch.decoded_size);
     if (streams.size() != 1 || streams[0].codec.id != CodecId::raw) return nullptr;
   } catch (const Error&) {
     return nullptr;  // a bad header is reported by the decode path
@@ -333,8 +347,14 @@ const uint8_t* DcqWeights::raw_rows(uint32_t c) const {
   return uintptr_t(rows) % row_alignment(type) == 0 ? rows : nullptr;
 }
 
-const uint8_t* DcqWeights::zero_copy_view(uint32_t chunk0, uint32_t chunk1) const {
-  return chunk1 == chunk0 + 1 ? zc_rows_[chunk0] : nullptr;
+bool DcqWeights::grouped(uint32_t c) const { return reader_.index().chunks[c].transform == TransformId::row_groups; }
+
+const uint8_t* DcqWeights::zero_copy_view(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1) const {
+  if (chunk1 != chunk0 + 1) return nullptr;
+  // Interleaved rows in the file serve only a whole matrix the engine wants interleaved; anyone
+  // else gets them decoded (decode_chunk puts them back into plain rows).
+  if (grouped(chunk0) && !(key == tensor && want_il_[tensor])) return nullptr;
+  return zc_rows_[chunk0];
 }
 
 void DcqWeights::verify_once(uint32_t c) {
@@ -343,9 +363,15 @@ void DcqWeights::verify_once(uint32_t c) {
   // rows, the stored one also the header), before the rows are first handed out.
   const auto t0 = std::chrono::steady_clock::now();
   const auto& ch = reader_.index().chunks[c];
-  reader_.check_stored(c);
-  if (xxh3(std::span<const uint8_t>(zc_rows_[c], ch.decoded_size)) != ch.xxh3_decoded)
-    fail(ExitCode::integrity, describe() + ": " + reader_.chunk_name(c) + ": decoded bytes checksum mismatch (corrupt)");
+  if (grouped(c)) {
+    // The decoded checksum is of the plain rows: decode once into a scratch copy (both checks).
+    std::vector<uint8_t> plain(ch.decoded_size);
+    reader_.decode_chunk(c, plain);
+  } else {
+    reader_.check_stored(c);
+    if (xxh3(std::span<const uint8_t>(zc_rows_[c], ch.decoded_size)) != ch.xxh3_decoded)
+      fail(ExitCode::integrity, describe() + ": " + reader_.chunk_name(c) + ": decoded bytes checksum mismatch (corrupt)");
+  }
   zc_verified_[c].store(true, std::memory_order_release);
   // check_stored read the payload through the reader's mapping: give those pages back (the
   // rows are used through views_, which may be another mapping).
@@ -355,13 +381,7 @@ void DcqWeights::verify_once(uint32_t c) {
 }
 
 void DcqWeights::drop_mapped(const Entry& e) const {
-  // DCQ_KEEP_MAPPED=1 (measurement only): leave evicted zero-copy pages mapped, to time what
-  // giving them back costs; the resident set then exceeds the budget by up to the file size.
-  static const bool keep = [] {
-    const char* v = std::getenv("DCQ_KEEP_MAPPED");
-    return v && std::string_view(v) == "1";
-  }();
-  if (e.view && !keep) drop_pages(map_, e.view, e.bytes);
+  if (e.view && !keep_mapped()) drop_pages(map_, e.view, e.bytes);
 }
 
 uint8_t* DcqWeights::take_buffer(uint64_t bytes) {
@@ -419,9 +439,9 @@ bool DcqWeights::copy_streamed(size_t key, size_t tensor, uint32_t chunk0, uint3
   // Whole tensors only: an embedding row's chunk stays a view (one row must not cost a copy of
   // its chunk). A pinned tensor is read once: a view of the mapping, unless the engine wants its
   // rows interleaved, which the file's plain rows are not (the copy is interleaved in place, once).
-  if (fd_ < 0 || key != tensor || !zero_copy_view(chunk0, chunk1)) return false;
+  if (fd_ < 0 || key != tensor || !zero_copy_view(key, tensor, chunk0, chunk1)) return false;
   // Streamed rows with 2 MiB mappings are cheaper as views than any copy (map_huge).
-  return pinned_[tensor] ? bool(want_il_[tensor]) : copy_streamed_ && huge_.empty();
+  return pinned_[tensor] ? want_il_[tensor] && !grouped(chunk0) : copy_streamed_ && huge_.empty();
 }
 
 void DcqWeights::fill_raw(uint32_t c, uint8_t* dst) {
@@ -523,7 +543,7 @@ std::optional<TensorInfo> DcqWeights::info(std::string_view name) const {
 }
 
 const uint8_t* DcqWeights::view_for(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1, bool& huge) const {
-  const uint8_t* v = zero_copy_view(chunk0, chunk1);
+  const uint8_t* v = zero_copy_view(key, tensor, chunk0, chunk1);
   // Only whole streamed tensors go through the huge mapping: a pinned view stays mapped for the
   // run and an embedding row's chunk is small, so 2 MiB blocks would only cost them memory.
   huge = v && !huge_.empty() && key == tensor && !pinned_[tensor];
@@ -564,7 +584,7 @@ void DcqWeights::uncharge(const Entry& e) {
     if (--block_refs_[b] != 0) continue;
     stats_.resident_bytes -= block_;
     const size_t len = std::min<size_t>(block_, huge_.size() - b * block_);
-    (void)::madvise(const_cast<uint8_t*>(huge_.data()) + b * block_, len, MADV_DONTNEED);
+    if (!keep_mapped()) (void)::madvise(const_cast<uint8_t*>(huge_.data()) + b * block_, len, MADV_DONTNEED);
   }
 }
 
@@ -659,6 +679,7 @@ void DcqWeights::prefetch_worker() {
         Entry& e = *job->entry;
         if (job->copy_raw) {
           fill_raw(job->c0, e.data);
+          e.interleaved = grouped(job->c0);  // copied as stored
           interleave_if_wanted(e, job->tensor);
         } else if (e.view) {  // nothing to decode: check once and fault the pages in ahead of the engine
           verify_once(job->c0);
@@ -763,6 +784,7 @@ void DcqWeights::schedule_prefetch(size_t tensor) {
     job->copy_raw = copy;
     e.view = view;
     e.huge = huge;
+    e.interleaved = view && grouped(job->c0);
     if (!e.view) e.data = take_buffer(ti.n_bytes);
     charge(e);
     note_peak();
@@ -821,6 +843,7 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
     e->data = take_buffer(bytes);
     const auto t0 = std::chrono::steady_clock::now();
     fill_raw(chunk0, e->data);  // checks first (throws before the entry exists)
+    e->interleaved = grouped(chunk0);  // copied as stored
     interleave_if_wanted(*e, tensor);
     e->decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     stats_.decode_seconds += e->decode_seconds;
@@ -831,6 +854,7 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
     verify_once(chunk0);  // throws before the entry exists: bad rows are never handed out
     e->view = view;
     e->huge = huge;
+    e->interleaved = grouped(chunk0);
     ++stats_.zero_copy_acquires;
     stats_.zero_copy_bytes += bytes;
   } else {

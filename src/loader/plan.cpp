@@ -231,7 +231,8 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
       // Served zero-copy by the loader (dcq_weights.cpp, raw_rows): no decode, only page faults
       // and a checksum on first use, so nothing per token.
       const bool zc = o.zero_copy && o.read_throttle <= 0 && (t.n_chunks == 1 || tp.row_access) &&
-                      ch.transform == TransformId::none && ch.n_streams == 1 && ch.codec == CodecId::raw &&
+                      (ch.transform == TransformId::none || ch.transform == TransformId::row_groups) &&
+                      ch.n_streams == 1 && ch.codec == CodecId::raw &&
                       ch.stored_size == 14 + ch.decoded_size && t.type != GgmlType::F32 &&
                       t.type != GgmlType::I32 && t.type != GgmlType::I64 && t.type != GgmlType::F64;
       const double s = zc ? 0.0 : cost.at(enc[c]) * double(ch.decoded_size);

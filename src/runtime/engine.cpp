@@ -331,32 +331,25 @@ void linear(WeightSource& w, Repacked& rp, kernels::ThreadPool& pool, const std:
 
 // ys[i] = W_i x for the matrices names[i] that read the same activations (Q/K/V, gate/up), in
 // one pass of the pool (kernels::matmul_multi: activations converted once, one synchronisation);
-// `after` runs per thread on the rows it computed (see matmul_multi). A source that decodes
-// tensors under a memory budget (.dcq) gets one matrix held at a time, as before.
+// `after` runs per thread on the rows it computed (see matmul_multi). All of them are held at
+// once, also from a source under a memory budget: its plan's window has room for three weights
+// of a layer (docs/loader.md), and one pass instead of three keeps a budgeted run as fast as a
+// resident one.
 void linear_multi(WeightSource& w, Repacked& rp, kernels::ThreadPool& pool, std::initializer_list<std::string> names,
                   const float* x, int n, std::initializer_list<float*> ys, const kernels::RowEpilogue& after = {}) {
-  const bool resident = w.all_resident();
   std::vector<std::unique_ptr<Held>> held;
   std::vector<kernels::MatmulJob> jobs;
   auto y = ys.begin();
-  int64_t rows = 0;
   for (const std::string& name : names) {
     float* out = *y++;
     if (auto it = rp.copies.find(name); it != rp.copies.end()) {
       jobs.push_back({it->second.matrix, out});
-    } else if (resident) {
+    } else {
       held.push_back(std::make_unique<Held>(w, name));
       jobs.push_back({held.back()->matrix(), out});
-    } else {
-      Held h(w, name);
-      kernels::matmul(h.matrix(), x, n, out, &pool);
-      rows = h.matrix().n_rows;
     }
   }
-  if (!jobs.empty()) return kernels::matmul_multi(jobs, x, n, &pool, after);
-  if (!after) return;
-  if (n < 8 || pool.size() < 2) return after(0, rows);
-  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) { after(r0, r1); });
+  kernels::matmul_multi(jobs, x, n, &pool, after);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "dcq/engine.hpp"
 #include "dcq/error.hpp"
 #include "dcq/io.hpp"
+#include "dcq/kernels.hpp"
 #include "dcq/loader.hpp"
 #include "dcq/sampler.hpp"
 #include "dcq/synth.hpp"
@@ -215,6 +216,84 @@ TEST(LoaderZeroCopy, PeakResidentSetWithinBudgetPlusOverhead) {
   }
 }
 
+// A repack with row_groups chunks (the default of `dcq plan --repack`) stores the streamed
+// matrices in the kernels' interleaved layout: the loader hands those bytes to the engine as they
+// are (a view, nothing decoded, `interleaved` set), and where the kernels do not want that layout
+// (the scalar path) it decodes them back into plain rows. Same tokens as the GGUF on every path.
+TEST(LoaderZeroCopy, RowGroupChunksServedInterleavedWithoutDecoding) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const fs::path gguf_path = test::model_path("stories260K/stories260K-Q4_0.gguf");
+  CompressOptions o;
+  o.input = gguf_path;
+  o.output = dir.path() / "q4.dcq";
+  o.chunk_size = 4096;
+  compress(o);
+  PlanOptions po;
+  po.budget = MemBudget::parse("40%");
+  po.measured_speeds = false;
+  const auto plan = make_plan(DcqReader::open(o.output), po);
+  const fs::path grouped = dir.path() / "q4-rg.dcq";
+  const auto rep = repack_raw(o.output, grouped, plan.store_raw, false, true, /*interleave=*/true);
+  ASSERT_GT(rep["row_group_chunks"].get<int>(), 2);
+  const Model gguf = load_model(gguf_path);
+  std::string name;  // a streamed matrix stored as row_groups
+  {
+    const auto r = DcqReader::open(grouped);
+    for (const auto& t : r.index().tensors)
+      if (name.empty() && t.n_chunks == 1 && r.index().chunks[t.first_chunk].transform == TransformId::row_groups &&
+          t.name.rfind("blk.", 0) == 0)
+        name = t.name;
+  }
+  ASSERT_FALSE(name.empty());
+  const Tensor& t = *gguf.find_tensor(name);
+  const auto isa = kernels::active_isa();
+  for (const auto path : {kernels::Isa::scalar, kernels::Isa::avx2, kernels::Isa::avx512}) {
+    if (!kernels::cpu_supports(path)) continue;
+    kernels::set_isa(path);
+    ModelWeights gw(gguf);
+    const auto want = greedy(gw, gguf, 16);
+    DcqWeights w(grouped, MemBudget::parse("40%"));
+    EXPECT_EQ(greedy(w, *w.model(), 16), want) << kernels::isa_name(path);
+    const bool pays = kernels::interleave_pays(t.type, t.n_rows(), t.row_width());
+    DcqWeights d(grouped, MemBudget::parse("40%"));
+    d.want_interleaved(name);
+    const uint64_t decoded0 = d.stats().bytes_decoded;
+    const WeightBlocks b = d.acquire(name);
+    EXPECT_EQ(b.interleaved, pays) << kernels::isa_name(path);
+    std::vector<uint8_t> expect(t.data.begin(), t.data.end());
+    if (pays) kernels::interleave_rows(t.type, t.n_rows(), t.row_width(), t.data.data(), expect.data());
+    EXPECT_TRUE(std::equal(b.data.begin(), b.data.end(), expect.begin(), expect.end())) << kernels::isa_name(path);
+    if (pays) {  // the file's bytes themselves: nothing decoded for it
+      EXPECT_EQ(d.stats().bytes_decoded, decoded0);
+      EXPECT_EQ(d.stats().zero_copy_acquires, 1u);
+    } else {
+      EXPECT_EQ(d.stats().bytes_decoded, decoded0 + t.data.size());
+    }
+    d.release(name);
+  }
+  kernels::set_isa(isa);
+  // A flipped byte in those rows stops a run with exit 4 naming the tensor, before it is used.
+  {
+    const auto r = DcqReader::open(grouped);
+    uint64_t at = 0;
+    for (const auto& x : r.index().tensors)
+      if (x.name == name) {
+        const auto& c = r.index().chunks[x.first_chunk];
+        at = c.offset + 14 + (c.stored_size - 14) / 2;
+      }
+    ASSERT_GT(at, 0u);
+    auto bytes = test::slurp(grouped);
+    bytes[size_t(at)] ^= 0x10;
+    test::spit(grouped, bytes);
+  }
+  for (const char* extra : {" --mem-budget 40%", " --mem-budget 40% --prefetch --threads 2"}) {
+    const auto r = test::run_dcq("run " + grouped.string() + " -p 'Once upon a time' -n 8 --temp 0" + extra);
+    EXPECT_EQ(r.exit_code, 4) << extra << ": " << r.err;
+    EXPECT_NE(r.err.find(name), std::string::npos) << r.err;
+  }
+}
+
 // Streamed views mapped and charged in blocks (docs/loader.md, "2 MiB mappings"): a view holds
 // the blocks it overlaps, the budget counts each mapped block once and a block is given back when
 // its last view leaves. 2 MiB blocks need a bigger model than a test can afford, so the same code
@@ -298,9 +377,11 @@ TEST(LoaderZeroCopy, StreamedRawTensorsCopiedIntoReusedBuffers) {
   const uint64_t copied = copy.stats().stream_copy_bytes - copied0;
   ASSERT_GT(copied, 16u * (1u << 20)) << "streamed raw tensors were not copied";
   const long faults = r1.ru_minflt - r0.ru_minflt;
-  // A fresh buffer per streamed tensor would fault copied / 4096 times; allow an eighth of that
-  // (the engine's own allocations, a buffer of a new size now and then).
-  EXPECT_LT(double(faults), double(copied) / 4096.0 / 8.0) << faults << " faults for " << copied << " bytes copied";
+  // A fresh buffer per streamed tensor would fault copied / 4096 times; allow a third of that
+  // (the engine's own allocations, a buffer of a new size now and then: Q/K/V and gate/up are held
+  // together, so the window changes between sizes within a layer; measured 23 %, 12 % when they
+  // were held one at a time).
+  EXPECT_LT(double(faults), double(copied) / 4096.0 / 3.0) << faults << " faults for " << copied << " bytes copied";
   EXPECT_LE(copy.stats().peak_resident_bytes, copy.stats().budget_bytes);
 
   DcqWeights pf(raw, MemBudget::parse("40%"), /*prefetch=*/true, 2);  // with prefetch: copied (default)
