@@ -248,6 +248,9 @@ class DcqWeights final : public WeightSource {
   // mapped block (block_refs_: cached views per block), not per view.
   std::span<const uint8_t> huge_;
   std::vector<uint32_t> block_refs_;
+  std::vector<uint8_t> block_pending_;  // per block: unused by views, still mapped and charged
+  std::vector<size_t> pending_;         // those blocks
+  bool flush_blocks();                  // gives the pending blocks back; false when none
   uint64_t block_ = 0;  // plan_.view_block once huge_ is mapped
   std::pair<size_t, size_t> blocks_of(const uint8_t* view, uint64_t n) const;  // [first, end) blocks
   void map_huge();
