@@ -7,6 +7,9 @@
 #include <cstring>
 #include <unordered_set>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "dcq/byte_reader.hpp"
 #include "dcq/container.hpp"
 #include "dcq/error.hpp"
@@ -414,9 +417,23 @@ void DcqReader::parse_all(const DcqReadOptions& options) {
     for (uint64_t k = from; k < to; ++k)
       if (bytes_[k] != 0) integrity("non-zero byte at offset " + std::to_string(k) + " in padding (corrupt)");
   };
+  // Reading the gaps faults in the page-cache folio around each (a whole folio, up to 2 MiB, on
+  // current kernels): through our own file mapping, give the pages back every few MiB, so that
+  // opening a file does not map most of it at once (measured: 112 MiB of a 138 MiB file).
+  uint64_t dropped = 0;
+  auto drop_behind = [&](uint64_t upto) {
+    constexpr uint64_t kStep = 4u << 20;
+    if (!file_ || upto < dropped + kStep) return;
+    const auto page = uint64_t(::sysconf(_SC_PAGESIZE));
+    const uint64_t lo = (uintptr_t(bytes_.data()) + dropped) / page * page;
+    const uint64_t hi = (uintptr_t(bytes_.data()) + upto) / page * page;
+    if (hi > lo) (void)::madvise(reinterpret_cast<void*>(lo), size_t(hi - lo), MADV_DONTNEED);
+    dropped = upto;
+  };
   for (const auto& g : regions) {
     if (g.at < pos) bad("payloads overlap at offset " + std::to_string(g.at));
     check_gap(pos, g.at);
+    drop_behind(g.at);
     pos = g.at + g.size;
   }
   check_gap(pos, index_offset);
