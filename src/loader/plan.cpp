@@ -99,12 +99,20 @@ std::map<std::string, double> decode_cost(const DcqReader& r, const std::vector<
       cost[cls] = modelled;
       continue;
     }
+    // Chunks of up to 4 MiB only: a class of whole-tensor chunks (a repack's raw classifier is
+    // 26 MiB on the 110M Q8_0) would otherwise cost its decoded size plus its mapped stored bytes
+    // at open, above a small budget (the peak of a 20 % run). Such a class keeps the model.
     std::vector<size_t> sample;
     uint64_t bytes = 0;
     for (size_t c : chunks) {
       if (bytes >= (1u << 20) || sample.size() >= 8) break;
+      if (ix.chunks[c].decoded_size > (4u << 20)) continue;
       sample.push_back(c);
       bytes += ix.chunks[c].decoded_size;
+    }
+    if (sample.empty()) {
+      cost[cls] = modelled;
+      continue;
     }
     AlignedBuf buf(ix.chunks[sample[0]].decoded_size);
     double best = std::numeric_limits<double>::infinity();
