@@ -276,10 +276,39 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     const bool row_read = t.name == "token_embd.weight" && has_output;
     if (t.n_chunks > 1 || row_read || t.ne.size() < 2) max_chunk = std::max(max_chunk, c.decoded_size);
   }
+  // The file range each layer's tensors occupy: its views (2 MiB blocks) all lie inside it, so a
+  // layer never holds more blocks than the range overlaps, however its tensors are counted one by
+  // one (q/k/v of 0.3 MiB each count 4 MiB apiece, 12 MiB, where the layer spans 2-3 blocks). For
+  // this file: the chunks' own offsets. For a repack (whose file does not exist yet): the same
+  // chunks in the same order, each as large as it can become (raw, one header, alignment).
+  std::map<long, std::pair<uint64_t, uint64_t>> layer_range;  // [first, end) in this file's offsets
+  for (const auto& c : ix.chunks) {
+    const long l = layer_of(ix.tensors[c.tensor].name);
+    if (l < 0) continue;
+    auto [it, fresh] = layer_range.try_emplace(l, c.offset, c.offset + c.stored_size);
+    if (!fresh) {
+      it->second.first = std::min(it->second.first, c.offset);
+      it->second.second = std::max(it->second.second, c.offset + c.stored_size);
+    }
+  }
+  std::map<long, uint64_t> layer_span;
+  for (const auto& [l, range] : layer_range) {
+    if (!o.for_repack) {
+      layer_span[l] = range.second - range.first;
+      continue;
+    }
+    uint64_t grown = 0;
+    for (const auto& c : ix.chunks)
+      if (c.offset >= range.first && c.offset < range.second)
+        grown += std::max<uint64_t>(c.stored_size, c.decoded_size + 14) + kDcqPayloadAlignment;
+    layer_span[l] = grown;
+  }
+
   // `any_view`: count every tensor a repack could store as one raw chunk as a view (the decision
   // whether to use blocks at all, below, must not depend on which tensors are raw already).
   auto window = [&](const std::vector<bool>& pinned, bool any_view = false) {
     std::map<long, std::map<std::string, uint64_t>> layers;
+    std::map<long, std::map<std::string, uint64_t>> plain;  // the layer's streamed non-views, by bytes
     uint64_t other = 0;
     for (size_t i = 0; i < p.tensors.size(); ++i) {
       if (pinned[i] || p.tensors[i].row_access) continue;
@@ -294,19 +323,27 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
                          p.tensors[i].bytes <= kDcqMaxChunkBytes);
       const uint64_t blk = p.view_block;
       const uint64_t held = blk && view ? (b + 2 * blk - 1) / blk * blk : b;
-      if (l >= 0)
+      if (l >= 0) {
         layers[l][base_of(p.tensors[i].name)] += held;
-      else
+        if (!(blk && view)) plain[l][base_of(p.tensors[i].name)] += b;
+      } else {
         other = std::max(other, held);
+      }
     }
     uint64_t worst = other;
-    for (const auto& [l, groups] : layers) {
+    auto top3 = [](const std::map<std::string, uint64_t>& groups) {
       std::vector<uint64_t> s;
       for (const auto& [n, b] : groups) s.push_back(b);
       std::sort(s.begin(), s.end(), std::greater<>());
-      uint64_t top3 = 0;
-      for (size_t k = 0; k < std::min<size_t>(3, s.size()); ++k) top3 += s[k];
-      worst = std::max(worst, top3);
+      uint64_t sum = 0;
+      for (size_t k = 0; k < std::min<size_t>(3, s.size()); ++k) sum += s[k];
+      return sum;
+    };
+    for (const auto& [l, groups] : layers) {
+      uint64_t need = top3(groups);
+      if (const uint64_t blk = p.view_block; blk && layer_span.count(l))  // views: at most the range's blocks
+        need = std::min(need, (layer_span[l] + 2 * blk - 1) / blk * blk + top3(plain[l]));
+      worst = std::max(worst, need);
     }
     return worst + max_chunk;
   };
