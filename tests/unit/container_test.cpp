@@ -13,6 +13,7 @@
 #include "dcq/gguf.hpp"
 #include "dcq/io.hpp"
 #include "pipeline/compress_internal.hpp"
+#include "container_test_support.hpp"
 #include "test_support.hpp"
 
 using namespace dcq;
@@ -45,17 +46,7 @@ void round_trip(const std::filesystem::path& gguf, const TempDir& tmp) {
   EXPECT_TRUE(a == b) << gguf << " does not round-trip byte for byte";
 }
 
-// Outcome of opening and fully decoding container bytes: 0 when sound, else the exit code.
-int check_bytes(const std::vector<uint8_t>& bytes) {
-  try {
-    const auto r = DcqReader::parse(bytes, "t.dcq");
-    (void)r.metadata_json();
-    rebuild_source(r, 1, [](std::span<const uint8_t>) {});
-    return 0;
-  } catch (const Error& e) {
-    return static_cast<int>(e.code());
-  }
-}
+using test::check_bytes;
 
 struct Regions {
   uint64_t index_offset, index_size, size;

@@ -18,6 +18,7 @@
 #include "dcq/kernels.hpp"
 #include "dcq/loader.hpp"
 #include "pipeline/compress_internal.hpp"
+#include "container_test_support.hpp"
 #include "test_support.hpp"
 
 using namespace dcq;
@@ -35,19 +36,7 @@ std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
 
 size_t block_bytes(GgmlType t) { return t == GgmlType::Q8_0 ? 34 : 18; }
 
-// Outcome of opening and fully decoding container bytes: 0 when sound, else the exit code.
-// `message` (optional) gets the error's text.
-int check_bytes(const std::vector<uint8_t>& bytes, std::string* message = nullptr) {
-  try {
-    const auto r = DcqReader::parse(bytes, "t.dcq");
-    (void)r.metadata_json();
-    rebuild_source(r, 1, [](std::span<const uint8_t>) {});
-    return 0;
-  } catch (const Error& e) {
-    if (message) *message = e.what();
-    return static_cast<int>(e.code());
-  }
-}
+using test::check_bytes;
 
 // A handcrafted single-tensor container: `rows` x `width` of `type` with random bytes, cut into
 // chunks starting at `starts` (row numbers, first 0), each stored as one raw stream under
