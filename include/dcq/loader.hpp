@@ -283,6 +283,7 @@ class DcqWeights final : public WeightSource {
   std::vector<bool> pinned_;  // per tensor index
   std::vector<bool> want_il_;  // per tensor index: want_interleaved() and the kernels agree
   void interleave_if_wanted(Entry& e, size_t tensor) const;
+  void copy_rows(Entry& e, size_t tensor, uint32_t c);  // fill_raw into e.data, interleaved as wanted
   // Keys: tensor index for whole tensors; tensors.size() + chunk index for single chunks.
   std::unordered_map<size_t, std::unique_ptr<Entry>> entries_;
   std::vector<size_t> release_order_;  // unpinned, unheld keys, oldest release first

@@ -152,13 +152,13 @@ uint64_t view_block_bytes() {
   if (const char* v = std::getenv("DCQ_VIEW_BLOCK_KIB"); v && *v) {
     const uint64_t kib = std::strtoull(v, nullptr, 10);
     const uint64_t page = uint64_t(::sysconf(_SC_PAGESIZE));
-    if (kib == 0 || (kib & (kib - 1)) != 0 || kib * 1024 < page || kib * 1024 > (2u << 20))
+    if (kib == 0 || (kib & (kib - 1)) != 0 || kib * 1024 < page || kib * 1024 > loader_detail::kFolioBytes)
       fail_usage("DCQ_VIEW_BLOCK_KIB=" + std::string(v) + ": expected a power of two from the page size to 2048");
     return kib * 1024;
   }
   std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
   std::string line;
-  return std::getline(f, line) && line.find("[never]") == std::string::npos ? (2u << 20) : 0;
+  return std::getline(f, line) && line.find("[never]") == std::string::npos ? loader_detail::kFolioBytes : 0;
 }
 
 nlohmann::json LoaderStats::to_json() const {
@@ -265,7 +265,7 @@ void DcqWeights::map_huge() {
   // fault per page (~3 ms per 19 MB, as much as the compute); with the file mapped at a 2 MiB
   // aligned address under MADV_HUGEPAGE and its page cache in 2 MiB folios, one fault maps
   // 2 MiB (measured on the 71 MB file: drop + touch all 0.2-0.4 ms instead of 4 ms).
-  constexpr size_t kHuge = 2u << 20;
+  constexpr size_t kHuge = loader_detail::kFolioBytes;
   const size_t n = map_.size();
   void* r = ::mmap(nullptr, n + kHuge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (r == MAP_FAILED) return;
@@ -738,9 +738,7 @@ void DcqWeights::prefetch_worker() {
       if (!job->cancelled.load(std::memory_order_acquire)) {
         Entry& e = *job->entry;
         if (job->copy_raw) {
-          fill_raw(job->c0, e.data);
-          e.interleaved = grouped(job->c0);  // copied as stored
-          interleave_if_wanted(e, job->tensor);
+          copy_rows(e, job->tensor, job->c0);
         } else if (e.view) {  // nothing to decode: check once and fault the pages in ahead of the engine
           verify_once(job->c0);
           populate_pages({e.view, size_t(e.bytes)});
@@ -914,9 +912,7 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
   if (copy) {
     e->data = take_buffer(bytes);
     const auto t0 = std::chrono::steady_clock::now();
-    fill_raw(chunk0, e->data);  // checks first (throws before the entry exists)
-    e->interleaved = grouped(chunk0);  // copied as stored
-    interleave_if_wanted(*e, tensor);
+    copy_rows(*e, tensor, chunk0);  // checks first (throws before the entry exists)
     e->decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     stats_.decode_seconds += e->decode_seconds;
     ++stats_.zero_copy_acquires;  // served from the raw rows, without decoding
@@ -972,6 +968,12 @@ void DcqWeights::want_interleaved(std::string_view name) {
                                                  [&](const DcqTensor& t) { return t.duplicate_of == ti; });
   const auto& t = ix.tensors[ti];
   if (!shared && kernels::interleave_pays(t.type, int64_t(t.n_rows()), t.ne[0])) want_il_[ti] = true;
+}
+
+void DcqWeights::copy_rows(Entry& e, size_t tensor, uint32_t c) {
+  fill_raw(c, e.data);
+  e.interleaved = grouped(c);  // a row_groups chunk is copied as stored: interleaved already
+  interleave_if_wanted(e, tensor);
 }
 
 void DcqWeights::interleave_if_wanted(Entry& e, size_t tensor) const {

@@ -13,6 +13,9 @@
 
 namespace dcq::loader_detail {
 
+// The largest page-cache folio a fault maps on current kernels, and a PMD page-table entry's span.
+inline constexpr uint64_t kFolioBytes = 2u << 20;
+
 // Drops the pages of [p, p + n) of the read-only file mapping `map` from the process (they stay
 // in the page cache; a later access faults them in again, same bytes). Used for stored bytes
 // already decoded and for zero-copy tensors leaving the cache, so that the mapping does not grow
@@ -25,7 +28,7 @@ inline void drop_pages(std::span<const uint8_t> map, const uint8_t* p, uint64_t 
   // Folios are aligned in the file, not in our address space: `map` starts at file offset 0, so
   // the boundaries are map.data() + k * 2 MiB (rounding the addresses themselves missed parts of
   // folios, and the first pass of a 20 % run kept ~40 MiB of them mapped).
-  constexpr uintptr_t kFolio = 2u << 20;
+  constexpr uintptr_t kFolio = kFolioBytes;
   const uintptr_t lo = uintptr_t(map.data()), hi = lo + map.size();  // lo is page aligned
   const uintptr_t off = uintptr_t(p) - lo;
   const uintptr_t a = lo + (off & ~(kFolio - 1));

@@ -3,8 +3,6 @@
 // length is a clean error, and a newer format version is refused by name.
 #include <gtest/gtest.h>
 
-#include <xxhash.h>
-
 #include <cstring>
 
 #include "dcq/compress.hpp"
@@ -47,6 +45,7 @@ void round_trip(const std::filesystem::path& gguf, const TempDir& tmp) {
 }
 
 using test::check_bytes;
+using test::rehash_header_and_footer;
 
 struct Regions {
   uint64_t index_offset, index_size, size;
@@ -69,13 +68,6 @@ const std::vector<uint8_t>& sample_container() {
   return bytes;
 }
 
-void rehash_header_and_footer(std::vector<uint8_t>& b) {
-  const uint64_t h = XXH3_64bits(b.data(), 24);
-  std::memcpy(b.data() + 24, &h, 8);
-  uint8_t* f = b.data() + b.size() - 64;
-  const uint64_t fh = XXH3_64bits(f, 48);
-  std::memcpy(f + 48, &fh, 8);
-}
 
 }  // namespace
 

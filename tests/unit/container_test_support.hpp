@@ -1,6 +1,9 @@
 // Shared by the container tests (container_test.cpp, row_groups_test.cpp).
 #pragma once
+#include <xxhash.h>
+
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <vector>
@@ -23,6 +26,16 @@ inline int check_bytes(const std::vector<uint8_t>& bytes, std::string* message =
     if (message) *message = e.what();
     return static_cast<int>(e.code());
   }
+}
+
+// After a test edits header or footer bytes: their own checksums made valid again, so that the
+// reader gets past them to the check under test.
+inline void rehash_header_and_footer(std::vector<uint8_t>& b) {
+  const uint64_t h = XXH3_64bits(b.data(), 24);
+  std::memcpy(b.data() + 24, &h, 8);
+  uint8_t* f = b.data() + b.size() - 64;
+  const uint64_t fh = XXH3_64bits(f, 48);
+  std::memcpy(f + 48, &fh, 8);
 }
 
 }  // namespace dcq::test

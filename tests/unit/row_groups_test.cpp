@@ -37,6 +37,7 @@ std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
 size_t block_bytes(GgmlType t) { return t == GgmlType::Q8_0 ? 34 : 18; }
 
 using test::check_bytes;
+using test::rehash_header_and_footer;
 
 // A handcrafted single-tensor container: `rows` x `width` of `type` with random bytes, cut into
 // chunks starting at `starts` (row numbers, first 0), each stored as one raw stream under
@@ -99,13 +100,6 @@ std::vector<uint8_t> forge(const fs::path& path, const Forge& f) {
   return test::slurp(path);
 }
 
-void rehash_header_and_footer(std::vector<uint8_t>& b) {
-  const uint64_t h = XXH3_64bits(b.data(), 24);
-  std::memcpy(b.data() + 24, &h, 8);
-  uint8_t* f = b.data() + b.size() - 64;
-  const uint64_t fh = XXH3_64bits(f, 48);
-  std::memcpy(f + 48, &fh, 8);
-}
 
 // stories260K `type` compressed losslessly into dir/m.dcq.
 fs::path lossless_dcq(const TempDir& dir, const std::string& type) {
