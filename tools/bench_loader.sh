@@ -5,14 +5,52 @@
 # served zero-copy), the copy path and prefetch at 60 %, and the simulated slow storage: the GGUF's
 # bytes (every tensor raw, `dcq plan --repack --all-raw`) against the lossless .dcq and a
 # double-compressed (ecsq) .dcq, for stories260K (trained) and the 110M synth (random weights).
-# Usage: tools/bench_loader.sh BUILD_DIR WORK_DIR [s4|s5]   (WORK_DIR receives the models, ~1.5 GB;
-# s4/s5: the session-4/5 runs on the files made by a run without them)
+# Usage: tools/bench_loader.sh BUILD_DIR WORK_DIR [s4|s5|s6]   (WORK_DIR receives the models, ~1.5 GB;
+# s4/s5/s6: the session-4/5/6 runs on the files made by a run without them)
 set -euo pipefail
 build=$(cd "${1:?build dir}" && pwd); work=${2:?work dir}
 dcq="$build/tools/dcq/dcq"
 data=${DCQ_TEST_DATA:-$(dirname "$0")/../../shared/data}; data=$(cd "$data" && pwd)
 mkdir -p "$work"; cd "$work"
 lscpu | grep 'Model name'; nproc; uptime
+if [ "${3:-}" = s6 ]; then
+  # Session 6 (docs/loader.md, "Measurements, session 6"): row_groups repacks per budget with 2 MiB
+  # views, 5 rounds of `bench memory` each; then 8 interleaved rounds (resident, then two repacks of
+  # the 60 % plan, OLD60 and the current one) at 64 tokens; the blocks kept mapped
+  # (DCQ_KEEP_MAPPED=1, over budget: what giving blocks back costs); slow storage at 60 %.
+  for n in q4 q8; do
+    for p in 80 60 40 20; do
+      "$dcq" plan "s110-$n.dcq" --mem-budget $p% --threads 2 --repack "s110-$n-k$p.dcq" --force -q > /dev/null
+    done
+    "$dcq" bench memory "s110-$n-k60.dcq" --budgets 100%,80%,60%,40%,20% --repeats 5 --tokens 32 --threads 2 \
+      --json --svg "s6-$n-k60.svg" > "s6-$n-k60.json"
+    for p in 80 40 20; do
+      "$dcq" bench memory "s110-$n-k$p.dcq" --budgets $p% --repeats 5 --tokens 32 --threads 2 --json > "s6-$n-k$p.json"
+    done
+    for k in 0 1; do
+      DCQ_KEEP_MAPPED=$k "$dcq" bench memory "s110-$n-k60.dcq" --budgets 60% --repeats 5 --tokens 32 --threads 2 \
+        --json > "s6-$n-keep$k.json"
+    done
+  done
+  g() { "$dcq" run "$@" -p "Once upon a time" -n 64 --temp 0 --threads 2 --json -q |
+    python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["gen_tokens_per_s"])'; }
+  for n in q4 q8; do
+    [ -f "s110-$n-old60.dcq" ] || continue  # OLD60: a 60 % repack made by an earlier dcq, if kept
+    for i in 1 2 3 4 5 6 7 8; do
+      r=$(g "s110-$n-k60.dcq"); o=$(g "s110-$n-old60.dcq" --mem-budget 60%); k=$(g "s110-$n-k60.dcq" --mem-budget 60%)
+      python3 -c "print('$n round $i resident $r old %.2f new %.2f' % ($o / $r, $k / $r))"
+    done
+  done | tee s6-ab.txt
+  "$dcq" plan s110-q4.dcq --mem-budget 60% --repack s110-q4-allraw.dcq --all-raw --force -q > /dev/null
+  for mbs in 100 400; do
+    for f in s110-q4.dcq s110-q4-allraw.dcq; do
+      "$dcq" bench memory "$f" --budgets 60% --repeats 2 --tokens 16 --threads 2 --read-throttle $mbs --json \
+        > "s6-throttle-$mbs-$f.json"
+    done
+  done
+  uptime
+  exit 0
+fi
 if [ "${3:-}" = s5 ]; then
   # Session 5 (docs/loader.md, "Measurements, session 5"): the 60 % target on the r60 files, 5
   # rounds; per round and file back to back: resident, 60 % with streamed raw tensors as views of
