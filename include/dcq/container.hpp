@@ -172,6 +172,9 @@ class DcqReader {
   // Checks the stored checksum, decodes and checks the decoded checksum. `out` has the chunk's
   // decoded size. Throws Error(integrity) naming the file, tensor and chunk.
   void decode_chunk(size_t chunk, std::span<uint8_t> out) const;
+  // The same from a copy of the chunk's stored bytes the caller read itself (the loader reads
+  // small chunks with pread: mapping and dropping their pages would cost TLB shootdowns).
+  void decode_chunk(size_t chunk, std::span<const uint8_t> payload, std::span<uint8_t> out) const;
   // Only the stored checksum (cheap; for inspect).
   void check_stored(size_t chunk) const;
   std::vector<uint8_t> read_blob(const DcqBlob& blob, const char* what) const;

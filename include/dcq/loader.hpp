@@ -212,6 +212,9 @@ class DcqWeights final : public WeightSource {
   // room); false for a view of the mapping, which needs the room itself.
   void make_room(uint64_t bytes, const std::string& what, bool buffer = true);
   void drop(size_t key);
+  // pread of n bytes at file offset `off` (chunk c's `what`, for the error message).
+  void read_at(uint64_t off, uint8_t* dst, uint64_t n, uint32_t c, const char* what) const;
+  bool flush_released_views();  // drops every released 2 MiB view, then flush_blocks(); false if nothing
   bool try_make_room(uint64_t bytes, bool buffer = true);
   // `cancel`: checked between chunks (a cancelled prefetch stops early; its buffer is discarded).
   void decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels::ThreadPool* pool,

@@ -495,23 +495,28 @@ void DcqReader::check_stored(size_t i) const {
 }
 
 void DcqReader::decode_chunk(size_t i, std::span<uint8_t> out) const {
+  decode_chunk(i, stored(index_.chunks[i]), out);
+}
+
+void DcqReader::decode_chunk(size_t i, std::span<const uint8_t> payload, std::span<uint8_t> out) const {
   const auto& c = index_.chunks[i];
-  DCQ_ASSERT(out.size() == c.decoded_size);
-  check_stored(i);
+  DCQ_ASSERT(out.size() == c.decoded_size && payload.size() == c.stored_size);
+  if (verify_ && xxh3(payload) != c.xxh3_stored)
+    fail(ExitCode::integrity, source_ + ": " + chunk_name(i) + ": stored bytes checksum mismatch (corrupt)");
   const auto& t = index_.tensors[c.tensor];
   if (verify_) {
     // The stored bytes matched their checksum, so a payload table that contradicts the index
     // (stream count or sizes) was written that way: a forged file, bad input (docs/format.md,
     // "Conventions"). Codec streams that fail to decode stay integrity errors below.
     try {
-      (void)parse_payload(t.type, c.transform, stored(c), c.decoded_size);
+      (void)parse_payload(t.type, c.transform, payload, c.decoded_size);
     } catch (const Error& e) {
       if (e.code() == ExitCode::internal) throw;
       fail_input(source_ + ": " + chunk_name(i) + ": " + e.what());
     }
   }
   try {
-    decode_payload(t.type, c.transform, stored(c), out, t.ne[0]);
+    decode_payload(t.type, c.transform, payload, out, t.ne[0]);
   } catch (const Error& e) {
     fail(e.code() == ExitCode::internal ? ExitCode::internal : ExitCode::integrity,
          source_ + ": " + chunk_name(i) + ": " + e.what());

@@ -43,6 +43,10 @@ using loader_detail::drop_pages;
 
 constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
 constexpr std::align_val_t kAlign{64};
+// Stored chunks up to this size are decoded from a pread copy (one scratch buffer per decoding
+// thread, part of the fixed overhead); larger ones through the mapping, whose drop afterwards is
+// then one madvise for many pages.
+constexpr uint64_t kPreadPayloadBytes = 1u << 20;
 
 // A decoded tensor's memory. Large buffers are their own anonymous mapping, so that freeing one
 // gives its pages back to the system at once: from the heap, freed buffers of varying sizes stay
@@ -486,12 +490,15 @@ void DcqWeights::fill_raw(uint32_t c, uint8_t* dst) {
   // pread: the kernel copies from the page cache into our (already faulted) buffer; the process's
   // page tables do not change, unlike mapping the rows in and dropping them again every token.
   const auto& ch = reader_.index().chunks[c];
-  uint64_t off = uint64_t(zc_rows_[c] - map_.data()), left = ch.decoded_size;
+  read_at(uint64_t(zc_rows_[c] - map_.data()), dst, ch.decoded_size, c, "rows");
+}
+
+void DcqWeights::read_at(uint64_t off, uint8_t* dst, uint64_t left, uint32_t c, const char* what) const {
   while (left > 0) {
     const ssize_t r = ::pread(fd_, dst, size_t(std::min<uint64_t>(left, 1u << 30)), off_t(off));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0)
-      fail_input(describe() + ": " + reader_.chunk_name(c) + ": cannot read the rows (" +
+      fail_input(describe() + ": " + reader_.chunk_name(c) + ": cannot read the " + what + " (" +
                  (r < 0 ? std::string(std::strerror(errno)) : std::string("file shorter than its index")) + ")");
     dst += r;
     off += uint64_t(r);
@@ -631,13 +638,32 @@ void DcqWeights::uncharge(const Entry& e) {
     }
 }
 
+bool DcqWeights::flush_released_views() {
+  bool dropped = false;
+  for (size_t i = release_order_.size(); i-- > 0;) {
+    if (i >= release_order_.size()) continue;  // drop() erased entries after it
+    const size_t key = release_order_[i];
+    if (!entries_.at(key)->huge) continue;
+    drop(key);
+    dropped = true;
+  }
+  return flush_blocks() || dropped;
+}
+
 bool DcqWeights::flush_blocks() {
   if (pending_.empty()) return false;
   std::sort(pending_.begin(), pending_.end());
   for (size_t i = 0; i < pending_.size();) {
     size_t j = i + 1;
-    while (j < pending_.size() && pending_[j] == pending_[j - 1] + 1) ++j;
-    const size_t at = pending_[i] * block_, len = std::min<size_t>((j - i) * block_, huge_.size() - at);
+    // One madvise also spans blocks between two pending ones that no view maps (pinned tensors'
+    // range, blocks given back before): each call is one TLB shootdown, whatever its length.
+    auto unmapped_between = [&](size_t a, size_t b) {
+      for (size_t k = a + 1; k < b; ++k)
+        if (block_refs_[k] != 0) return false;
+      return true;
+    };
+    while (j < pending_.size() && unmapped_between(pending_[j - 1], pending_[j])) ++j;
+    const size_t at = pending_[i] * block_, len = std::min<size_t>((pending_[j - 1] + 1 - pending_[i]) * block_, huge_.size() - at);
     if (!keep_mapped()) (void)::madvise(const_cast<uint8_t*>(huge_.data()) + at, len, MADV_DONTNEED);
     i = j;
   }
@@ -690,9 +716,20 @@ void DcqWeights::decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels
       if (cancel && cancel->load(std::memory_order_relaxed)) return;  // discarded anyway
       if (!reads.empty()) wait_read(reads[size_t(k)]);
       const uint32_t c = chunk0 + uint32_t(k);
-      reader_.decode_chunk(c, std::span<uint8_t>(e.data + at[size_t(k)], at[size_t(k) + 1] - at[size_t(k)]));
-      const auto st = reader_.stored(ix.chunks[c]);  // decoded: its stored pages are not needed again
-      drop_pages(map_, st.data(), st.size());
+      const std::span<uint8_t> out(e.data + at[size_t(k)], at[size_t(k) + 1] - at[size_t(k)]);
+      const auto st = reader_.stored(ix.chunks[c]);
+      if (fd_ >= 0 && st.size() <= kPreadPayloadBytes) {
+        // Small chunks (an embedding row's, every token) are read with pread into this thread's
+        // scratch: mapping their pages and dropping them again cost a madvise, and so a TLB
+        // shootdown on the other compute thread's core, per chunk.
+        thread_local std::vector<uint8_t> scratch;
+        if (scratch.size() < st.size()) scratch.resize(kPreadPayloadBytes);
+        read_at(uint64_t(st.data() - map_.data()), scratch.data(), st.size(), c, "stored bytes");
+        reader_.decode_chunk(c, std::span<const uint8_t>(scratch.data(), st.size()), out);
+        continue;
+      }
+      reader_.decode_chunk(c, out);
+      drop_pages(map_, st.data(), st.size());  // decoded: its stored pages are not needed again
     }
   };
   if (!pool || chunk1 - chunk0 < 2) {
@@ -864,14 +901,13 @@ void DcqWeights::make_room(uint64_t bytes, const std::string& what, bool buffer)
     if (buffer && has_free(bytes)) return;
     if (buffer && drop_same_size(bytes)) continue;
     if (buffer && free_one()) continue;
-    // Unused view blocks are given back in batches: evict until they cover this request and four
-    // blocks more (the next views then fit without a flush of their own), then flush them all
-    // (110M Q4_0 at 60 %: 7 madvise calls per token instead of 35; 2, 4 or 8 blocks measured alike).
-    const uint64_t pending = pending_.size() * block_;
-    if (!release_order_.empty() && stats_.resident_bytes - pending + free_bytes_ + bytes + 4 * block_ > budget_) {
-      drop(release_order_.back());  // most recently released: needed last in a cyclic pass
-      continue;
-    }
+    // Unused view blocks are given back in as few madvise calls as the budget allows: when room is
+    // needed, every released view goes (in a cyclic pass they are needed last, and mapping a block
+    // again is one cheap PMD fault), then all their blocks are flushed at once. Each flush costs a
+    // TLB shootdown interrupt on the other compute thread's core (~25-40 us in this VM, measured
+    // with perf trace), where evicting only what one request needs flushed ~17 times per token on
+    // the 110M Q4_0 at 60 % (docs/loader.md, "Measurements, session 7").
+    if (block_ && flush_released_views()) continue;
     if (flush_blocks()) continue;
     if (!release_order_.empty()) {
       drop(release_order_.back());

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <set>
 #include <memory>
 #include <new>
 
@@ -28,6 +29,13 @@ namespace dcq {
 namespace {
 
 constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
+// Page-table costs of streamed 2 MiB views (see view_cost in make_plan), measured on the session-7
+// machine (a 2-vCPU VM: an IPI is a VM exit) from system time per token across pinned sets:
+// one flush (madvise MADV_DONTNEED + TLB shootdown) ~35 us, one block mapped again ~10 us.
+// Constants, not timed per run: the plan for a repack and the plan of the repacked file must
+// decide alike. docs/loader.md, "Measurements, session 7".
+constexpr double kFlushSeconds = 35e-6;
+constexpr double kBlockFaultSeconds = 10e-6;
 using Clock = std::chrono::steady_clock;
 
 long layer_of(const std::string& name) {
@@ -304,8 +312,17 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     layer_span[l] = grown;
   }
 
-  // `any_view`: count every tensor a repack could store as one raw chunk as a view (the decision
-  // whether to use blocks at all, below, must not depend on which tensors are raw already).
+  // Whether streamed tensor i is served as a view of the file: it is one raw chunk, or the plan is
+  // for a repack that will store it so. `any_view`: count every tensor a repack could store as one
+  // raw chunk as a view (the decision whether to use blocks at all, below, must not depend on
+  // which tensors are raw already).
+  auto is_view = [&](size_t i, bool any_view = false) {
+    const GgmlType ty = ix.tensors[idx[i]].type;
+    return p.tensors[i].zero_copy ||
+           ((o.for_repack || any_view) && o.zero_copy && o.read_throttle <= 0 && !p.tensors[i].row_access &&
+            ty != GgmlType::F32 && ty != GgmlType::I32 && ty != GgmlType::I64 && ty != GgmlType::F64 &&
+            p.tensors[i].bytes <= kDcqMaxChunkBytes);
+  };
   auto window = [&](const std::vector<bool>& pinned, bool any_view = false) {
     std::map<long, std::map<std::string, uint64_t>> layers;
     std::map<long, std::map<std::string, uint64_t>> plain;  // the layer's streamed non-views, by bytes
@@ -316,11 +333,7 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
       // A huge-mapped view holds the 2 MiB blocks it overlaps: at most its bytes rounded up to
       // blocks, plus one block for where it starts inside the first.
       const uint64_t b = p.tensors[i].bytes;
-      const GgmlType ty = ix.tensors[idx[i]].type;
-      const bool view = p.tensors[i].zero_copy ||
-                        ((o.for_repack || any_view) && o.zero_copy && o.read_throttle <= 0 && ty != GgmlType::F32 &&
-                         ty != GgmlType::I32 && ty != GgmlType::I64 && ty != GgmlType::F64 &&
-                         p.tensors[i].bytes <= kDcqMaxChunkBytes);
+      const bool view = is_view(i, any_view);
       const uint64_t blk = p.view_block;
       const uint64_t held = blk && view ? (b + 2 * blk - 1) / blk * blk : b;
       if (l >= 0) {
@@ -348,6 +361,67 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     return worst + max_chunk;
   };
 
+  // Streamed views in 2 MiB blocks cost page-table work every token: a PMD fault per block mapped
+  // again, and per flush (DcqWeights::make_room gives every released view's blocks back at once)
+  // one madvise whose TLB shootdown interrupts the other compute thread. A greedy that pins until
+  // the budget is full leaves a window of a few blocks, so flushes come every layer (~15 per token
+  // on the 110M Q4_0 at 60 %). Of the greedy's pin sequence, keep the prefix with the least modelled
+  // per-token cost: the streamed non-views' decode time, plus flushes (the views' bytes per token
+  // over the room left beside pinned tensors and window) and block faults at the costs below. The
+  // costs depend only on sizes, so the plan for a repack and the plan of the repacked file agree.
+  auto view_cost = [&](const std::vector<bool>& pin, uint64_t used) {
+    double decode = 0;
+    uint64_t view_bytes = 0;
+    std::set<long> layers;  // neighbouring views share blocks: count bytes, plus one partial block per run
+    for (size_t i = 0; i < p.tensors.size(); ++i) {
+      if (pin[i]) continue;
+      if (is_view(i)) {
+        view_bytes += p.tensors[i].bytes;
+        layers.insert(layer_of(p.tensors[i].name));
+      } else {
+        decode += p.tensors[i].decode_seconds;
+      }
+    }
+    // A flush frees about the room beside pinned tensors and window less two blocks (the views
+    // held across it and partial blocks; fitted to the measured flushes per token at 0-16 blocks).
+    if (used + window(pin) > p.budget_bytes) return std::numeric_limits<double>::infinity();
+    const uint64_t w = window(pin) + 2 * p.view_block, room = p.budget_bytes > used + w ? p.budget_bytes - used - w : 0;
+    const double flushes = double(view_bytes) / double(std::max(room, p.view_block));
+    const double blocks = double(view_bytes) / double(p.view_block) + double(layers.size());
+    return decode + flushes * kFlushSeconds + blocks * kBlockFaultSeconds;
+  };
+  auto pinned_bytes = [&](const std::vector<bool>& pin) {
+    uint64_t b = 0;
+    for (size_t i = 0; i < pin.size(); ++i) b += pin[i] ? p.tensors[i].bytes : 0;
+    return b;
+  };
+  auto choose_pin_prefix = [&](std::vector<bool>& pin, const std::vector<size_t>& order) {
+    std::vector<bool> cur(pin.size(), false);
+    uint64_t used = 0;
+    size_t best_k = 0;
+    double best = view_cost(cur, 0);
+    for (size_t k = 0; k < order.size(); ++k) {
+      cur[order[k]] = true;
+      used += p.tensors[order[k]].bytes;
+      const double c = view_cost(cur, used);
+      if (c < best * (1 - 1e-9)) {
+        best = c;
+        best_k = k + 1;
+      }
+    }
+    pin.assign(pin.size(), false);
+    for (size_t k = 0; k < best_k; ++k) pin[order[k]] = true;
+    // Of the rest, tensors that would not be views (norms, F32) are pinned when that costs no
+    // more: they are decoded or copied on every token otherwise, for almost no room.
+    for (size_t k = best_k; k < order.size(); ++k) {
+      if (is_view(order[k])) continue;
+      pin[order[k]] = true;
+      const double c = view_cost(pin, pinned_bytes(pin));
+      if (c <= best) best = c;
+      else pin[order[k]] = false;
+    }
+  };
+
   std::vector<bool> pinned(p.tensors.size(), false);
   p.budget_bytes = o.budget.resolve(p.weight_bytes);
   // Views in blocks need a larger window; worth it only when it leaves most of the budget to
@@ -371,6 +445,7 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     // tensor gets pinned). Ties keep container order. O(n^2) window evaluations: n is ~10^2-10^3.
     uint64_t used = 0;  // pinned bytes
     uint64_t cur_window = p.min_working_set;
+    std::vector<size_t> pin_order;
     for (;;) {
       size_t best = SIZE_MAX;
       double best_score = -1;
@@ -393,7 +468,9 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
       pinned[best] = true;
       used += p.tensors[best].bytes;
       cur_window = best_window;
+      pin_order.push_back(best);
     }
+    if (p.view_block) choose_pin_prefix(pinned, pin_order);
   }
   p.working_set = window(pinned);
   uint64_t streamed_decode_bytes = 0;
