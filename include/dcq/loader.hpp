@@ -59,6 +59,9 @@ struct LoaderStats {
   uint64_t stream_copy_bytes = 0;    // of those, streamed rows pread into reused buffers (not views)
   uint64_t view_block = 0;           // streamed views mapped and charged in blocks of this size (map_huge), or 0
   bool huge_mapped = false;          // ... with 2 MiB page-table entries (the file's page cache in 2 MiB folios)
+  // madvise calls giving mapped file pages back (views leaving, stored bytes after a decode, view
+  // blocks flushed): each is a TLB shootdown interrupting the other compute threads.
+  uint64_t unmap_calls = 0;
   nlohmann::json to_json() const;
 };
 
@@ -122,7 +125,10 @@ struct LoadPlan {
   double decode_seconds_per_token = 0;    // streamed, parallel over `threads` chunks
   double read_seconds_per_token = 0;      // streamed stored bytes / throttle
   double compute_seconds_per_token = 0;   // measured matmul time of all weights (0 if not measured)
-  double predicted_tok_s = 0;             // 1 / (compute + decode + read): no overlap
+  // Streamed views in blocks: modelled flushes (madvise + TLB shootdown) and blocks mapped again
+  // per token, and their cost (docs/loader.md, "Plan": the pin prefix).
+  double view_flushes_per_token = 0, view_blocks_per_token = 0, view_seconds_per_token = 0;
+  double predicted_tok_s = 0;             // 1 / (compute + decode + read + views): no overlap
   double resident_tok_s = 0;              // 1 / compute
   double limit_tok_s = 0;                 // 1 / max(decode, read, compute): perfect overlap, the ceiling
   // Repack recommendation: storing the streamed tensors raw (no entropy coding) leaves a checksum
@@ -189,7 +195,11 @@ class DcqWeights final : public WeightSource {
   // Metadata only (tensors have empty data): enough for the tokenizer.
   const Model* model() const override { return &meta_; }
 
-  const LoaderStats& stats() const { return stats_; }
+  LoaderStats stats() const {
+    LoaderStats s = stats_;
+    s.unmap_calls = unmap_calls_.load(std::memory_order_relaxed);
+    return s;
+  }
   const LoadPlan& plan() const { return plan_; }
   // How many tensors the prefetcher decodes ahead (>= 1; default 2; only with `prefetch`).
   void set_prefetch_depth(int depth) { pf_depth_ = depth < 1 ? 1 : depth; }
@@ -241,6 +251,7 @@ class DcqWeights final : public WeightSource {
   Model meta_;
   LoadPlan plan_;
   double read_throttle_ = 0;
+  mutable std::atomic<uint64_t> unmap_calls_{0};  // LoaderStats::unmap_calls (decoding threads add too)
   mutable std::mutex io_mu_;             // the simulated device's clock (chunks decode in parallel)
   mutable std::chrono::steady_clock::time_point io_free_at_{};
   mutable double io_wait_total_ = 0;

@@ -186,6 +186,7 @@ nlohmann::json LoaderStats::to_json() const {
   j["stream_copy_bytes"] = stream_copy_bytes;
   j["view_block_bytes"] = view_block;
   j["huge_mapped"] = huge_mapped;
+  j["unmap_calls"] = unmap_calls;
   return j;
 }
 
@@ -234,8 +235,9 @@ DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budge
   bool any_raw = false;
   if (zero_copy && read_throttle <= 0)
     for (uint32_t c = 0; c < ix.chunks.size(); ++c) any_raw |= (zc_rows_[c] = raw_rows(c)) != nullptr;
-  // Streamed raw tensors are read with pread() into reused buffers (fill_raw): an own descriptor.
-  if (any_raw && budget_ != kUnlimited) {
+  // Under a budget, streamed chunks are read with pread() (raw rows into reused buffers, fill_raw;
+  // small stored chunks before decoding them, decode_into): an own descriptor.
+  if (budget_ != kUnlimited) {
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) fail_input(path.string() + ": cannot open for reading: " + std::strerror(errno));
   }
@@ -245,7 +247,7 @@ DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budge
   all.stored_size = reader_.file_size();
   map_ = reader_.stored(all);
   drop_pages(map_, map_.data(), map_.size());
-  if (plan_.view_block && fd_ >= 0) map_huge();
+  if (plan_.view_block && any_raw) map_huge();
 }
 
 namespace {
@@ -416,7 +418,7 @@ void DcqWeights::verify_once(uint32_t c) {
 }
 
 void DcqWeights::drop_mapped(const Entry& e) const {
-  if (e.view && !keep_mapped()) drop_pages(map_, e.view, e.bytes);
+  if (e.view && !keep_mapped()) drop_pages(map_, e.view, e.bytes, &unmap_calls_);
 }
 
 uint8_t* DcqWeights::take_buffer(uint64_t bytes) {
@@ -664,8 +666,10 @@ bool DcqWeights::flush_blocks() {
     };
     while (j < pending_.size() && unmapped_between(pending_[j - 1], pending_[j])) ++j;
     const size_t at = pending_[i] * block_, len = std::min<size_t>((pending_[j - 1] + 1 - pending_[i]) * block_, huge_.size() - at);
-    if (!keep_mapped()) (void)::madvise(const_cast<uint8_t*>(huge_.data()) + at, len, MADV_DONTNEED);
     i = j;
+    if (keep_mapped()) continue;
+    (void)::madvise(const_cast<uint8_t*>(huge_.data()) + at, len, MADV_DONTNEED);
+    unmap_calls_.fetch_add(1, std::memory_order_relaxed);
   }
   for (const size_t b : pending_) block_pending_[b] = 0;
   stats_.resident_bytes -= pending_.size() * block_;
@@ -729,7 +733,7 @@ void DcqWeights::decode_into(Entry& e, uint32_t chunk0, uint32_t chunk1, kernels
         continue;
       }
       reader_.decode_chunk(c, out);
-      drop_pages(map_, st.data(), st.size());  // decoded: its stored pages are not needed again
+      drop_pages(map_, st.data(), st.size(), &unmap_calls_);  // decoded: its stored pages are not needed again
     }
   };
   if (!pool || chunk1 - chunk0 < 2) {

@@ -369,8 +369,13 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
   // per-token cost: the streamed non-views' decode time, plus flushes (the views' bytes per token
   // over the room left beside pinned tensors and window) and block faults at the costs below. The
   // costs depend only on sizes, so the plan for a repack and the plan of the repacked file agree.
+  struct ViewCost {
+    double decode = 0, flushes = 0, blocks = 0;
+    double view_seconds() const { return flushes * kFlushSeconds + blocks * kBlockFaultSeconds; }
+    double seconds() const { return decode + view_seconds(); }
+  };
   auto view_cost = [&](const std::vector<bool>& pin, uint64_t used) {
-    double decode = 0;
+    ViewCost c;
     uint64_t view_bytes = 0;
     std::set<long> layers;  // neighbouring views share blocks: count bytes, plus one partial block per run
     for (size_t i = 0; i < p.tensors.size(); ++i) {
@@ -379,16 +384,17 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
         view_bytes += p.tensors[i].bytes;
         layers.insert(layer_of(p.tensors[i].name));
       } else {
-        decode += p.tensors[i].decode_seconds;
+        c.decode += p.tensors[i].decode_seconds;
       }
     }
+    if (used + window(pin) > p.budget_bytes) c.decode = std::numeric_limits<double>::infinity();
+    if (view_bytes == 0) return c;
     // A flush frees about the room beside pinned tensors and window less two blocks (the views
     // held across it and partial blocks; fitted to the measured flushes per token at 0-16 blocks).
-    if (used + window(pin) > p.budget_bytes) return std::numeric_limits<double>::infinity();
     const uint64_t w = window(pin) + 2 * p.view_block, room = p.budget_bytes > used + w ? p.budget_bytes - used - w : 0;
-    const double flushes = double(view_bytes) / double(std::max(room, p.view_block));
-    const double blocks = double(view_bytes) / double(p.view_block) + double(layers.size());
-    return decode + flushes * kFlushSeconds + blocks * kBlockFaultSeconds;
+    c.flushes = double(view_bytes) / double(std::max(room, p.view_block));
+    c.blocks = double(view_bytes) / double(p.view_block) + double(layers.size());
+    return c;
   };
   auto pinned_bytes = [&](const std::vector<bool>& pin) {
     uint64_t b = 0;
@@ -399,11 +405,11 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     std::vector<bool> cur(pin.size(), false);
     uint64_t used = 0;
     size_t best_k = 0;
-    double best = view_cost(cur, 0);
+    double best = view_cost(cur, 0).seconds();
     for (size_t k = 0; k < order.size(); ++k) {
       cur[order[k]] = true;
       used += p.tensors[order[k]].bytes;
-      const double c = view_cost(cur, used);
+      const double c = view_cost(cur, used).seconds();
       if (c < best * (1 - 1e-9)) {
         best = c;
         best_k = k + 1;
@@ -416,7 +422,7 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     for (size_t k = best_k; k < order.size(); ++k) {
       if (is_view(order[k])) continue;
       pin[order[k]] = true;
-      const double c = view_cost(pin, pinned_bytes(pin));
+      const double c = view_cost(pin, pinned_bytes(pin)).seconds();
       if (c <= best) best = c;
       else pin[order[k]] = false;
     }
@@ -473,6 +479,14 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     if (p.view_block) choose_pin_prefix(pinned, pin_order);
   }
   p.working_set = window(pinned);
+  if (p.view_block && p.budget_bytes != kUnlimited) {
+    uint64_t used = 0;
+    for (size_t i = 0; i < pinned.size(); ++i) used += pinned[i] ? p.tensors[i].bytes : 0;
+    const ViewCost vc = view_cost(pinned, used);
+    p.view_flushes_per_token = vc.flushes;
+    p.view_blocks_per_token = vc.blocks;
+    p.view_seconds_per_token = vc.view_seconds();
+  }
   uint64_t streamed_decode_bytes = 0;
   double streamed_one_thread = 0;
   double pending_raw_decode = 0, pending_raw_read = 0;
@@ -548,14 +562,15 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
   }
   if (o.read_throttle > 0) p.read_seconds_per_token = double(p.streamed_stored_per_token) / o.read_throttle;
   if (o.measure_compute) p.compute_seconds_per_token = compute_seconds(r, p.tensors, idx, p.threads);
-  const double per_token = p.compute_seconds_per_token + p.decode_seconds_per_token + p.read_seconds_per_token;
+  const double per_token = p.compute_seconds_per_token + p.decode_seconds_per_token + p.read_seconds_per_token +
+                           p.view_seconds_per_token;
   p.predicted_tok_s = per_token > 0 ? 1.0 / per_token : 0;
   p.resident_tok_s = p.compute_seconds_per_token > 0 ? 1.0 / p.compute_seconds_per_token : 0;
   // The physical ceiling: even with decoding perfectly hidden behind compute, a token cannot be
   // faster than streaming its unpinned bytes through the decoders (all threads) and the device.
   const double bound = std::max(p.decode_seconds_per_token, p.read_seconds_per_token);
   p.limit_tok_s = bound > 0 ? 1.0 / std::max(bound, p.compute_seconds_per_token) : p.resident_tok_s;
-  const double raw_per_token = p.compute_seconds_per_token + pending_raw_decode + pending_raw_read;
+  const double raw_per_token = p.compute_seconds_per_token + pending_raw_decode + pending_raw_read + p.view_seconds_per_token;
   p.predicted_tok_s_if_raw = raw_per_token > 0 ? 1.0 / raw_per_token : 0;
   return p;
 }
@@ -567,6 +582,9 @@ nlohmann::json LoadPlan::to_json(bool per_tensor) const {
   j["stored_bytes"] = stored_bytes;
   j["min_working_set_bytes"] = min_working_set;
   j["working_set_bytes"] = working_set;
+  j["view_flushes_per_token"] = view_flushes_per_token;
+  j["view_blocks_per_token"] = view_blocks_per_token;
+  j["view_seconds_per_token"] = view_seconds_per_token;
   j["view_block_bytes"] = view_block;
   j["pinned_bytes"] = pinned_bytes;
   j["streamed_bytes_per_token"] = streamed_bytes_per_token;

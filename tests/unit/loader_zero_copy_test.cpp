@@ -382,6 +382,45 @@ TEST(LoaderZeroCopy, ViewsChargedByBlocksStayWithinBudget) {
   }
 }
 
+// Giving mapped pages back costs a madvise whose TLB shootdown interrupts the other compute
+// thread (~35 us each in a VM; docs/loader.md, "Measurements, session 7"), so a token makes few:
+// released views' blocks go back all at once, as the plan's model predicts, and compressed chunks
+// are decoded from a pread copy, which maps nothing. Runs with 64 KiB blocks (no huge pages).
+TEST(LoaderZeroCopy, FewUnmapsPerToken) {
+  DCQ_REQUIRE_DATA();  // the tokenizer's text path only; the model is a synth
+  test::TempDir dir;
+  const SynthFiles sf = make_synth_files(dir.path());
+  struct Env {
+    Env() { ::setenv("DCQ_VIEW_BLOCK_KIB", "64", 1); }
+    ~Env() { ::unsetenv("DCQ_VIEW_BLOCK_KIB"); }
+  } env;
+  PlanOptions po;
+  po.budget = MemBudget::parse("60%");
+  po.measured_speeds = false;
+  po.view_block = view_block_bytes();
+  po.for_repack = true;
+  const LoadPlan plan = make_plan(DcqReader::open(sf.dcq), po);
+  ASSERT_EQ(plan.view_block, 65536u);
+  const fs::path out = dir.path() / "views.dcq";
+  repack_raw(sf.dcq, out, plan.store_raw, false, true, /*interleave=*/true);
+  // Calls per forward pass: greedy(n) makes n + 1 passes; the first run also faults the window in.
+  auto per_pass = [](DcqWeights& w) {
+    (void)greedy(w, *w.model(), 4);
+    const uint64_t before = w.stats().unmap_calls;
+    (void)greedy(w, *w.model(), 12);
+    return double(w.stats().unmap_calls - before) / 8.0;
+  };
+  DcqWeights views(out, MemBudget::parse("60%"));
+  ASSERT_EQ(views.stats().view_block, 65536u);
+  const double v = per_pass(views);
+  EXPECT_GT(plan.view_flushes_per_token, 0.0);
+  EXPECT_LE(v, 2 * plan.view_flushes_per_token + 1) << "modelled " << plan.view_flushes_per_token;
+  EXPECT_LE(views.stats().peak_resident_bytes, views.stats().budget_bytes);
+  DcqWeights decoded(sf.dcq, MemBudget::parse("60%"));
+  EXPECT_EQ(per_pass(decoded), 0.0) << decoded.stats().to_json().dump();
+  EXPECT_GT(decoded.stats().bytes_decoded, decoded.stats().pinned_bytes);  // chunks were decoded every pass
+}
+
 // Streamed raw tensors are pread into buffers that are reused token after token (docs/loader.md,
 // "Streaming raw tensors"): same tokens as the views of the mapping, and once the window's
 // buffers exist a token costs almost no page faults. Without the reuse every streamed byte would

@@ -38,6 +38,10 @@ void print_text(const LoadPlan& p) {
               "read %.2f ms, compute %.2f ms\n",
               mib(p.streamed_bytes_per_token), mib(p.streamed_stored_per_token), p.decode_gbps_one_thread, p.threads,
               p.decode_seconds_per_token * 1e3, p.read_seconds_per_token * 1e3, p.compute_seconds_per_token * 1e3);
+  if (p.view_block)
+    std::printf("views in %.0f KiB blocks: %.1f flushes and %.1f blocks mapped per token, %.2f ms\n",
+                double(p.view_block) / 1024.0, p.view_flushes_per_token, p.view_blocks_per_token,
+                p.view_seconds_per_token * 1e3);
   std::printf("predicted %.1f tok/s (no overlap) | resident %.1f tok/s | limit %.1f tok/s (decode hidden behind "
               "compute) | predicted/resident %.2f\n",
               p.predicted_tok_s, p.resident_tok_s, p.limit_tok_s,
