@@ -245,7 +245,6 @@ class DcqWeights final : public WeightSource {
   const uint8_t* zero_copy_view(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1) const;
   bool grouped(uint32_t c) const;  // chunk c stores row_groups (interleaved rows)
   void verify_once(uint32_t c);  // both checksums of a zero-copy chunk, first use only
-  void drop_mapped(const Entry& e) const;
 
   DcqReader reader_;
   Model meta_;
@@ -264,6 +263,15 @@ class DcqWeights final : public WeightSource {
   std::vector<uint32_t> block_refs_;
   std::vector<uint8_t> block_pending_;  // per block: unused by views, still mapped and charged
   std::vector<size_t> pending_;         // those blocks
+  // Released views charged by their bytes, still mapped and charged until the next flush.
+  std::vector<std::pair<const uint8_t*, uint64_t>> pending_views_;
+  bool flush_views();                   // gives them back (part of flush_blocks)
+  // Pinned tensors' buffers: slots of one 2 MiB-page mapping (make_arena), else their own.
+  void make_arena();
+  uint8_t* buffer_for(Entry& e, size_t key, size_t tensor);  // e.bytes set; marks e.arena
+  uint8_t* arena_ = nullptr;
+  uint64_t arena_bytes_ = 0;
+  std::vector<uint64_t> arena_at_;      // per tensor: offset of its slot, UINT64_MAX if none
   bool flush_blocks();                  // gives the pending blocks back; false when none
   uint64_t block_ = 0;  // plan_.view_block once huge_ is mapped
   std::pair<size_t, size_t> blocks_of(const uint8_t* view, uint64_t n) const;  // [first, end) blocks

@@ -109,8 +109,11 @@ struct DcqWeights::Entry {
   Entry() = default;
   Entry(const Entry&) = delete;
   Entry& operator=(const Entry&) = delete;
-  ~Entry() { free_buffer(data, bytes); }
+  ~Entry() {
+    if (!arena) free_buffer(data, bytes);
+  }
   uint8_t* data = nullptr;        // owned (alloc_buffer of `bytes`), or null for a view
+  bool arena = false;             // `data` is this pinned tensor's slot in the arena (not owned)
   const uint8_t* view = nullptr;  // zero-copy: the rows inside the mmapped file (no `data`)
   const uint8_t* ptr() const { return view ? view : data; }
   uint64_t bytes = 0;
@@ -226,6 +229,7 @@ DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budge
   stats_.budget_bytes = budget_;
   stats_.pinned_bytes = plan_.pinned_bytes;
   pinned_ = plan_.pinned_by_index;
+  make_arena();
   want_il_.assign(ix.tensors.size(), false);
   next_.assign(ix.tensors.size(), SIZE_MAX);
 
@@ -417,9 +421,6 @@ void DcqWeights::verify_once(uint32_t c) {
   verify_total_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void DcqWeights::drop_mapped(const Entry& e) const {
-  if (e.view && !keep_mapped()) drop_pages(map_, e.view, e.bytes, &unmap_calls_);
-}
 
 uint8_t* DcqWeights::take_buffer(uint64_t bytes) {
   for (auto it = free_.begin(); it != free_.end(); ++it) {
@@ -430,6 +431,38 @@ uint8_t* DcqWeights::take_buffer(uint64_t bytes) {
     return p;
   }
   return alloc_buffer(bytes);
+}
+
+void DcqWeights::make_arena() {
+  // Pinned tensors live in one mapping on 2 MiB pages: most are smaller than 2 MiB (the 110M's
+  // attention matrices are 0.3 MiB), so as buffers of their own they would sit on 4 KiB pages and
+  // the matrix products would miss the TLB on every page, where streamed views are on 2 MiB pages
+  // (measured: the 60 % budget ran faster than all-resident before this). Each tensor has its slot
+  // from the start, so the pages are faulted when its decode first writes them.
+  // Without a budget the engine keeps its own (interleaved) copies and discards these buffers.
+  const auto& ix = reader_.index();
+  arena_at_.assign(ix.tensors.size(), UINT64_MAX);
+  if (budget_ == kUnlimited) return;
+  uint64_t at = 0;
+  for (size_t t = 0; t < ix.tensors.size(); ++t) {
+    if (!pinned_[t] || ix.tensors[t].n_chunks == 0) continue;
+    arena_at_[t] = at;
+    at += (ix.tensors[t].n_bytes + 63) / 64 * 64;
+  }
+  if (at < (2u << 20)) return;
+  void* p = ::mmap(nullptr, at, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  (void)::madvise(p, at, MADV_HUGEPAGE);
+  arena_ = static_cast<uint8_t*>(p);
+  arena_bytes_ = at;
+}
+
+uint8_t* DcqWeights::buffer_for(Entry& e, size_t key, size_t tensor) {
+  if (arena_ && key == tensor && arena_at_[tensor] != UINT64_MAX) {
+    e.arena = true;
+    return arena_ + arena_at_[tensor];
+  }
+  return take_buffer(e.bytes);
 }
 
 void DcqWeights::give_buffer(uint8_t* p, uint64_t bytes) {
@@ -563,6 +596,7 @@ DcqWeights::~DcqWeights() {
   }
   for (auto& [p, n] : free_) free_buffer(p, n);
   if (!huge_.empty()) ::munmap(const_cast<uint8_t*>(huge_.data()), huge_.size());
+  if (arena_) ::munmap(arena_, arena_bytes_);  // its entries do not own their slots
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -605,6 +639,12 @@ uint64_t DcqWeights::cost(const uint8_t* view, uint64_t bytes, bool huge) const 
 
 void DcqWeights::charge(const Entry& e) {
   if (!e.huge) {
+    // A view whose range is still mapped and charged (released, not yet flushed) is used as it is.
+    const auto p = std::find(pending_views_.begin(), pending_views_.end(), std::make_pair(e.view, e.bytes));
+    if (e.view && p != pending_views_.end()) {
+      pending_views_.erase(p);
+      return;
+    }
     stats_.resident_bytes += e.bytes;
     return;
   }
@@ -624,8 +664,11 @@ void DcqWeights::charge(const Entry& e) {
 
 void DcqWeights::uncharge(const Entry& e) {
   if (!e.huge) {
+    if (e.view && !keep_mapped()) {  // stays mapped and charged until the next flush (flush_blocks)
+      pending_views_.push_back({e.view, e.bytes});
+      return;
+    }
     stats_.resident_bytes -= e.bytes;
-    drop_mapped(e);
     return;
   }
   // A block no view uses any more stays mapped and charged until room is needed (flush_blocks):
@@ -645,15 +688,48 @@ bool DcqWeights::flush_released_views() {
   for (size_t i = release_order_.size(); i-- > 0;) {
     if (i >= release_order_.size()) continue;  // drop() erased entries after it
     const size_t key = release_order_[i];
-    if (!entries_.at(key)->huge) continue;
+    if (!entries_.at(key)->view) continue;
     drop(key);
     dropped = true;
   }
   return flush_blocks() || dropped;
 }
 
+bool DcqWeights::flush_views() {
+  if (pending_views_.empty()) return false;
+  // Views charged by their bytes: their ranges widened to folios (drop_pages), neighbours merged
+  // into one madvise unless a view still in use lies between them.
+  std::vector<std::pair<uintptr_t, uintptr_t>> live, ranges;
+  for (const auto& [key, e] : entries_)
+    if (e->view && !e->huge) live.push_back(loader_detail::folio_range(map_, e->view, e->bytes));
+  uint64_t bytes = 0;
+  for (const auto& [v, n] : pending_views_) {
+    ranges.push_back(loader_detail::folio_range(map_, v, n));
+    bytes += n;
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 0; i < ranges.size();) {
+    auto [a, b] = ranges[i];
+    size_t j = i + 1;
+    for (; j < ranges.size(); ++j) {
+      const bool blocked = std::any_of(live.begin(), live.end(), [&](const auto& l) {
+        return l.first < ranges[j].first && l.second > b;  // in use between the two
+      });
+      if (blocked && ranges[j].first > b) break;
+      b = std::max(b, ranges[j].second);
+    }
+    (void)::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+    unmap_calls_.fetch_add(1, std::memory_order_relaxed);
+    i = j;
+  }
+  stats_.resident_bytes -= bytes;
+  pending_views_.clear();
+  return true;
+}
+
 bool DcqWeights::flush_blocks() {
-  if (pending_.empty()) return false;
+  const bool views = flush_views();
+  if (pending_.empty()) return views;
   std::sort(pending_.begin(), pending_.end());
   for (size_t i = 0; i < pending_.size();) {
     size_t j = i + 1;
@@ -682,7 +758,7 @@ void DcqWeights::drop(size_t key) {
   Entry& e = *it->second;
   uncharge(e);
   if (e.data) {  // kept for the next entry of its size
-    give_buffer(e.data, e.bytes);
+    if (!e.arena) give_buffer(e.data, e.bytes);
     e.data = nullptr;
   }
   entries_.erase(it);
@@ -800,7 +876,7 @@ void DcqWeights::finish_job(PrefetchJob& job) {
   job.result.wait();  // the worker writes into the entry until then
   uncharge(*job.entry);
   if (job.entry->data) {  // its buffer serves the next entry of that size
-    give_buffer(job.entry->data, job.entry->bytes);
+    if (!job.entry->arena) give_buffer(job.entry->data, job.entry->bytes);
     job.entry->data = nullptr;
   }
 }
@@ -884,7 +960,7 @@ void DcqWeights::schedule_prefetch(size_t tensor) {
     e.view = view;
     e.huge = huge;
     e.interleaved = view && grouped(job->c0);
-    if (!e.view) e.data = take_buffer(ti.n_bytes);
+    if (!e.view) e.data = buffer_for(e, t, t);
     charge(e);
     note_peak();
     if (!pf_thread_.joinable()) pf_thread_ = std::thread([this] { prefetch_worker(); });
@@ -911,7 +987,7 @@ void DcqWeights::make_room(uint64_t bytes, const std::string& what, bool buffer)
     // TLB shootdown interrupt on the other compute thread's core (~25-40 us in this VM, measured
     // with perf trace), where evicting only what one request needs flushed ~17 times per token on
     // the 110M Q4_0 at 60 % (docs/loader.md, "Measurements, session 7").
-    if (block_ && flush_released_views()) continue;
+    if (flush_released_views()) continue;
     if (flush_blocks()) continue;
     if (!release_order_.empty()) {
       drop(release_order_.back());
@@ -950,7 +1026,7 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
   e->bytes = bytes;
   e->pinned = key == tensor && pinned_[tensor];
   if (copy) {
-    e->data = take_buffer(bytes);
+    e->data = buffer_for(*e, key, tensor);
     const auto t0 = std::chrono::steady_clock::now();
     copy_rows(*e, tensor, chunk0);  // checks first (throws before the entry exists)
     e->decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -966,7 +1042,7 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
     ++stats_.zero_copy_acquires;
     stats_.zero_copy_bytes += bytes;
   } else {
-    e->data = take_buffer(bytes);
+    e->data = buffer_for(*e, key, tensor);
     decode_into(*e, chunk0, chunk1, pool_.get());
     if (key == tensor) interleave_if_wanted(*e, tensor);
     stats_.decode_seconds += e->decode_seconds;

@@ -3,10 +3,11 @@
 // fault-around neighbours), which counts in the resident set although the bytes are not needed
 // again; the loader and the planner drop them as soon as they are done with a chunk.
 #pragma once
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <span>
+#include <utility>
 
 #include <sys/mman.h>
 
@@ -16,6 +17,17 @@ namespace dcq::loader_detail {
 
 // The largest page-cache folio a fault maps on current kernels, and a PMD page-table entry's span.
 inline constexpr uint64_t kFolioBytes = 2u << 20;
+
+// The range drop_pages gives back for bytes [p, p + n) of `map`: widened to 2 MiB folios.
+inline std::pair<uintptr_t, uintptr_t> folio_range(std::span<const uint8_t> map, const uint8_t* p, uint64_t n) {
+  // Folios are aligned in the file, not in our address space: `map` starts at file offset 0, so
+  // the boundaries are map.data() + k * 2 MiB (rounding the addresses themselves missed parts of
+  // folios, and the first pass of a 20 % run kept ~40 MiB of them mapped).
+  constexpr uintptr_t kFolio = kFolioBytes;
+  const uintptr_t lo = uintptr_t(map.data()), hi = lo + map.size();  // lo is page aligned
+  const uintptr_t off = uintptr_t(p) - lo;
+  return {lo + (off & ~(kFolio - 1)), std::min(hi, lo + ((off + n + kFolio - 1) & ~(kFolio - 1)))};
+}
 
 // Drops the pages of [p, p + n) of the read-only file mapping `map` from the process (they stay
 // in the page cache; a later access faults them in again, same bytes). Used for stored bytes
@@ -28,14 +40,7 @@ inline constexpr uint64_t kFolioBytes = 2u << 20;
 // `calls`, when given, counts the madvise calls (each one a TLB shootdown on the other threads' cores).
 inline void drop_pages(std::span<const uint8_t> map, const uint8_t* p, uint64_t n,
                        std::atomic<uint64_t>* calls = nullptr) {
-  // Folios are aligned in the file, not in our address space: `map` starts at file offset 0, so
-  // the boundaries are map.data() + k * 2 MiB (rounding the addresses themselves missed parts of
-  // folios, and the first pass of a 20 % run kept ~40 MiB of them mapped).
-  constexpr uintptr_t kFolio = kFolioBytes;
-  const uintptr_t lo = uintptr_t(map.data()), hi = lo + map.size();  // lo is page aligned
-  const uintptr_t off = uintptr_t(p) - lo;
-  const uintptr_t a = lo + (off & ~(kFolio - 1));
-  const uintptr_t b = std::min(hi, lo + ((off + n + kFolio - 1) & ~(kFolio - 1)));
+  const auto [a, b] = folio_range(map, p, n);
   if (b <= a) return;
   (void)::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
   if (calls) calls->fetch_add(1, std::memory_order_relaxed);
