@@ -5,14 +5,41 @@
 # served zero-copy), the copy path and prefetch at 60 %, and the simulated slow storage: the GGUF's
 # bytes (every tensor raw, `dcq plan --repack --all-raw`) against the lossless .dcq and a
 # double-compressed (ecsq) .dcq, for stories260K (trained) and the 110M synth (random weights).
-# Usage: tools/bench_loader.sh BUILD_DIR WORK_DIR [s4|s5|s6]   (WORK_DIR receives the models, ~1.5 GB;
-# s4/s5/s6: the session-4/5/6 runs on the files made by a run without them)
+# Usage: tools/bench_loader.sh BUILD_DIR WORK_DIR [s4|s5|s6|s7]   (WORK_DIR receives the models, ~1.5 GB;
+# s4/s5/s6/s7: the session-4/5/6/7 runs on the files made by a run without them)
 set -euo pipefail
 build=$(cd "${1:?build dir}" && pwd); work=${2:?work dir}
 dcq="$build/tools/dcq/dcq"
 data=${DCQ_TEST_DATA:-$(dirname "$0")/../../shared/data}; data=$(cd "$data" && pwd)
 mkdir -p "$work"; cd "$work"
 lscpu | grep 'Model name'; nproc; uptime
+if [ "${3:-}" = s7 ]; then
+  # Session 7 (docs/loader.md, "Measurements, session 7"): each budget's own repack (the plan now
+  # keeps room for batched flushes and uses 2 MiB views down to 40 %), 9 interleaved rounds of
+  # `bench memory` at 64 tokens; the 60 % repack across all budgets (plot); unmap calls per token.
+  for n in q4 q8; do
+    for p in 80 60 40 20; do
+      "$dcq" plan "s110-$n.dcq" --mem-budget $p% --threads 2 --repack "s7-$n-k$p.dcq" --force -q > /dev/null
+      "$dcq" plan "s7-$n-k$p.dcq" --mem-budget $p% --threads 2 --json > "s7-$n-plan$p.json"
+      "$dcq" bench memory "s7-$n-k$p.dcq" --budgets $p% --repeats 9 --tokens 64 --threads 2 --json > "s7-$n-k$p.json"
+      for t in 16 80; do
+        "$dcq" run "s7-$n-k$p.dcq" --mem-budget $p% -p "Once upon a time" -n $t --temp 0 --threads 2 --json -q \
+          > "s7-$n-unmaps$p-$t.json"
+      done
+    done
+    "$dcq" bench memory "s7-$n-k60.dcq" --budgets 100%,80%,60%,40%,20% --repeats 5 --tokens 64 --threads 2 \
+      --json --svg "s7-$n-k60.svg" > "s7-$n-k60-all.json"
+  done
+  "$dcq" plan s110-q4.dcq --mem-budget 60% --repack s110-q4-allraw.dcq --all-raw --force -q > /dev/null
+  for mbs in 100 400; do
+    for f in s110-q4.dcq s110-q4-allraw.dcq; do
+      "$dcq" bench memory "$f" --budgets 60% --repeats 2 --tokens 16 --threads 2 --read-throttle $mbs --json \
+        > "s7-throttle-$mbs-$f.json"
+    done
+  done
+  uptime
+  exit 0
+fi
 if [ "${3:-}" = s6 ]; then
   # Session 6 (docs/loader.md, "Measurements, session 6"): row_groups repacks per budget with 2 MiB
   # views, 5 rounds of `bench memory` each; then 8 interleaved rounds (resident, then two repacks of
