@@ -155,9 +155,17 @@ LoadPlan make_plan(const DcqReader& reader, const PlanOptions& options);
 // token_embd.weight is stored with transform row_groups, its one raw stream being the rows in
 // kernels::interleave_rows' layout; the file is then format version 3. The report adds
 // "row_group_chunks": the row_groups chunks of the output (re-encoded or copied).
+// `row_chunk_bytes` (> 0): token_embd.weight, when it is read by rows (the model has an
+// output.weight) and not in `store_raw`, is re-encoded (encode_chunk, default options) in chunks of
+// about this many decoded bytes (whole rows): each token decodes one chunk for its row, so small
+// chunks make that cheap. The report adds "row_chunks": the chunks written so.
 nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesystem::path& output,
                           const std::vector<std::string>& store_raw, bool force, bool one_chunk = true,
-                          bool interleave = false);
+                          bool interleave = false, uint64_t row_chunk_bytes = 0);
+// What `dcq plan --repack` passes as row_chunk_bytes when its plan streams the embedding: the
+// 110M Q4_0's row chunk then decodes in ~10 us per token instead of ~150 us (256 KiB chunks),
+// for <0.5 % of the embedding's stored size (docs/loader.md, "Repack").
+inline constexpr uint64_t kRowChunkBytes = 16u << 10;
 
 // Lazy weights of a lossless .dcq made from a GGUF.
 class DcqWeights final : public WeightSource {
@@ -220,7 +228,9 @@ class DcqWeights final : public WeightSource {
   Entry& get(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1);
   // `buffer`: the new entry takes a buffer of `bytes` (a free one of that size then counts as the
   // room); false for a view of the mapping, which needs the room itself.
-  void make_room(uint64_t bytes, const std::string& what, bool buffer = true);
+  // `tensor`, `tensor_bytes`: what the room is for (the error message names it).
+  void make_room(uint64_t bytes, size_t tensor, uint64_t tensor_bytes, bool buffer = true);
+  std::vector<size_t>& held_list(std::string_view name);  // held_[name], created when missing
   void drop(size_t key);
   // pread of n bytes at file offset `off` (chunk c's `what`, for the error message).
   void read_at(uint64_t off, uint8_t* dst, uint64_t n, uint32_t c, const char* what) const;
@@ -254,7 +264,12 @@ class DcqWeights final : public WeightSource {
   mutable std::mutex io_mu_;             // the simulated device's clock (chunks decode in parallel)
   mutable std::chrono::steady_clock::time_point io_free_at_{};
   mutable double io_wait_total_ = 0;
-  std::unordered_map<std::string, size_t> by_name_;
+  // Transparent hashing: looked up by string_view without building a string (every acquire).
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, size_t, NameHash, std::equal_to<>> by_name_;
   std::span<const uint8_t> map_;                        // the whole mapped file
   // The file mapped again, 2 MiB aligned under MADV_HUGEPAGE, for the streamed zero-copy views
   // (map_huge; empty when off). Such a view occupies whole 2 MiB blocks: the budget is charged per
@@ -309,7 +324,7 @@ class DcqWeights final : public WeightSource {
   // Keys: tensor index for whole tensors; tensors.size() + chunk index for single chunks.
   std::unordered_map<size_t, std::unique_ptr<Entry>> entries_;
   std::vector<size_t> release_order_;  // unpinned, unheld keys, oldest release first
-  std::unordered_map<std::string, std::vector<size_t>> held_;  // name -> keys acquired, not released
+  std::unordered_map<std::string, std::vector<size_t>, NameHash, std::equal_to<>> held_;  // name -> keys acquired, not released
   uint64_t budget_ = 0;
   LoaderStats stats_;
   std::unique_ptr<kernels::ThreadPool> pool_;  // null with one thread

@@ -601,7 +601,7 @@ DcqWeights::~DcqWeights() {
 }
 
 size_t DcqWeights::tensor_index(std::string_view name) const {
-  const auto it = by_name_.find(std::string(name));
+  const auto it = by_name_.find(name);
   if (it == by_name_.end()) fail_input(describe() + ": tensor " + std::string(name) + " is missing");
   return it->second;
 }
@@ -612,7 +612,7 @@ size_t DcqWeights::resolve_duplicate(size_t t) const {
 }
 
 std::optional<TensorInfo> DcqWeights::info(std::string_view name) const {
-  const auto it = by_name_.find(std::string(name));
+  const auto it = by_name_.find(name);
   if (it == by_name_.end()) return std::nullopt;
   const auto& t = reader_.index().tensors[it->second];
   return TensorInfo{t.type, t.ne};
@@ -987,7 +987,13 @@ void DcqWeights::schedule_prefetch(size_t tensor) {
   }
 }
 
-void DcqWeights::make_room(uint64_t bytes, const std::string& what, bool buffer) {
+std::vector<size_t>& DcqWeights::held_list(std::string_view name) {
+  // Looked up by the view: acquire and release run ~90 times per token, a string each was measurable.
+  const auto it = held_.find(name);
+  return it != held_.end() ? it->second : held_[std::string(name)];
+}
+
+void DcqWeights::make_room(uint64_t bytes, size_t tensor, uint64_t tensor_bytes, bool buffer) {
   while (budget_ != kUnlimited && stats_.resident_bytes + free_bytes_ + bytes > budget_) {
     // A free buffer of this size is reused (no change); for a buffer, other free buffers go
     // first, then released entries (in a cyclic pass they are needed last), then the prefetch
@@ -1011,7 +1017,8 @@ void DcqWeights::make_room(uint64_t bytes, const std::string& what, bool buffer)
     // token), and freeing one cost a fresh buffer's page faults on every token.
     if (free_one()) continue;
     if (cancel_last_prefetch()) continue;
-    fail(ExitCode::resource, describe() + ": memory budget of " + human(budget_) + " cannot hold " + what +
+    fail(ExitCode::resource, describe() + ": memory budget of " + human(budget_) + " cannot hold tensor '" +
+                                 reader_.index().tensors[tensor].name + "' (" + human(tensor_bytes) + ")" +
                                  " beside the " + human(stats_.resident_bytes) + " in use");
   }
 }
@@ -1028,14 +1035,12 @@ DcqWeights::Entry& DcqWeights::get(size_t key, size_t tensor, uint32_t chunk0, u
     if (Entry* p = take_prefetch(tensor)) return *p;
   ++stats_.misses;
   const auto& ix = reader_.index();
-  const auto& t = ix.tensors[tensor];
   uint64_t bytes = 0;
   for (uint32_t c = chunk0; c < chunk1; ++c) bytes += ix.chunks[c].decoded_size;
-  const std::string what = "tensor '" + t.name + "' (" + human(bytes) + ")";
   const bool copy = copy_streamed(key, tensor, chunk0, chunk1);
   bool huge = false;
   const uint8_t* view = copy ? nullptr : view_for(key, tensor, chunk0, chunk1, huge);
-  make_room(cost(view, bytes, huge), what, !view);
+  make_room(cost(view, bytes, huge), tensor, bytes, !view);
   auto e = std::make_unique<Entry>();
   e->bytes = bytes;
   e->pinned = key == tensor && pinned_[tensor];
@@ -1078,7 +1083,7 @@ WeightBlocks DcqWeights::acquire(std::string_view name) {
   if (last_acquired_ != SIZE_MAX) next_[last_acquired_] = ti;
   last_acquired_ = ti;
   Entry& e = get(ti, ti, t.first_chunk, t.first_chunk + t.n_chunks);
-  held_[std::string(name)].push_back(ti);
+  held_list(name).push_back(ti);
   schedule_prefetch(next_[ti]);
   WeightBlocks w;
   w.info = TensorInfo{t.type, t.ne};
@@ -1130,7 +1135,7 @@ WeightBlocks DcqWeights::acquire_rows(std::string_view name, int64_t row0, int64
       const auto& ch = ix.chunks[c];
       if (uint64_t(row0) < ch.row_begin || uint64_t(row1) > ch.row_begin + ch.row_count) continue;
       Entry& e = get(ix.tensors.size() + c, ti, c, c + 1);
-      held_[std::string(name)].push_back(ix.tensors.size() + c);
+      held_list(name).push_back(ix.tensors.size() + c);
       const uint64_t rb = t.row_bytes();
       WeightBlocks w;
       w.info = TensorInfo{t.type, t.ne};
@@ -1153,7 +1158,7 @@ void DcqWeights::discard(std::string_view name) {
 }
 
 void DcqWeights::release(std::string_view name) {
-  const auto it = held_.find(std::string(name));
+  const auto it = held_.find(name);
   if (it == held_.end() || it->second.empty()) return;
   const size_t key = it->second.back();
   it->second.pop_back();

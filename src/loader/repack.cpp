@@ -43,7 +43,8 @@ bool wants_row_groups(const DcqTensor& t, bool is_embedding) {
 }  // namespace
 
 nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesystem::path& output,
-                          const std::vector<std::string>& store_raw, bool force, bool one_chunk, bool interleave) {
+                          const std::vector<std::string>& store_raw, bool force, bool one_chunk, bool interleave,
+                          uint64_t row_chunk_bytes) {
   std::error_code ec;
   if (std::filesystem::equivalent(input, output, ec)) fail_usage("--repack: the output must differ from the input");
   const auto r = DcqReader::open(input);
@@ -61,9 +62,15 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
 
   // The tensor whose bytes serve the token embedding (itself, or the earlier one it duplicates).
   uint32_t embedding = kDcqNoDuplicate;
-  for (uint32_t i = 0; i < in.tensors.size(); ++i)
+  bool has_output = false;
+  for (uint32_t i = 0; i < in.tensors.size(); ++i) {
     if (in.tensors[i].name == "token_embd.weight")
       embedding = in.tensors[i].duplicate_of == kDcqNoDuplicate ? i : in.tensors[i].duplicate_of;
+    has_output |= in.tensors[i].name == "output.weight";
+  }
+  // The embedding read by rows, re-encoded in small chunks (`row_chunk_bytes`).
+  const bool rechunk_embedding = row_chunk_bytes > 0 && has_output && embedding != kDcqNoDuplicate &&
+                                 !raw_tensors.count(embedding) && in.tensors[embedding].n_chunks > 0;
 
   // The new chunk list, in tensor order: a chosen tensor that fits one chunk gets one chunk
   // (`old_range` maps it to its old chunks), everything else keeps its chunks. `want` is the
@@ -72,11 +79,29 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
   ix.chunks.clear();
   std::vector<std::pair<uint32_t, uint32_t>> old_range;  // new chunk -> old chunks [first, end)
   std::vector<TransformId> want(ix.tensors.size(), TransformId::none);
+  std::vector<bool> rechunked;  // per new chunk: rows cut from the decoded tensor, encoded again
   for (uint32_t t = 0; t < ix.tensors.size(); ++t) {
     DcqTensor& tt = ix.tensors[t];
     const uint32_t first = tt.first_chunk, n = tt.n_chunks;
     tt.first_chunk = uint32_t(ix.chunks.size());
     if (n == 0) continue;
+    if (rechunk_embedding && t == embedding) {
+      const uint64_t rb = tt.row_bytes(), rows = tt.n_rows();
+      const uint64_t per = std::max<uint64_t>(1, row_chunk_bytes / std::max<uint64_t>(1, rb));
+      tt.n_chunks = 0;
+      for (uint64_t row = 0; row < rows; row += per) {
+        DcqChunk c = in.chunks[first];
+        c.row_begin = row;
+        c.row_count = std::min(per, rows - row);
+        c.decoded_size = c.row_count * rb;
+        ix.chunks.push_back(c);
+        old_range.push_back({first, first + n});
+        rechunked.resize(ix.chunks.size(), false);
+        rechunked.back() = true;
+        ++tt.n_chunks;
+      }
+      continue;
+    }
     if (one_chunk && interleave && raw_tensors.count(t) && wants_row_groups(tt, t == embedding))
       want[t] = TransformId::row_groups;
     if (one_chunk && raw_tensors.count(t) && tt.n_bytes <= kDcqMaxChunkBytes && n > 1) {
@@ -112,9 +137,10 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
   std::sort(order.begin(), order.end());
 
   // Version 2 or 3 holds a folder's file table and every codec.
+  rechunked.resize(ix.chunks.size(), false);
   DcqWriter w(output, force, any_row_groups ? kDcqRowGroupsVersion : kDcqFormatVersion);
-  uint64_t raw_chunks = 0, row_group_chunks = 0;
-  std::vector<uint8_t> decoded;
+  uint64_t raw_chunks = 0, row_group_chunks = 0, row_chunks = 0;
+  std::vector<uint8_t> decoded, embedding_rows;  // embedding_rows: the whole decoded embedding, once
   for (const auto& [offset, what] : order) {
     if (what < 0) {
       DcqBlob& b = what == -1 ? ix.metadata : ix.extras;
@@ -126,6 +152,28 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
     }
     DcqChunk& c = ix.chunks[size_t(what)];
     const auto [o0, o1] = old_range[size_t(what)];
+    if (rechunked[size_t(what)]) {
+      if (embedding_rows.empty()) {  // checksums of every old chunk checked
+        embedding_rows.resize(in.tensors[c.tensor].n_bytes);
+        uint64_t at = 0;
+        for (uint32_t k = o0; k < o1; ++k) {
+          r.decode_chunk(k, std::span<uint8_t>(embedding_rows.data() + at, in.chunks[k].decoded_size));
+          at += in.chunks[k].decoded_size;
+        }
+      }
+      const auto rows = std::span<const uint8_t>(embedding_rows).subspan(c.row_begin * ix.tensors[c.tensor].row_bytes(),
+                                                                        c.decoded_size);
+      const EncodedChunk e = encode_chunk(ix.tensors[c.tensor].type, rows, ChunkEncodeOptions{});
+      c.transform = e.transform;
+      c.codec = e.codec;
+      c.n_streams = e.n_streams;
+      c.offset = w.write_payload(e.payload);
+      c.stored_size = e.payload.size();
+      c.xxh3_stored = xxh3(e.payload);
+      c.xxh3_decoded = xxh3(rows);
+      ++row_chunks;
+      continue;
+    }
     const TransformId t = want[c.tensor];
     if (!raw_tensors.count(c.tensor) ||
         (o1 - o0 == 1 && c.codec == CodecId::raw && c.n_streams == 1 && c.transform == t)) {
@@ -162,7 +210,8 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
           {"output_bytes", std::filesystem::file_size(output)},
           {"raw_tensors", raw_tensors.size()},
           {"raw_chunks", raw_chunks},
-          {"row_group_chunks", row_group_chunks}};
+          {"row_group_chunks", row_group_chunks},
+          {"row_chunks", row_chunks}};
 }
 
 }  // namespace dcq

@@ -438,6 +438,43 @@ TEST(LoaderZeroCopy, FewUnmapsPerToken) {
   EXPECT_GT(decoded.stats().bytes_decoded, decoded.stats().pinned_bytes);  // chunks were decoded every pass
 }
 
+// `dcq plan --repack` cuts a streamed embedding table (read one row per token) into chunks of
+// ~kRowChunkBytes: the same rows, every checksum valid, the same tokens, and a token decodes one
+// small chunk instead of a 256 KiB one.
+TEST(LoaderZeroCopy, RepackCutsTheStreamedEmbeddingIntoSmallChunks) {
+  DCQ_REQUIRE_DATA();  // the tokenizer's text path only; the model is a synth
+  test::TempDir dir;
+  const SynthFiles sf = make_synth_files(dir.path());
+  const fs::path out = dir.path() / "rows.dcq";
+  const auto rep = repack_raw(sf.dcq, out, {}, false, true, true, kRowChunkBytes);
+  const auto in = DcqReader::open(sf.dcq), cut = DcqReader::open(out);
+  auto embedding = [](const DcqReader& r) {
+    for (const auto& t : r.index().tensors)
+      if (t.name == "token_embd.weight") return t;
+    return DcqTensor{};
+  };
+  const DcqTensor a = embedding(in), b = embedding(cut);
+  ASSERT_EQ(a.n_bytes, b.n_bytes);
+  EXPECT_GT(b.n_chunks, 4 * a.n_chunks);
+  EXPECT_EQ(rep["row_chunks"].get<uint64_t>(), b.n_chunks);
+  auto rows = [](const DcqReader& r, const DcqTensor& t) {
+    std::vector<uint8_t> all;
+    for (uint32_t c = t.first_chunk; c < t.first_chunk + t.n_chunks; ++c) {
+      const auto& ch = r.index().chunks[c];
+      EXPECT_EQ(ch.row_begin * t.row_bytes(), all.size());
+      all.resize(all.size() + ch.decoded_size);
+      r.decode_chunk(c, std::span<uint8_t>(all).last(ch.decoded_size));  // checksums checked
+    }
+    return all;
+  };
+  for (uint32_t c = b.first_chunk; c < b.first_chunk + b.n_chunks; ++c)
+    EXPECT_LE(cut.index().chunks[c].decoded_size, kRowChunkBytes);
+  EXPECT_EQ(rows(in, a), rows(cut, b));
+  DcqWeights whole(sf.dcq, MemBudget::parse("60%")), small(out, MemBudget::parse("60%"));
+  EXPECT_EQ(greedy(small, *small.model(), 8), greedy(whole, *whole.model(), 8));
+  EXPECT_LT(small.stats().bytes_decoded, whole.stats().bytes_decoded);
+}
+
 // The VmFlags of the mapping that holds p ("hg": madvise(MADV_HUGEPAGE)), and its start.
 std::pair<std::string, uintptr_t> mapping_of(const void* p) {
   std::ifstream smaps("/proc/self/smaps");

@@ -1,6 +1,7 @@
 // dcq plan X.dcq --mem-budget B: the speed-adaptive load plan `dcq run --mem-budget B` follows —
 // per tensor pinned (decoded once) or streamed (decoded every token), its bytes and measured
 // decode cost, and the predicted tokens/s against the physical limit (docs/loader.md, "Plan").
+#include <algorithm>
 #include <cstdio>
 
 #include "cli.hpp"
@@ -21,6 +22,11 @@ struct PlanCmdOptions {
   bool all_raw = false;
   bool plain_rows = false;
 };
+
+// Whether the plan streams a table read by rows (the embedding): one chunk decoded per token.
+bool streams_rows(const LoadPlan& p) {
+  return std::any_of(p.tensors.begin(), p.tensors.end(), [](const TensorPlan& t) { return t.row_access && !t.pinned; });
+}
 
 void print_text(const LoadPlan& p) {
   std::printf("%-32s %-8s %10s %10s %11s %9s  %s\n", "tensor", "plan", "MiB", "MiB/token", "ms/token", "GB/s", "encoding");
@@ -89,7 +95,8 @@ const bool registered = register_command("plan", [](CLI::App& app) {
         for (const auto& t : plan.tensors) all.push_back(t.name);
       // --all-raw is the GGUF's bytes through the loader (the slow-storage baseline): plain rows.
       repacked = opt->all_raw ? repack_raw(opt->model, opt->repack, all, opt->force, false)
-                              : repack_raw(opt->model, opt->repack, plan.store_raw, opt->force, true, !opt->plain_rows);
+                              : repack_raw(opt->model, opt->repack, plan.store_raw, opt->force, true, !opt->plain_rows,
+                                           streams_rows(plan) ? kRowChunkBytes : 0);
     }
     if (common->json) {
       auto j = plan.to_json();
