@@ -280,6 +280,7 @@ class DcqWeights final : public WeightSource {
   std::vector<size_t> pending_;         // those blocks
   // Released views charged by their bytes, still mapped and charged until the next flush.
   std::vector<std::pair<const uint8_t*, uint64_t>> pending_views_;
+  uint64_t pending_view_extent_ = 0;    // their folio-widened ranges, summed
   bool flush_views();                   // gives them back (part of flush_blocks)
   // Pinned tensors' buffers: slots of one 2 MiB-page mapping (make_arena), else their own.
   void make_arena();

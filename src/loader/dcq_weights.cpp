@@ -656,6 +656,8 @@ void DcqWeights::charge(const Entry& e) {
     // A view whose range is still mapped and charged (released, not yet flushed) is used as it is.
     const auto p = std::find(pending_views_.begin(), pending_views_.end(), std::make_pair(e.view, e.bytes));
     if (e.view && p != pending_views_.end()) {
+      const auto [a, b] = loader_detail::folio_range(map_, e.view, e.bytes);
+      pending_view_extent_ -= b - a;
       pending_views_.erase(p);
       return;
     }
@@ -680,6 +682,12 @@ void DcqWeights::uncharge(const Entry& e) {
   if (!e.huge) {
     if (e.view && !keep_mapped()) {  // stays mapped and charged until the next flush (flush_blocks)
       pending_views_.push_back({e.view, e.bytes});
+      // Charged by bytes, but a fault maps the whole page-cache folio (up to 2 MiB) around them:
+      // a 60 % repack run at 20 % kept 10 MiB more mapped than charged with unbounded batches.
+      // Flush once the pending views' folios could exceed 8 MiB.
+      const auto [a, b] = loader_detail::folio_range(map_, e.view, e.bytes);
+      pending_view_extent_ += b - a;
+      if (pending_view_extent_ > 4 * loader_detail::kFolioBytes) flush_views();
       return;
     }
     stats_.resident_bytes -= e.bytes;
@@ -738,6 +746,7 @@ bool DcqWeights::flush_views() {
   }
   stats_.resident_bytes -= bytes;
   pending_views_.clear();
+  pending_view_extent_ = 0;
   return true;
 }
 
