@@ -472,7 +472,14 @@ TEST(LoaderZeroCopy, RepackCutsTheStreamedEmbeddingIntoSmallChunks) {
   EXPECT_EQ(rows(in, a), rows(cut, b));
   DcqWeights whole(sf.dcq, MemBudget::parse("60%")), small(out, MemBudget::parse("60%"));
   EXPECT_EQ(greedy(small, *small.model(), 8), greedy(whole, *whole.model(), 8));
-  EXPECT_LT(small.stats().bytes_decoded, whole.stats().bytes_decoded);
+  // What a token decodes for its row (the plans' pinned sets may differ: measured speeds).
+  auto row_pass = [](const DcqWeights& w) {
+    for (const auto& t : w.plan().tensors)
+      if (t.name == "token_embd.weight") return t.bytes_per_pass;
+    return uint64_t(0);
+  };
+  EXPECT_LE(row_pass(small), kRowChunkBytes);
+  EXPECT_GT(row_pass(whole), 4 * kRowChunkBytes);
 }
 
 // The VmFlags of the mapping that holds p ("hg": madvise(MADV_HUGEPAGE)), and its start.
