@@ -85,6 +85,14 @@ SynthFiles make_synth_files(const fs::path& dir) {
   return f;
 }
 
+// DCQ_VIEW_BLOCK_KIB for the scope: views charged in blocks of that many KiB, without huge pages.
+struct ViewBlockKib {
+  explicit ViewBlockKib(const char* kib) { ::setenv("DCQ_VIEW_BLOCK_KIB", kib, 1); }
+  ~ViewBlockKib() { ::unsetenv("DCQ_VIEW_BLOCK_KIB"); }
+  ViewBlockKib(const ViewBlockKib&) = delete;
+  ViewBlockKib& operator=(const ViewBlockKib&) = delete;
+};
+
 }  // namespace
 
 TEST(LoaderZeroCopy, RawTensorsServedFromTheMapGiveTheGgufTokensAtEveryBudget) {
@@ -338,10 +346,7 @@ TEST(LoaderZeroCopy, ViewsChargedByBlocksStayWithinBudget) {
   DCQ_REQUIRE_DATA();
   test::TempDir dir;
   const SynthFiles sf = make_synth_files(dir.path());
-  struct Env {
-    Env() { ::setenv("DCQ_VIEW_BLOCK_KIB", "64", 1); }
-    ~Env() { ::unsetenv("DCQ_VIEW_BLOCK_KIB"); }
-  } env;
+  const ViewBlockKib env("64");
   ASSERT_EQ(view_block_bytes(), 65536u);
   const std::string args = " -p 'Once upon a time' -n 12 --temp 0 --json -q";
   auto run = [&](const std::string& extra) {
@@ -391,10 +396,7 @@ TEST(LoaderZeroCopy, FewUnmapsPerToken) {
   DCQ_REQUIRE_DATA();  // the tokenizer's text path only; the model is a synth
   test::TempDir dir;
   const SynthFiles sf = make_synth_files(dir.path());
-  struct Env {
-    Env() { ::setenv("DCQ_VIEW_BLOCK_KIB", "64", 1); }
-    ~Env() { ::unsetenv("DCQ_VIEW_BLOCK_KIB"); }
-  } env;
+  const ViewBlockKib env("64");
   PlanOptions po;
   po.budget = MemBudget::parse("60%");
   po.measured_speeds = false;
