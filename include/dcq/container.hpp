@@ -127,6 +127,9 @@ struct EncodedChunk {
   double modelled_decode_seconds = 0;
 };
 EncodedChunk encode_chunk(GgmlType type, std::span<const uint8_t> rows, const ChunkEncodeOptions& options);
+// Fills the index entry of a chunk encoded as `e` from `rows` and written at `offset`: encoding
+// fields, sizes and both checksums (tensor and row range are the caller's).
+void describe_chunk(DcqChunk& c, const EncodedChunk& e, std::span<const uint8_t> rows, uint64_t offset);
 // Parses a payload header (validated against the transform's stream sizes for `decoded_size`).
 std::vector<DcqStreamInfo> parse_payload(GgmlType type, TransformId t, std::span<const uint8_t> payload,
                                          uint64_t decoded_size);

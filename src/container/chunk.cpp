@@ -255,4 +255,15 @@ void decode_payload(GgmlType type, TransformId t, std::span<const uint8_t> p, st
   transform_join(t, type, streams, out, row_width);
 }
 
+void describe_chunk(DcqChunk& c, const EncodedChunk& e, std::span<const uint8_t> rows, uint64_t offset) {
+  c.transform = e.transform;
+  c.codec = e.codec;
+  c.n_streams = e.n_streams;
+  c.offset = offset;
+  c.stored_size = e.payload.size();
+  c.xxh3_stored = xxh3(e.payload);
+  c.xxh3_decoded = xxh3(rows);
+  c.decoded_size = rows.size();
+}
+
 }  // namespace dcq

@@ -164,13 +164,7 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
       const auto rows = std::span<const uint8_t>(embedding_rows).subspan(c.row_begin * ix.tensors[c.tensor].row_bytes(),
                                                                         c.decoded_size);
       const EncodedChunk e = encode_chunk(ix.tensors[c.tensor].type, rows, ChunkEncodeOptions{});
-      c.transform = e.transform;
-      c.codec = e.codec;
-      c.n_streams = e.n_streams;
-      c.offset = w.write_payload(e.payload);
-      c.stored_size = e.payload.size();
-      c.xxh3_stored = xxh3(e.payload);
-      c.xxh3_decoded = xxh3(rows);
+      describe_chunk(c, e, rows, w.write_payload(e.payload));
       ++row_chunks;
       continue;
     }

@@ -256,16 +256,9 @@ nlohmann::json compress(const CompressOptions& o) {
       auto& e = enc[k];
       DcqChunk c;
       c.tensor = j.tensor;
-      c.transform = e.transform;
-      c.codec = e.codec;
-      c.n_streams = e.n_streams;
       c.row_begin = j.row_begin;
       c.row_count = j.row_count;
-      c.offset = w.write_payload(e.payload);
-      c.stored_size = e.payload.size();
-      c.xxh3_stored = xxh3(e.payload);
-      c.xxh3_decoded = xxh3(j.bytes);
-      c.decoded_size = j.bytes.size();
+      describe_chunk(c, e, j.bytes, w.write_payload(e.payload));
       ix.chunks.push_back(c);
       ++codec_count[codec_name({e.codec, 0}).substr(0, codec_name({e.codec, 0}).find('-'))];
       ++transform_count[std::string(transform_name(e.transform))];
