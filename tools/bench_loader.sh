@@ -13,6 +13,17 @@ dcq="$build/tools/dcq/dcq"
 data=${DCQ_TEST_DATA:-$(dirname "$0")/../../shared/data}; data=$(cd "$data" && pwd)
 mkdir -p "$work"; cd "$work"
 lscpu | grep 'Model name'; nproc; uptime
+# Slow storage at 60 % (sessions 6 and 7): the lossless Q4_0 .dcq against the GGUF's bytes through
+# the same loader (`--all-raw`), at 100 and 400 MB/s; JSON to PREFIX-throttle-RATE-FILE.json.
+slow_storage() {
+  "$dcq" plan s110-q4.dcq --mem-budget 60% --repack s110-q4-allraw.dcq --all-raw --force -q > /dev/null
+  for mbs in 100 400; do
+    for f in s110-q4.dcq s110-q4-allraw.dcq; do
+      "$dcq" bench memory "$f" --budgets 60% --repeats 2 --tokens 16 --threads 2 --read-throttle $mbs --json \
+        > "$1-throttle-$mbs-$f.json"
+    done
+  done
+}
 if [ "${3:-}" = s7 ]; then
   # Session 7 (docs/loader.md, "Measurements, session 7"): each budget's own repack (the plan now
   # keeps room for batched flushes and uses 2 MiB views down to 40 %), 9 interleaved rounds of
@@ -30,13 +41,7 @@ if [ "${3:-}" = s7 ]; then
     "$dcq" bench memory "s7-$n-k60.dcq" --budgets 100%,80%,60%,40%,20% --repeats 5 --tokens 64 --threads 2 \
       --json --svg "s7-$n-k60.svg" > "s7-$n-k60-all.json"
   done
-  "$dcq" plan s110-q4.dcq --mem-budget 60% --repack s110-q4-allraw.dcq --all-raw --force -q > /dev/null
-  for mbs in 100 400; do
-    for f in s110-q4.dcq s110-q4-allraw.dcq; do
-      "$dcq" bench memory "$f" --budgets 60% --repeats 2 --tokens 16 --threads 2 --read-throttle $mbs --json \
-        > "s7-throttle-$mbs-$f.json"
-    done
-  done
+  slow_storage s7
   uptime
   exit 0
 fi
@@ -68,13 +73,7 @@ if [ "${3:-}" = s6 ]; then
       python3 -c "print('$n round $i resident $r old %.2f new %.2f' % ($o / $r, $k / $r))"
     done
   done | tee s6-ab.txt
-  "$dcq" plan s110-q4.dcq --mem-budget 60% --repack s110-q4-allraw.dcq --all-raw --force -q > /dev/null
-  for mbs in 100 400; do
-    for f in s110-q4.dcq s110-q4-allraw.dcq; do
-      "$dcq" bench memory "$f" --budgets 60% --repeats 2 --tokens 16 --threads 2 --read-throttle $mbs --json \
-        > "s6-throttle-$mbs-$f.json"
-    done
-  done
+  slow_storage s6
   uptime
   exit 0
 fi

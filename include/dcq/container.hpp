@@ -187,6 +187,7 @@ class DcqReader {
  private:
   DcqReader() = default;
   void parse_all(const DcqReadOptions& options);
+  void check_payload(size_t chunk, std::span<const uint8_t> payload) const;  // stored checksum
   void parse_files(ByteReader& r);
   std::shared_ptr<MappedFile> file_;
   std::span<const uint8_t> bytes_;

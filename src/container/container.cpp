@@ -488,9 +488,10 @@ std::string DcqReader::chunk_name(size_t i) const {
          std::to_string(c.row_begin + c.row_count) + ")";
 }
 
-void DcqReader::check_stored(size_t i) const {
-  const auto& c = index_.chunks[i];
-  if (verify_ && xxh3(stored(c)) != c.xxh3_stored)
+void DcqReader::check_stored(size_t i) const { check_payload(i, stored(index_.chunks[i])); }
+
+void DcqReader::check_payload(size_t i, std::span<const uint8_t> payload) const {
+  if (verify_ && xxh3(payload) != index_.chunks[i].xxh3_stored)
     fail(ExitCode::integrity, source_ + ": " + chunk_name(i) + ": stored bytes checksum mismatch (corrupt)");
 }
 
@@ -501,8 +502,7 @@ void DcqReader::decode_chunk(size_t i, std::span<uint8_t> out) const {
 void DcqReader::decode_chunk(size_t i, std::span<const uint8_t> payload, std::span<uint8_t> out) const {
   const auto& c = index_.chunks[i];
   DCQ_ASSERT(out.size() == c.decoded_size && payload.size() == c.stored_size);
-  if (verify_ && xxh3(payload) != c.xxh3_stored)
-    fail(ExitCode::integrity, source_ + ": " + chunk_name(i) + ": stored bytes checksum mismatch (corrupt)");
+  check_payload(i, payload);
   const auto& t = index_.tensors[c.tensor];
   if (verify_) {
     // The stored bytes matched their checksum, so a payload table that contradicts the index

@@ -449,11 +449,8 @@ void DcqWeights::make_arena() {
     arena_at_[t] = at;
     at += (ix.tensors[t].n_bytes + 63) / 64 * 64;
   }
-  if (at < (2u << 20)) return;
-  void* p = ::mmap(nullptr, at, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  (void)::madvise(p, at, MADV_HUGEPAGE);
-  arena_ = static_cast<uint8_t*>(p);
+  if (at < (2u << 20)) return;  // alloc_buffer advises 2 MiB pages from there on
+  arena_ = alloc_buffer(at);
   arena_bytes_ = at;
 }
 
@@ -596,7 +593,7 @@ DcqWeights::~DcqWeights() {
   }
   for (auto& [p, n] : free_) free_buffer(p, n);
   if (!huge_.empty()) ::munmap(const_cast<uint8_t*>(huge_.data()), huge_.size());
-  if (arena_) ::munmap(arena_, arena_bytes_);  // its entries do not own their slots
+  free_buffer(arena_, arena_bytes_);  // its entries do not own their slots
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -654,8 +651,9 @@ uint64_t DcqWeights::cost(const uint8_t* view, uint64_t bytes, bool huge) const 
 void DcqWeights::charge(const Entry& e) {
   if (!e.huge) {
     // A view whose range is still mapped and charged (released, not yet flushed) is used as it is.
-    const auto p = std::find(pending_views_.begin(), pending_views_.end(), std::make_pair(e.view, e.bytes));
-    if (e.view && p != pending_views_.end()) {
+    const auto p = e.view ? std::find(pending_views_.begin(), pending_views_.end(), std::make_pair(e.view, e.bytes))
+                          : pending_views_.end();
+    if (p != pending_views_.end()) {
       const auto [a, b] = loader_detail::folio_range(map_, e.view, e.bytes);
       pending_view_extent_ -= b - a;
       pending_views_.erase(p);
@@ -706,15 +704,11 @@ void DcqWeights::uncharge(const Entry& e) {
 }
 
 bool DcqWeights::flush_released_views() {
-  bool dropped = false;
-  for (size_t i = release_order_.size(); i-- > 0;) {
-    if (i >= release_order_.size()) continue;  // drop() erased entries after it
-    const size_t key = release_order_[i];
-    if (!entries_.at(key)->view) continue;
-    drop(key);
-    dropped = true;
-  }
-  return flush_blocks() || dropped;
+  std::vector<size_t> views;
+  for (const size_t key : release_order_)
+    if (entries_.at(key)->view) views.push_back(key);
+  for (const size_t key : views) drop(key);
+  return flush_blocks() || !views.empty();
 }
 
 bool DcqWeights::flush_views() {

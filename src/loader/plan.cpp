@@ -387,11 +387,12 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
         c.decode += p.tensors[i].decode_seconds;
       }
     }
-    if (used + window(pin) > p.budget_bytes) c.decode = std::numeric_limits<double>::infinity();
+    const uint64_t win = window(pin);
+    if (used + win > p.budget_bytes) c.decode = std::numeric_limits<double>::infinity();
     if (view_bytes == 0) return c;
     // A flush frees about the room beside pinned tensors and window less two blocks (the views
     // held across it and partial blocks; fitted to the measured flushes per token at 0-16 blocks).
-    const uint64_t w = window(pin) + 2 * p.view_block, room = p.budget_bytes > used + w ? p.budget_bytes - used - w : 0;
+    const uint64_t w = win + 2 * p.view_block, room = p.budget_bytes > used + w ? p.budget_bytes - used - w : 0;
     c.flushes = double(view_bytes) / double(std::max(room, p.view_block));
     c.blocks = double(view_bytes) / double(p.view_block) + double(layers.size());
     return c;
@@ -483,9 +484,7 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
   }
   p.working_set = window(pinned);
   if (p.view_block && p.budget_bytes != kUnlimited) {
-    uint64_t used = 0;
-    for (size_t i = 0; i < pinned.size(); ++i) used += pinned[i] ? p.tensors[i].bytes : 0;
-    const ViewCost vc = view_cost(pinned, used);
+    const ViewCost vc = view_cost(pinned, pinned_bytes(pinned));
     p.view_flushes_per_token = vc.flushes;
     p.view_blocks_per_token = vc.blocks;
     p.view_seconds_per_token = vc.view_seconds();

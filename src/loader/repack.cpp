@@ -79,7 +79,6 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
   ix.chunks.clear();
   std::vector<std::pair<uint32_t, uint32_t>> old_range;  // new chunk -> old chunks [first, end)
   std::vector<TransformId> want(ix.tensors.size(), TransformId::none);
-  std::vector<bool> rechunked;  // per new chunk: rows cut from the decoded tensor, encoded again
   for (uint32_t t = 0; t < ix.tensors.size(); ++t) {
     DcqTensor& tt = ix.tensors[t];
     const uint32_t first = tt.first_chunk, n = tt.n_chunks;
@@ -96,8 +95,6 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
         c.decoded_size = c.row_count * rb;
         ix.chunks.push_back(c);
         old_range.push_back({first, first + n});
-        rechunked.resize(ix.chunks.size(), false);
-        rechunked.back() = true;
         ++tt.n_chunks;
       }
       continue;
@@ -137,10 +134,19 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
   std::sort(order.begin(), order.end());
 
   // Version 2 or 3 holds a folder's file table and every codec.
-  rechunked.resize(ix.chunks.size(), false);
   DcqWriter w(output, force, any_row_groups ? kDcqRowGroupsVersion : kDcqFormatVersion);
   uint64_t raw_chunks = 0, row_group_chunks = 0, row_chunks = 0;
   std::vector<uint8_t> decoded, embedding_rows;  // embedding_rows: the whole decoded embedding, once
+  // Old chunks [k0, k1) decoded back to back into `out` (every checksum checked).
+  auto decode_old = [&](uint32_t k0, uint32_t k1, std::vector<uint8_t>& out, uint64_t bytes) {
+    out.resize(bytes);
+    uint64_t at = 0;
+    for (uint32_t k = k0; k < k1; ++k) {
+      r.decode_chunk(k, std::span<uint8_t>(out.data() + at, in.chunks[k].decoded_size));
+      at += in.chunks[k].decoded_size;
+    }
+    DCQ_ASSERT(at == bytes);
+  };
   for (const auto& [offset, what] : order) {
     if (what < 0) {
       DcqBlob& b = what == -1 ? ix.metadata : ix.extras;
@@ -152,15 +158,8 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
     }
     DcqChunk& c = ix.chunks[size_t(what)];
     const auto [o0, o1] = old_range[size_t(what)];
-    if (rechunked[size_t(what)]) {
-      if (embedding_rows.empty()) {  // checksums of every old chunk checked
-        embedding_rows.resize(in.tensors[c.tensor].n_bytes);
-        uint64_t at = 0;
-        for (uint32_t k = o0; k < o1; ++k) {
-          r.decode_chunk(k, std::span<uint8_t>(embedding_rows.data() + at, in.chunks[k].decoded_size));
-          at += in.chunks[k].decoded_size;
-        }
-      }
+    if (rechunk_embedding && c.tensor == embedding) {  // rows cut from the decoded table, encoded again
+      if (embedding_rows.empty()) decode_old(o0, o1, embedding_rows, in.tensors[c.tensor].n_bytes);
       const auto rows = std::span<const uint8_t>(embedding_rows).subspan(c.row_begin * ix.tensors[c.tensor].row_bytes(),
                                                                         c.decoded_size);
       const EncodedChunk e = encode_chunk(ix.tensors[c.tensor].type, rows, ChunkEncodeOptions{});
@@ -175,13 +174,7 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
       row_group_chunks += c.transform == TransformId::row_groups;
       continue;
     }
-    decoded.resize(c.decoded_size);
-    uint64_t at = 0;
-    for (uint32_t k = o0; k < o1; ++k) {  // checksums of every old chunk checked
-      r.decode_chunk(k, std::span<uint8_t>(decoded.data() + at, in.chunks[k].decoded_size));
-      at += in.chunks[k].decoded_size;
-    }
-    DCQ_ASSERT(at == c.decoded_size);
+    decode_old(o0, o1, decoded, c.decoded_size);
     const DcqTensor& tt = ix.tensors[c.tensor];
     const auto payload = t == TransformId::row_groups ? raw_payload(transform_split(t, tt.type, decoded, tt.ne[0])[0])
                                                       : raw_payload(decoded);
