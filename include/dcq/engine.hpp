@@ -11,6 +11,9 @@
 #include "dcq/weights.hpp"
 
 namespace dcq {
+namespace kernels {
+class ThreadPool;
+}
 
 struct LlamaConfig {
   int n_embd = 0;       // model width
@@ -59,6 +62,10 @@ struct EngineOptions {
   EngineOptions(int ctx, int threads) : n_ctx(ctx), n_threads(threads) {}
   int n_ctx = 0;      // KV cache length; 0: the model's context_length
   int n_threads = 1;
+  // A pool to run on (not owned; its size replaces n_threads), e.g. one pool for two engines that
+  // take turns (`dcq bench memory --paired`): a second pool would keep its own workers spinning
+  // beside the first one's. nullptr: the engine makes its own pool of n_threads.
+  kernels::ThreadPool* pool = nullptr;
   // Structured pruning: a skipped sub-layer is the identity (its residual branch adds nothing),
   // so its weights are never read. Empty, or one flag per layer. A model pruned by `dcq prune
   // --units sublayers` also lists skipped layers in its metadata (dcq.pruned.attn, dcq.pruned.ffn:

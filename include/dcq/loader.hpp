@@ -62,6 +62,8 @@ struct LoaderStats {
   // madvise calls giving mapped file pages back (views leaving, stored bytes after a decode, view
   // blocks flushed): each is a TLB shootdown interrupting the other compute threads.
   uint64_t unmap_calls = 0;
+  double unmap_seconds = 0;         // ... and the time they took (on the calling thread)
+  uint64_t view_blocks_mapped = 0;  // view blocks charged while not mapped: each costs a fault (one per 2 MiB)
   nlohmann::json to_json() const;
 };
 
@@ -206,6 +208,7 @@ class DcqWeights final : public WeightSource {
   LoaderStats stats() const {
     LoaderStats s = stats_;
     s.unmap_calls = unmap_calls_.load(std::memory_order_relaxed);
+    s.unmap_seconds = unmap_seconds_;
     return s;
   }
   const LoadPlan& plan() const { return plan_; }
@@ -260,6 +263,7 @@ class DcqWeights final : public WeightSource {
   Model meta_;
   LoadPlan plan_;
   double read_throttle_ = 0;
+  double unmap_seconds_ = 0;  // LoaderStats::unmap_seconds (flush_blocks, on the engine's thread)
   mutable std::atomic<uint64_t> unmap_calls_{0};  // LoaderStats::unmap_calls (decoding threads add too)
   mutable std::mutex io_mu_;             // the simulated device's clock (chunks decode in parallel)
   mutable std::chrono::steady_clock::time_point io_free_at_{};

@@ -190,6 +190,8 @@ nlohmann::json LoaderStats::to_json() const {
   j["view_block_bytes"] = view_block;
   j["huge_mapped"] = huge_mapped;
   j["unmap_calls"] = unmap_calls;
+  j["unmap_seconds"] = unmap_seconds;
+  j["view_blocks_mapped"] = view_blocks_mapped;
   return j;
 }
 
@@ -672,6 +674,7 @@ void DcqWeights::charge(const Entry& e) {
       pending_.erase(std::find(pending_.begin(), pending_.end(), b));
     } else {
       stats_.resident_bytes += block_;
+      ++stats_.view_blocks_mapped;
     }
   }
 }
@@ -761,7 +764,9 @@ bool DcqWeights::flush_blocks() {
     const size_t at = pending_[i] * block_, len = std::min<size_t>((pending_[j - 1] + 1 - pending_[i]) * block_, huge_.size() - at);
     i = j;
     if (keep_mapped()) continue;
+    const auto t0 = std::chrono::steady_clock::now();
     (void)::madvise(const_cast<uint8_t*>(huge_.data()) + at, len, MADV_DONTNEED);
+    unmap_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     unmap_calls_.fetch_add(1, std::memory_order_relaxed);
   }
   for (const size_t b : pending_) block_pending_[b] = 0;

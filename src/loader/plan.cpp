@@ -284,32 +284,17 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     const bool row_read = t.name == "token_embd.weight" && has_output;
     if (t.n_chunks > 1 || row_read || t.ne.size() < 2) max_chunk = std::max(max_chunk, c.decoded_size);
   }
-  // The file range each layer's tensors occupy: its views (2 MiB blocks) all lie inside it, so a
-  // layer never holds more blocks than the range overlaps, however its tensors are counted one by
-  // one (q/k/v of 0.3 MiB each count 4 MiB apiece, 12 MiB, where the layer spans 2-3 blocks). For
-  // this file: the chunks' own offsets. For a repack (whose file does not exist yet): the same
-  // chunks in the same order, each as large as it can become (raw, one header, alignment).
-  std::map<long, std::pair<uint64_t, uint64_t>> layer_range;  // [first, end) in this file's offsets
+  // How far a layer's views can spread in the file: its views (2 MiB blocks) all lie in one run
+  // of the layer's chunks, so a layer never holds more blocks than that run overlaps, however its
+  // tensors are counted one by one (q/k/v of 0.3 MiB each count 4 MiB apiece, 12 MiB, where the
+  // layer spans 2-3 blocks). The run is at most the layer's chunks each as large as it can become
+  // (raw, one header, alignment): writers keep a layer's chunks together, and a repack puts the
+  // streamed ones back to back. Sizes only, not this file's offsets, so that the plan for a repack
+  // and the plan of the repacked file (whose views moved) count the same window.
+  std::map<long, uint64_t> layer_span;
   for (const auto& c : ix.chunks) {
     const long l = layer_of(ix.tensors[c.tensor].name);
-    if (l < 0) continue;
-    auto [it, fresh] = layer_range.try_emplace(l, c.offset, c.offset + c.stored_size);
-    if (!fresh) {
-      it->second.first = std::min(it->second.first, c.offset);
-      it->second.second = std::max(it->second.second, c.offset + c.stored_size);
-    }
-  }
-  std::map<long, uint64_t> layer_span;
-  for (const auto& [l, range] : layer_range) {
-    if (!o.for_repack) {
-      layer_span[l] = range.second - range.first;
-      continue;
-    }
-    uint64_t grown = 0;
-    for (const auto& c : ix.chunks)
-      if (c.offset >= range.first && c.offset < range.second)
-        grown += std::max<uint64_t>(c.stored_size, c.decoded_size + 14) + kDcqPayloadAlignment;
-    layer_span[l] = grown;
+    if (l >= 0) layer_span[l] += std::max<uint64_t>(c.stored_size, c.decoded_size + 14) + kDcqPayloadAlignment;
   }
 
   // Whether streamed tensor i is served as a view of the file: it is one raw chunk, or the plan is
@@ -377,12 +362,10 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
   auto view_cost = [&](const std::vector<bool>& pin, uint64_t used) {
     ViewCost c;
     uint64_t view_bytes = 0;
-    std::set<long> layers;  // neighbouring views share blocks: count bytes, plus one partial block per run
     for (size_t i = 0; i < p.tensors.size(); ++i) {
       if (pin[i]) continue;
       if (is_view(i)) {
         view_bytes += p.tensors[i].bytes;
-        layers.insert(layer_of(p.tensors[i].name));
       } else {
         c.decode += p.tensors[i].decode_seconds;
       }
@@ -394,7 +377,9 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     // held across it and partial blocks; fitted to the measured flushes per token at 0-16 blocks).
     const uint64_t w = win + 2 * p.view_block, room = p.budget_bytes > used + w ? p.budget_bytes - used - w : 0;
     c.flushes = double(view_bytes) / double(std::max(room, p.view_block));
-    c.blocks = double(view_bytes) / double(p.view_block) + double(layers.size());
+    // A repack stores the views back to back: the blocks they fill, plus the one the run ends in,
+    // plus one per flush (the block a released view shares with the next one is given back too).
+    c.blocks = double(view_bytes) / double(p.view_block) + 1 + c.flushes;
     return c;
   };
   auto pinned_bytes = [&](const std::vector<bool>& pin) {
@@ -447,7 +432,9 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
                                  " is below the smallest working set of " + mib(p.min_working_set) +
                                  " (three tensors of a layer, or the largest tensor, plus one chunk); give at least that");
 
-  if (p.budget_bytes == kUnlimited || p.budget_bytes >= p.weight_bytes + max_chunk) {
+  // A budget that holds every tensor keeps every tensor: nothing streams, so no window is needed
+  // (100 % ran as a streaming plan with 6 MiB of views per token when it also asked for a window).
+  if (p.budget_bytes == kUnlimited || p.budget_bytes >= p.weight_bytes) {
     pinned.assign(p.tensors.size(), true);
   } else {
     // Greedy: repeatedly pin the tensor with the most decode seconds saved per byte of net budget
@@ -482,7 +469,7 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
     }
     if (p.view_block) choose_pin_prefix(pinned, pin_order);
   }
-  p.working_set = window(pinned);
+  p.working_set = std::all_of(pinned.begin(), pinned.end(), [](bool b) { return b; }) ? 0 : window(pinned);
   if (p.view_block && p.budget_bytes != kUnlimited) {
     const ViewCost vc = view_cost(pinned, pinned_bytes(pinned));
     p.view_flushes_per_token = vc.flushes;

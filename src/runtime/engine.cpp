@@ -174,10 +174,12 @@ void repack(WeightSource& w, Repacked& rp, const std::string& name);
 // Scratch buffers and the KV cache; activations are [n_tok][width] row-major.
 struct Engine::State {
   Repacked repacked;
-  kernels::ThreadPool pool;
+  std::unique_ptr<kernels::ThreadPool> own_pool;  // unless EngineOptions::pool is given
+  kernels::ThreadPool& pool;
   std::vector<uint16_t> k_cache, v_cache;  // [layer][pos][n_head_kv * head_dim], F16 like llama.cpp
   std::vector<float> x, xb, xb2, q, k, v, att, hb, hb2, logits, norm;
-  explicit State(int threads) : pool(threads) {}
+  State(int threads, kernels::ThreadPool* shared)
+      : own_pool(shared ? nullptr : std::make_unique<kernels::ThreadPool>(threads)), pool(shared ? *shared : *own_pool) {}
 };
 
 Engine::Engine(WeightSource& weights, const EngineOptions& options) : w_(weights), cfg_(LlamaConfig::from(weights)) {
@@ -239,7 +241,7 @@ Engine::Engine(WeightSource& weights, const EngineOptions& options) : w_(weights
   pruned_attn_ = pruned("dcq.pruned.attn");
   pruned_ffn_ = pruned("dcq.pruned.ffn");
   set_skips(options.skip_attn, options.skip_ffn);
-  st_ = std::make_unique<State>(options.n_threads);
+  st_ = std::make_unique<State>(options.n_threads, options.pool);
   // Weight repacking happens here, at load (as llama.cpp does), so that neither the prompt's
   // time nor its page faults include it.
   // A source under a memory budget (.dcq) may evict and bring tensors back, so the engine keeps

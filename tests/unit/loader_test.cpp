@@ -565,6 +565,32 @@ TEST(LoaderCli, BenchMemoryReportsEveryBudget) {
   EXPECT_NE(drawn.find(">30%<"), std::string::npos);
 }
 
+// `dcq bench memory --paired`: per budget, and for the resident-against-resident control, one
+// ratio per round (both engines in one process), their median, and the same tokens on both sides.
+TEST(LoaderCli, BenchMemoryPairedRatiosPerRound) {
+  DCQ_REQUIRE_DATA();
+  test::TempDir dir;
+  const fs::path dcq = make_dcq(dir.path(), "Q8_0");
+  const auto r = test::run_dcq("bench memory " + dcq.string() + " --budgets 30% --tokens 6 --repeats 3 --paired --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const auto& pr : {j["budgets"][0]["paired"], j["paired_control"]}) {
+    ASSERT_TRUE(pr.is_object()) << j.dump();
+    auto rounds = pr["rounds"].get<std::vector<double>>();
+    ASSERT_EQ(rounds.size(), 3u) << pr.dump();
+    std::sort(rounds.begin(), rounds.end());
+    EXPECT_DOUBLE_EQ(pr["gen_vs_resident"].get<double>(), rounds[1]);
+    EXPECT_GT(rounds[0], 0.0);
+    EXPECT_TRUE(pr["tokens_equal_resident"].get<bool>()) << pr.dump();
+    EXPECT_GT(pr["gen_tok_s"].get<double>(), 0);
+    EXPECT_GT(pr["resident_tok_s"].get<double>(), 0);
+  }
+  const auto text = test::run_dcq("bench memory " + dcq.string() + " --budgets 30% --tokens 3 --repeats 1 --paired");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("paired 30%"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("paired control"), std::string::npos) << text.out;
+}
+
 // --from-json on a file that is not an earlier result: one bad-input line naming it, no chart.
 TEST(LoaderCli, FromJsonRejectsWhatIsNotAResult) {
   test::TempDir dir;

@@ -1,20 +1,26 @@
 // dcq bench memory X.dcq --budgets 100%,75%,50%,25%: prompt and generation tokens/s and peak RSS
 // against the memory budget, each measured in a fresh `dcq run` process (so peak RSS belongs to
 // that budget alone), best of --repeats; beside each, the plan's prediction and physical limit,
-// and the ratios to the all-resident run (no budget) measured in the same invocation.
+// and the ratios to the all-resident run (no budget) measured in the same invocation. --paired adds
+// a steadier ratio from both engines in one process, token by token (paired_ratio).
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
 
 #include "cli.hpp"
 #include "dcq/container.hpp"
+#include "dcq/engine.hpp"
 #include "dcq/error.hpp"
 #include "dcq/file.hpp"
+#include "dcq/kernels.hpp"
 #include "dcq/loader.hpp"
+#include "dcq/sampler.hpp"
+#include "dcq/tokenizer.hpp"
 
 namespace dcq::cli {
 namespace {
@@ -29,9 +35,16 @@ struct BenchMemoryOptions {
   bool prefetch = false;
   int prefetch_depth = 2;
   bool csv = false;
+  bool paired = false;              // also the paired in-process ratio (paired_ratio)
   std::filesystem::path svg;        // also draw x resident against the budget
   std::filesystem::path from_json;  // re-print (and draw) an earlier --json result, no runs
 };
+
+std::string fixed2(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f", v);
+  return b;
+}
 
 std::string quote(const std::string& s) {
   std::string q = "'";
@@ -106,6 +119,13 @@ void measure(const BenchMemoryOptions& o, int threads, Row& resident, std::vecto
   }
 }
 
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 // Each round's budget run against the same round's resident run: the best-of ratio flatters a
 // budget that was lucky once, the median of per-round ratios says how it does under the load
 // that both runs saw (and how many rounds reach the 0.9x).
@@ -120,13 +140,78 @@ RoundRatios round_ratios(const Row& resident, const Row& r) {
   for (size_t i = 0; i < r.gens.size() && i < resident.gens.size(); ++i)
     out.ratios.push_back(resident.gens[i] > 0 ? r.gens[i] / resident.gens[i] : 0.0);
   for (double x : out.ratios) out.at_least_0_9 += x >= 0.9;
-  if (!out.ratios.empty()) {
-    std::vector<double> v = out.ratios;
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    out.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  }
+  out.median = median_of(out.ratios);
   return out;
+}
+
+// The budget's speed against all-resident measured in ONE process (--paired): a resident engine
+// and a budgeted engine over the same file take turns token by token (greedy, the resident one's
+// choice fed to both; which goes first alternates), on one shared thread pool, each forward pass
+// timed on its own. On a shared host whose memory bandwidth changes within seconds, separate runs
+// differ by +-10 % from round to round; here both engines see the same load within milliseconds.
+// A round's ratio is the ratio of the two engines' median token times (a preempted token, 10x the
+// others, would otherwise decide a round); the result is the median round. The engine built first
+// in a process ran 4-5 % faster than the second on this host (two resident engines compared, cause
+// unknown), so rounds alternate which one is built first: `control` (budget empty: both resident)
+// measures what is left of that bias. Peak RSS is not measured here (two engines share the
+// process): the separate runs report it.
+nlohmann::json paired_ratio(const BenchMemoryOptions& o, const std::string& budget, int threads) {
+  using Clock = std::chrono::steady_clock;
+  const double throttle = parse_read_throttle(o.read_throttle);
+  kernels::ThreadPool pool(threads);
+  std::vector<double> rounds, res_times, bud_times;
+  bool equal = true;
+  for (int r = 0; r < o.repeats; ++r) {
+    const bool budget_first = r % 2 == 1;
+    auto open_budgeted = [&] {
+      OpenedModel m = open_weights(o.model, LoadOptions{}, MemBudget::parse(budget), o.prefetch, threads, throttle);
+      if (m.dcq) m.dcq->set_prefetch_depth(o.prefetch_depth);
+      return m;
+    };
+    auto open_resident = [&] { return open_weights(o.model, LoadOptions{}, MemBudget{}, false, threads, 0); };
+    OpenedModel first = budget_first ? open_budgeted() : open_resident();
+    OpenedModel second = budget_first ? open_resident() : open_budgeted();
+    const OpenedModel& res = budget_first ? second : first;
+    const Tokenizer tok = Tokenizer::from_model(res.model());
+    const std::vector<int32_t> prompt = tok.encode(o.prompt, /*add_bos=*/true);
+    EngineOptions eo{int(prompt.size()) + o.tokens + 1, threads};
+    eo.pool = &pool;
+    Engine e_first(*first.weights, eo), e_second(*second.weights, eo);
+    Engine& a = budget_first ? e_second : e_first;  // resident
+    Engine& b = budget_first ? e_first : e_second;  // under the budget
+    std::vector<double> ta, tb;
+    auto timed = [](Engine& e, std::span<const int32_t> ids, std::vector<double>* times) {
+      const auto t0 = Clock::now();
+      const int32_t next = argmax(e.eval(ids));
+      if (times) times->push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+      return next;
+    };
+    int32_t next = timed(a, prompt, nullptr);
+    equal &= timed(b, prompt, nullptr) == next;
+    for (int i = 1; i < o.tokens; ++i) {  // as `dcq run`: the last token sampled is not evaluated
+      const std::span<const int32_t> one(&next, 1);
+      int32_t na, nb;
+      if (i % 2) {
+        na = timed(a, one, &ta);
+        nb = timed(b, one, &tb);
+      } else {
+        nb = timed(b, one, &tb);
+        na = timed(a, one, &ta);
+      }
+      equal &= na == nb;
+      next = na;
+    }
+    const double ma = median_of(ta), mb = median_of(tb);
+    rounds.push_back(mb > 0 ? ma / mb : 0.0);
+    res_times.push_back(ma);
+    bud_times.push_back(mb);
+  }
+  const double ma = median_of(res_times), mb = median_of(bud_times);
+  return {{"gen_vs_resident", median_of(rounds)},
+          {"rounds", rounds},
+          {"resident_tok_s", ma > 0 ? 1 / ma : 0.0},
+          {"gen_tok_s", mb > 0 ? 1 / mb : 0.0},
+          {"tokens_equal_resident", equal}};
 }
 
 // The generation speed against the budget as an SVG line chart: best run per budget (dots), the
@@ -184,7 +269,9 @@ nlohmann::json run_all(const BenchMemoryOptions& o, int threads) {
                    {"decode_seconds", ld["decode_seconds"]},
                    {"read_wait_seconds", ld["read_wait_seconds"]},
                    {"tokens_equal_resident", b["tokens"] == resident.best["tokens"]}});
+    if (o.paired) arr.back()["paired"] = paired_ratio(o, r.budget, threads);
   }
+  if (o.paired) out["paired_control"] = paired_ratio(o, "", threads);  // resident against resident
   return out;
 }
 
@@ -283,6 +370,8 @@ const bool registered = register_command("bench-memory", [](CLI::App& app) {
   sub->add_option("--prefetch-depth", o->prefetch_depth, "Tensors decoded ahead with --prefetch")
       ->check(CLI::Range(1, 64));
   sub->add_flag("--csv", o->csv, "Print CSV instead of a table");
+  sub->add_flag("--paired", o->paired,
+                "Also measure each budget against all-resident in one process, token by token (steadier on a shared host)");
   sub->add_option("--svg", o->svg, "Also write the ratio to all-resident per budget as an SVG chart");
   sub->add_option("--from-json", o->from_json, "Print (and --svg) an earlier --json result instead of running");
   sub->callback([common, o] {
@@ -334,6 +423,17 @@ const bool registered = register_command("bench-memory", [](CLI::App& app) {
                   human_bytes(a["peak_cache_bytes"].get<uint64_t>()).c_str(),
                   a["tokens_equal_resident"].get<bool>() ? "yes" : "NO");
     }
+    auto paired_line = [](const std::string& what, const nlohmann::json& pr) {
+      std::string rounds;
+      for (const auto& x : pr["rounds"]) rounds += (rounds.empty() ? "" : " ") + fixed2(x.get<double>());
+      std::printf("paired %-8s %.3fx resident (median token %.1f against %.1f tok/s; rounds %s)%s\n", what.c_str(),
+                  pr["gen_vs_resident"].get<double>(), pr["gen_tok_s"].get<double>(), pr["resident_tok_s"].get<double>(),
+                  rounds.c_str(), pr["tokens_equal_resident"].get<bool>() ? "" : " TOKENS DIFFER");
+    };
+    for (const auto& a : arr)
+      if (a.contains("paired") && a["paired"].is_object()) paired_line(a["budget"].get<std::string>(), a["paired"]);
+    if (out.contains("paired_control") && out["paired_control"].is_object())
+      paired_line("control", out["paired_control"]);
   });
 });
 
