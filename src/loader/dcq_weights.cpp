@@ -47,6 +47,8 @@ constexpr std::align_val_t kAlign{64};
 // thread, part of the fixed overhead); larger ones through the mapping, whose drop afterwards is
 // then one madvise for many pages.
 constexpr uint64_t kPreadPayloadBytes = 1u << 20;
+// Raw row chunks up to this size are read with pread rather than mapped (zero_copy_view).
+constexpr uint64_t kPreadRowChunkBytes = 64u << 10;
 
 // A decoded tensor's memory. Large buffers are their own anonymous mapping, so that freeing one
 // gives its pages back to the system at once: from the heap, freed buffers of varying sizes stay
@@ -367,6 +369,10 @@ bool DcqWeights::grouped(uint32_t c) const { return reader_.index().chunks[c].tr
 
 const uint8_t* DcqWeights::zero_copy_view(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1) const {
   if (chunk1 != chunk0 + 1) return nullptr;
+  // A small chunk of an embedding's rows (`dcq plan --repack` writes 16 KiB raw ones) is read
+  // with pread and checked (decode_into): ~5 us, where a view costs a fault and, every few
+  // tokens, a madvise whose TLB shootdown stops the other compute thread (~35 us).
+  if (key != tensor && fd_ >= 0 && reader_.index().chunks[chunk0].decoded_size <= kPreadRowChunkBytes) return nullptr;
   // Interleaved rows in the file serve only a whole matrix the engine wants interleaved; anyone
   // else gets them decoded (decode_chunk puts them back into plain rows).
   if (grouped(chunk0) && !(key == tensor && want_il_[tensor])) return nullptr;

@@ -493,8 +493,10 @@ TEST(LoaderZeroCopy, RepackCutsTheStreamedEmbeddingIntoSmallChunks) {
     }
     return all;
   };
-  for (uint32_t c = b.first_chunk; c < b.first_chunk + b.n_chunks; ++c)
+  for (uint32_t c = b.first_chunk; c < b.first_chunk + b.n_chunks; ++c) {
     EXPECT_LE(cut.index().chunks[c].decoded_size, kRowChunkBytes);
+    EXPECT_EQ(cut.index().chunks[c].codec, CodecId::raw);  // a row costs a pread, not a decode
+  }
   EXPECT_EQ(rows(in, a), rows(cut, b));
   DcqWeights whole(sf.dcq, MemBudget::parse("60%")), small(out, MemBudget::parse("60%"));
   EXPECT_EQ(greedy(small, *small.model(), 8), greedy(whole, *whole.model(), 8));
@@ -506,6 +508,9 @@ TEST(LoaderZeroCopy, RepackCutsTheStreamedEmbeddingIntoSmallChunks) {
   };
   EXPECT_LE(row_pass(small), kRowChunkBytes);
   EXPECT_GT(row_pass(whole), 4 * kRowChunkBytes);
+  // The small raw row chunks are read (pread), not mapped: no madvise after the rows of a token.
+  EXPECT_EQ(small.stats().unmap_calls, 0u) << small.stats().to_json().dump();
+  EXPECT_EQ(small.stats().zero_copy_acquires, 0u);
 }
 
 // The VmFlags of the mapping that holds p ("hg": madvise(MADV_HUGEPAGE)), and its start.
