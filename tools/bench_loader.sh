@@ -5,8 +5,8 @@
 # served zero-copy), the copy path and prefetch at 60 %, and the simulated slow storage: the GGUF's
 # bytes (every tensor raw, `dcq plan --repack --all-raw`) against the lossless .dcq and a
 # double-compressed (ecsq) .dcq, for stories260K (trained) and the 110M synth (random weights).
-# Usage: tools/bench_loader.sh BUILD_DIR WORK_DIR [s4|s5|s6|s7]   (WORK_DIR receives the models, ~1.5 GB;
-# s4/s5/s6/s7: the session-4/5/6/7 runs on the files made by a run without them)
+# Usage: tools/bench_loader.sh BUILD_DIR WORK_DIR [s4|s5|s6|s7|s8]   (WORK_DIR receives the models, ~1.5 GB;
+# s4/s5/s6/s7/s8: the session-4/5/6/7/8 runs on the files made by a run without them)
 set -euo pipefail
 build=$(cd "${1:?build dir}" && pwd); work=${2:?work dir}
 dcq="$build/tools/dcq/dcq"
@@ -24,6 +24,23 @@ slow_storage() {
     done
   done
 }
+if [ "${3:-}" = s8 ]; then
+  # Session 8 (docs/loader.md, "Measurements, session 8"): each budget's own repack (views back
+  # to back, raw embedding rows), 8 rounds of `bench memory --paired` at 64 tokens: the separate
+  # runs (peak RSS, per-round ratios) and the paired in-process ratio with its resident control;
+  # then the 60 % repack across all budgets (plot).
+  for n in q4 q8; do
+    for p in 80 60 40 20; do
+      "$dcq" plan "s110-$n.dcq" --mem-budget $p% --threads 2 --repack "s8-$n-k$p.dcq" --force -q > /dev/null
+      "$dcq" bench memory "s8-$n-k$p.dcq" --budgets $p% --repeats 8 --tokens 64 --threads 2 --paired --json \
+        > "s8-$n-k$p.json"
+    done
+    "$dcq" bench memory "s8-$n-k60.dcq" --budgets 100%,80%,60%,40%,20% --repeats 5 --tokens 64 --threads 2 \
+      --paired --json --svg "s8-$n-k60.svg" > "s8-$n-k60-all.json"
+  done
+  uptime
+  exit 0
+fi
 if [ "${3:-}" = s7 ]; then
   # Session 7 (docs/loader.md, "Measurements, session 7"): each budget's own repack (the plan now
   # keeps room for batched flushes and uses 2 MiB views down to 40 %), 9 interleaved rounds of
