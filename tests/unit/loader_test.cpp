@@ -563,6 +563,12 @@ TEST(LoaderCli, BenchMemoryReportsEveryBudget) {
   for (size_t at = drawn.find("<circle"); at != std::string::npos; at = drawn.find("<circle", at + 1)) ++points;
   EXPECT_EQ(points, 2u);
   EXPECT_NE(drawn.find(">30%<"), std::string::npos);
+  // Peak memory against the budget too: one diamond per budget, labelled with its peak RSS.
+  size_t diamonds = 0;
+  for (size_t at = drawn.find("fill=\"#e80\""); at != std::string::npos; at = drawn.find("fill=\"#e80\"", at + 1)) ++diamonds;
+  EXPECT_EQ(diamonds, 2u);
+  const auto rss30 = std::to_string(int(j["budgets"][1]["peak_rss_bytes"].get<double>() / 1048576.0 + 0.5)) + " MiB<";
+  EXPECT_NE(drawn.find(rss30), std::string::npos) << rss30;
 }
 
 // `dcq bench memory --paired`: per budget, and for the resident-against-resident control, one

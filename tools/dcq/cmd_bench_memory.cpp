@@ -214,9 +214,6 @@ nlohmann::json paired_ratio(const BenchMemoryOptions& o, const std::string& budg
           {"tokens_equal_resident", equal}};
 }
 
-// The generation speed against the budget as an SVG line chart: best run per budget (dots), the
-// spread of the runs (bars: min..best), both as a ratio to the best all-resident run, and the
-// 0.9x line. Budgets are equally spaced in the order given.
 // Measures every budget (see measure) and returns the --json document.
 nlohmann::json run_all(const BenchMemoryOptions& o, int threads) {
   // Check every flag before the first (long) run: a bad budget or throttle exits 2 at once.
@@ -307,12 +304,19 @@ nlohmann::json read_result(const std::filesystem::path& path) {
   return out;
 }
 
+// The generation speed and peak memory against the budget as an SVG line chart: best run per
+// budget (dots), the spread of the runs (bars: min..best), both as a ratio to the best
+// all-resident run, the 0.9x line; peak RSS as a ratio to the resident run's (diamonds, labelled
+// in MiB); the paired ratio where measured (squares). Budgets are equally spaced in the order given.
 std::string svg_chart(const nlohmann::json& out) {
   const auto& arr = out["budgets"];
   const double res = out["resident"]["gen_tok_s"].get<double>();
   const double W = 640, H = 360, L = 60, R = 20, T = 40, B = 50;
   double ymax = 1.2;
   for (const auto& a : arr) ymax = std::max(ymax, a["gen_vs_resident"].get<double>() * 1.1);
+  const double rss0 = out["resident"]["peak_rss_bytes"].get<double>();
+  for (const auto& a : arr)
+    if (rss0 > 0) ymax = std::max(ymax, a["peak_rss_bytes"].get<double>() / rss0 * 1.1);
   const size_t n = arr.size();
   auto x = [&](size_t i) { return L + (n <= 1 ? (W - L - R) / 2 : double(i) * (W - L - R) / double(n - 1)); };
   auto y = [&](double v) { return H - B - v / ymax * (H - T - B); };
@@ -350,7 +354,38 @@ std::string svg_chart(const nlohmann::json& out) {
     path += buf;
   }
   s << "<polyline points=\"" << path << "\" fill=\"none\" stroke=\"#36c\"/>\n";
-  std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">memory budget (best of %d runs; bar: slowest run; dashed: 0.9x)</text>\n",
+  // Peak RSS of each budget's run against the resident run's (orange, labelled in MiB), and the
+  // paired in-process ratio where measured (green squares).
+  const double res_rss = out["resident"]["peak_rss_bytes"].get<double>();
+  std::string rss_path;
+  bool any_paired = false;
+  for (size_t i = 0; i < n; ++i) {
+    const auto& a = arr[i];
+    const double rss = a["peak_rss_bytes"].get<double>();
+    const double v = res_rss > 0 ? rss / res_rss : 0.0;
+    std::snprintf(buf, sizeof buf,
+                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"7\" height=\"7\" fill=\"#e80\" transform=\"rotate(45 %.1f %.1f)\"/>"
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"start\" fill=\"#b60\">%.0f MiB</text>\n",
+                  x(i) - 3.5, y(v) - 3.5, x(i), y(v), x(i) + 8, y(v) + 14, rss / 1048576.0);
+    s << buf;
+    std::snprintf(buf, sizeof buf, "%s%.1f,%.1f", i ? " " : "", x(i), y(v));
+    rss_path += buf;
+    if (a.contains("paired") && a["paired"].is_object()) {
+      any_paired = true;
+      const double pv = a["paired"]["gen_vs_resident"].get<double>();
+      std::snprintf(buf, sizeof buf, "<rect x=\"%.1f\" y=\"%.1f\" width=\"8\" height=\"8\" fill=\"#2a2\"/>\n", x(i) - 4,
+                    y(pv) - 4);
+      s << buf;
+    }
+  }
+  s << "<polyline points=\"" << rss_path << "\" fill=\"none\" stroke=\"#e80\" stroke-dasharray=\"2 2\"/>\n";
+  std::snprintf(buf, sizeof buf,
+                "<text x=\"%g\" y=\"34\" fill=\"#36c\">&#9679; tok/s x resident</text>"
+                "<text x=\"%g\" y=\"34\" fill=\"#b60\">&#9670; peak RSS x resident (%.0f MiB)</text>%s\n",
+                L, L + 150, res_rss / 1048576.0,
+                any_paired ? "<text x=\"430\" y=\"34\" fill=\"#2a2\">&#9632; paired, one process</text>" : "");
+  s << buf;
+  std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">memory budget (tok/s: best of %d runs, bar: slowest run; dashed: 0.9x)</text>\n",
                 (L + W - R) / 2, H - 12, out["repeats"].get<int>());
   s << buf << "</svg>\n";
   return s.str();
