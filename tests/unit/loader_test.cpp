@@ -586,6 +586,7 @@ TEST(LoaderCli, BenchMemoryPairedRatiosPerRound) {
     ASSERT_EQ(rounds.size(), 3u) << pr.dump();
     std::sort(rounds.begin(), rounds.end());
     EXPECT_DOUBLE_EQ(pr["gen_vs_resident"].get<double>(), rounds[1]);
+    EXPECT_GT(pr["gen_vs_resident_all_tokens"].get<double>(), 0.0);
     EXPECT_GT(rounds[0], 0.0);
     EXPECT_TRUE(pr["tokens_equal_resident"].get<bool>()) << pr.dump();
     EXPECT_GT(pr["gen_tok_s"].get<double>(), 0);
