@@ -92,7 +92,7 @@ struct PlanOptions {
   bool zero_copy = true;           // a tensor stored as one raw chunk costs no decode (served from the map)
   // Streamed zero-copy tensors are mapped and charged in blocks of this many bytes
   // (view_block_bytes(); 0: by their bytes): the window counts their block extent. The plan uses
-  // blocks only when the budget is at least twice the smallest working set with them.
+  // blocks only when the budget holds the smallest working set with them plus two blocks.
   uint64_t view_block = 0;
   // The plan is for `dcq plan --repack`, which stores every streamed tensor raw: the window
   // counts them as the zero-copy views they will be.
