@@ -158,15 +158,15 @@ LoadPlan make_plan(const DcqReader& reader, const PlanOptions& options);
 // kernels::interleave_rows' layout; the file is then format version 3. The report adds
 // "row_group_chunks": the row_groups chunks of the output (re-encoded or copied).
 // `row_chunk_bytes` (> 0): token_embd.weight, when it is read by rows (the model has an
-// output.weight) and not in `store_raw`, is re-encoded (encode_chunk, default options) in chunks of
-// about this many decoded bytes (whole rows): each token decodes one chunk for its row, so small
-// chunks make that cheap. The report adds "row_chunks": the chunks written so.
+// output.weight) and not in `store_raw`, is stored raw in chunks of about this many bytes (whole
+// rows): each token reads one small chunk for its row with pread. The report adds "row_chunks":
+// the chunks written so.
 nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesystem::path& output,
                           const std::vector<std::string>& store_raw, bool force, bool one_chunk = true,
                           bool interleave = false, uint64_t row_chunk_bytes = 0);
-// What `dcq plan --repack` passes as row_chunk_bytes when its plan streams the embedding: the
-// 110M Q4_0's row chunk then decodes in ~10 us per token instead of ~150 us (256 KiB chunks),
-// for <0.5 % of the embedding's stored size (docs/loader.md, "Repack").
+// What `dcq plan --repack` passes as row_chunk_bytes when its plan streams the embedding: a token
+// then reads one 16 KiB raw chunk (~5 us) instead of decoding a 256 KiB one (~150 us on the 110M
+// Q4_0), for the few % the table had saved by compression (docs/loader.md, "Repack").
 inline constexpr uint64_t kRowChunkBytes = 16u << 10;
 
 // Lazy weights of a lossless .dcq made from a GGUF.

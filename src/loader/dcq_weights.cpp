@@ -518,11 +518,12 @@ void DcqWeights::note_peak() {
 }
 
 bool DcqWeights::copy_streamed(size_t key, size_t tensor, uint32_t chunk0, uint32_t chunk1) const {
-  // Whole tensors only: an embedding row's chunk stays a view (one row must not cost a copy of
-  // its chunk). A pinned tensor is read once, into its own buffer: as a view it would keep the
-  // page-cache folios around it mapped for the whole run (2 MiB each once the file's cache holds
-  // 2 MiB folios: measured 75 MiB mapped for 40 MiB of pinned views on the 110M Q8_0), and plain
-  // rows the engine wants interleaved are interleaved in that buffer. Streamed rows with 2 MiB
+  // Whole tensors only: an embedding row's chunk is a view, or read with pread when small
+  // (zero_copy_view); one row must not cost a copy of a large chunk. A pinned tensor is read
+  // once, into its own buffer: as a view it would keep the page-cache folios around it mapped for
+  // the whole run (2 MiB each once the file's cache holds 2 MiB folios: measured 75 MiB mapped for
+  // 40 MiB of pinned views on the 110M Q8_0), and plain rows the engine wants interleaved are
+  // interleaved in that buffer. Streamed rows with 2 MiB
   // mappings are cheaper as views than any copy (map_huge).
   if (fd_ < 0 || key != tensor || !zero_copy_view(key, tensor, chunk0, chunk1)) return false;
   return pinned_[tensor] || (copy_streamed_ && huge_.empty());
@@ -896,10 +897,9 @@ void DcqWeights::prefetch_worker() {
           if (e.huge) {
             // One read per 2 MiB block maps it (a PMD fault, ~2 us here); MADV_POPULATE_READ took
             // 13-18 us per block on this VM (session 8).
+            const auto [b0, b1] = blocks_of(e.view, e.bytes);
             volatile uint8_t sink = 0;
-            for (uint64_t o = 0; o < e.bytes; o = (uint64_t(e.view - huge_.data()) + o) / block_ * block_ + block_ -
-                                                 uint64_t(e.view - huge_.data()))
-              sink = sink + e.view[o];
+            for (size_t b = b0; b < b1; ++b) sink = sink + *std::max(e.view, huge_.data() + b * block_);
           } else {
             populate_pages({e.view, size_t(e.bytes)});
           }

@@ -16,7 +16,6 @@
 #include <cstdlib>
 #include <limits>
 #include <map>
-#include <set>
 #include <memory>
 #include <new>
 

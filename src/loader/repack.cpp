@@ -68,7 +68,7 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
       embedding = in.tensors[i].duplicate_of == kDcqNoDuplicate ? i : in.tensors[i].duplicate_of;
     has_output |= in.tensors[i].name == "output.weight";
   }
-  // The embedding read by rows, re-encoded in small chunks (`row_chunk_bytes`).
+  // The embedding read by rows, stored raw in small chunks (`row_chunk_bytes`).
   const bool rechunk_embedding = row_chunk_bytes > 0 && has_output && embedding != kDcqNoDuplicate &&
                                  !raw_tensors.count(embedding) && in.tensors[embedding].n_chunks > 0;
 
@@ -133,7 +133,7 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
   // (-1: metadata, -2: extras) and the other chunks, at their first old chunk's position.
   auto is_view_chunk = [&](size_t c) {
     const uint32_t t = ix.chunks[c].tensor;
-    return raw_tensors.count(t) && ix.tensors[t].n_chunks == 1 && !(rechunk_embedding && t == embedding);
+    return raw_tensors.count(t) && ix.tensors[t].n_chunks == 1;  // (a re-chunked embedding is not chosen)
   };
   std::vector<std::pair<uint64_t, int64_t>> order;  // (position key, what)
   const uint64_t after_views = uint64_t(ix.chunks.size());
@@ -168,7 +168,7 @@ nlohmann::json repack_raw(const std::filesystem::path& input, const std::filesys
     }
     DcqChunk& c = ix.chunks[size_t(what)];
     const auto [o0, o1] = old_range[size_t(what)];
-    if (rechunk_embedding && c.tensor == embedding) {  // rows cut from the decoded table, encoded again
+    if (rechunk_embedding && c.tensor == embedding) {  // rows cut from the decoded table, stored raw
       if (embedding_rows.empty()) decode_old(o0, o1, embedding_rows, in.tensors[c.tensor].n_bytes);
       const auto rows = std::span<const uint8_t>(embedding_rows).subspan(c.row_begin * ix.tensors[c.tensor].row_bytes(),
                                                                         c.decoded_size);

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdio>
 
 #include <sys/resource.h>
 
@@ -432,8 +431,6 @@ TEST(LoaderZeroCopy, FewUnmapsPerToken) {
   const double v = per_pass(views);
   EXPECT_GT(plan.view_flushes_per_token, 0.0);
   EXPECT_LE(v, 1.5 * plan.view_flushes_per_token + 1) << "modelled " << plan.view_flushes_per_token;
-  std::printf("per pass: %.2f unmaps (modelled %.2f flushes), %.1f blocks (modelled %.1f)\n", v,
-              plan.view_flushes_per_token, blocks, plan.view_blocks_per_token);
   EXPECT_LE(views.stats().peak_resident_bytes, views.stats().budget_bytes);
   // Blocks mapped per pass: those the views fill, and the run's edges, as the plan models (with
   // the views among the pinned tensors' chunks every layer added partial blocks).
