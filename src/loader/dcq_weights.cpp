@@ -317,11 +317,13 @@ void DcqWeights::map_huge() {
   // written or read in small pieces), the range's clean cached pages are dropped and read again
   // through this mapping, which brings them in as 2 MiB folios: a one-time read of the streamed
   // part (a fraction of a second) for every later run and token.
-  // Every block is probed: a file written a moment ago holds folios of mixed sizes. Eight blocks
-  // at a time, given back before the next eight: probing the whole range at once mapped it all
-  // (118 MiB of a 40 % Q8_0 repack whose views lie back to back, above budget + overhead).
+  // Every block is probed: a file written a moment ago holds folios of mixed sizes. A few blocks
+  // at a time, given back before the next few: probing the whole range at once mapped it all
+  // (118 MiB of a 40 % Q8_0 repack whose views lie back to back, above budget + overhead). Eight
+  // blocks (fewer madvise calls), but never more than half the budget: nothing else is resident
+  // yet, and a budget of a few blocks must hold at open what it holds later.
   auto probe = [&] {
-    constexpr uint64_t kBatch = 8 * kHuge;
+    const uint64_t kBatch = std::clamp<uint64_t>(budget_ / kHuge / 2, 1, 8) * kHuge;
     bool pmd = true;
     for (uint64_t o0 = b; o0 < e; o0 += kBatch) {
       const uint64_t o1 = std::min(e, o0 + kBatch);

@@ -530,6 +530,56 @@ std::pair<std::string, uintptr_t> mapping_of(const void* p) {
   return {"", 0};
 }
 
+// This process's /proc/self/status field `key` (VmRSS, VmHWM) in bytes.
+uint64_t status_bytes(const char* key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  const std::string k = std::string(key) + ":";
+  while (std::getline(f, line))
+    if (line.rfind(k, 0) == 0) return std::stoull(line.substr(k.size())) * 1024;
+  return 0;
+}
+
+// Opening a file with 2 MiB views probes whether the streamed range's page cache is in 2 MiB
+// folios by mapping its blocks (map_huge), a few at a time, and, on a file just written, reads the
+// range again as 2 MiB folios and probes once more. Those blocks are mapped before anything else
+// is resident: the probe alone must stay within the budget. (Eight blocks at a time, 16 MiB, was
+// twice this budget; the tests' other models are too small for 2 MiB blocks.)
+TEST(LoaderZeroCopy, OpenTimeFolioProbeStaysWithinBudget) {
+  test::TempDir dir;
+  SynthOptions so;  // 32 small layers (~0.8 MB each): 2 MiB views from a 9 MiB budget, ~20 MB streamed
+  so.shape = {256, 688, 32, 4, 4, 4096, 256, false};
+  so.type = "Q8_0";
+  so.output = dir.path() / "m.gguf";
+  synth(so);
+  CompressOptions o;
+  o.input = so.output;
+  o.output = dir.path() / "m.dcq";
+  compress(o);
+  const char* budget = "10M";
+  PlanOptions po;
+  po.budget = MemBudget::parse(budget);
+  po.measured_speeds = false;
+  po.view_block = 2u << 20;
+  po.for_repack = true;
+  const auto plan = make_plan(DcqReader::open(o.output), po);
+  ASSERT_EQ(plan.view_block, 2u << 20) << "the plan should stream 2 MiB views at this budget";
+  const fs::path raw = dir.path() / "m-raw.dcq";
+  repack_raw(o.output, raw, plan.store_raw, false);
+  if (view_block_bytes() != (2u << 20)) GTEST_SKIP() << "DCQ_VIEW_BLOCK_KIB is set: no 2 MiB views";
+  // Reset the peak (clear_refs 5), then open: the peak over the open is the probe's.
+  { std::ofstream("/proc/self/clear_refs") << "5"; }
+  const uint64_t before = status_bytes("VmRSS");
+  ASSERT_GT(before, 0u);
+  DcqWeights w(raw, MemBudget::parse(budget));
+  ASSERT_EQ(w.stats().view_block, 2u << 20) << "the streamed range was not mapped for 2 MiB views";
+  const uint64_t peak = status_bytes("VmHWM");
+  if (status_bytes("VmRSS") < before) GTEST_SKIP() << "the peak could not be reset (clear_refs)";
+  EXPECT_LE(double(peak - before), double(w.stats().budget_bytes))
+      << "opening mapped " << double(peak - before) / 1048576 << " MiB; budget " << double(w.stats().budget_bytes) / 1048576
+      << " MiB; huge_mapped " << w.stats().huge_mapped;
+}
+
 // Pinned tensors under a budget share one mapping advised for 2 MiB pages (make_arena): on 4 KiB
 // pages of their own, small matrices cost a TLB miss per page in every product.
 TEST(LoaderZeroCopy, PinnedTensorsShareOneHugePageMapping) {
