@@ -5,8 +5,8 @@
 # served zero-copy), the copy path and prefetch at 60 %, and the simulated slow storage: the GGUF's
 # bytes (every tensor raw, `dcq plan --repack --all-raw`) against the lossless .dcq and a
 # double-compressed (ecsq) .dcq, for stories260K (trained) and the 110M synth (random weights).
-# Usage: tools/bench_loader.sh BUILD_DIR WORK_DIR [s4|s5|s6|s7|s8]   (WORK_DIR receives the models, ~1.5 GB;
-# s4/s5/s6/s7/s8: the session-4/5/6/7/8 runs on the files made by a run without them)
+# Usage: tools/bench_loader.sh BUILD_DIR WORK_DIR [s4|s5|s6|s7|s8|s9]   (WORK_DIR receives the models, ~1.5 GB;
+# s4/s5/s6/s7/s8/s9: the session-4/5/6/7/8/9 runs on the files made by a run without them)
 set -euo pipefail
 build=$(cd "${1:?build dir}" && pwd); work=${2:?work dir}
 dcq="$build/tools/dcq/dcq"
@@ -24,6 +24,32 @@ slow_storage() {
     done
   done
 }
+if [ "${3:-}" = s9 ]; then
+  # Session 9 (docs/loader.md, "GGUF input"): slow storage with the GGUF file itself, which now runs
+  # through the same loader (bare raw chunks in place), against the lossless .dcq and the
+  # same-quality ECSQ 7 .dcq (stories260K), and the 110M Q4_0 GGUF against its lossless .dcq; each
+  # model at one absolute budget below its size, so that reads happen on every token.
+  cp -f "$data/models/stories260K/stories260K-Q8_0.gguf" s260-q8.gguf
+  [ -f s260-q8.dcq ] || "$dcq" compress --lossless s260-q8.gguf -o s260-q8.dcq -q
+  [ -f calib.txt ] || head -c 80000 "$data/text/tinystories_val.txt" > calib.txt
+  [ -f s260-ecsq7.dcq ] || "$dcq" compress "$data/models/stories260K/stories260K-F32.gguf" -o s260-ecsq7.dcq \
+    --quant ecsq --target-bpw 7 --calib calib.txt --calib-tokens 4096 --threads 2 --no-baselines -q
+  for mbs in 10 30 100 400; do
+    for f in s260-q8.gguf s260-q8.dcq s260-ecsq7.dcq; do
+      "$dcq" bench memory "$f" --budgets 160K --tokens 128 --repeats 3 --threads 2 --read-throttle $mbs --json \
+        > "s9-throttle-$mbs-$f.json"
+    done
+  done
+  for mbs in 100 400; do
+    for f in s110-q4.gguf s110-q4.dcq; do
+      "$dcq" bench memory "$f" --budgets 36M --tokens 8 --repeats 2 --threads 2 --read-throttle $mbs --json \
+        > "s9-throttle-$mbs-$f.json"
+    done
+  done
+  ls -l s260-q8.gguf s260-q8.dcq s260-ecsq7.dcq s110-q4.gguf s110-q4.dcq
+  uptime
+  exit 0
+fi
 if [ "${3:-}" = s8 ]; then
   # Session 8 (docs/loader.md, "Measurements, session 8"): each budget's own repack (views back
   # to back, raw embedding rows), 8 rounds of `bench memory --paired` at 64 tokens: the separate

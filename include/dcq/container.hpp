@@ -166,6 +166,19 @@ class DcqReader {
   // Over bytes the caller keeps alive (fuzzing, tests).
   static DcqReader parse(std::span<const uint8_t> bytes, const std::string& source, const DcqReadOptions& options = {});
 
+  // A GGUF file seen as a container, so that the loader streams and budgets a GGUF as it does a
+  // .dcq whose tensors are stored raw (`dcq run X.gguf --mem-budget B`, `--read-throttle R`): each
+  // tensor is one raw chunk at its place in the file, except the token embedding of a model with
+  // an output matrix, which is cut into row chunks of about `row_chunk_bytes` (a token reads its
+  // row's chunk). "Bare" chunks: no payload header and no checksums (a GGUF carries none); the
+  // GGUF header (up to the tensor data) is the extras blob. Throws Error(bad_input) as read_gguf.
+  static DcqReader open_gguf(const std::filesystem::path& path, uint64_t row_chunk_bytes);
+  // The same over GGUF bytes the caller keeps alive (fuzzing, tests).
+  static DcqReader parse_gguf_view(std::span<const uint8_t> bytes, const std::string& source, uint64_t row_chunk_bytes);
+  bool bare() const { return bare_; }
+  // Bytes before a raw chunk's rows: the one-stream payload header (docs/format.md), none when bare.
+  uint64_t raw_header_bytes() const { return bare_ ? 0 : 14; }
+
   const DcqIndex& index() const { return index_; }
   const std::string& source() const { return source_; }
   uint32_t format_version() const { return version_; }
@@ -189,11 +202,13 @@ class DcqReader {
   void parse_all(const DcqReadOptions& options);
   void check_payload(size_t chunk, std::span<const uint8_t> payload) const;  // stored checksum
   void parse_files(ByteReader& r);
+  void index_gguf(uint64_t row_chunk_bytes);  // open_gguf / parse_gguf_view over bytes_
   std::shared_ptr<MappedFile> file_;
   std::span<const uint8_t> bytes_;
   std::string source_;
   uint32_t version_ = 0;
   bool verify_ = true;
+  bool bare_ = false;  // open_gguf
   DcqIndex index_;
 };
 

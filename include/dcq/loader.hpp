@@ -188,6 +188,9 @@ class DcqWeights final : public WeightSource {
   // `read_throttle` (there every byte goes through the simulated device into own buffers).
   DcqWeights(const std::filesystem::path& path, const MemBudget& budget = {}, bool prefetch = false,
              int threads = 1, double read_throttle = 0, bool zero_copy = true);
+  // The same over an opened reader: a .dcq, or a GGUF seen as bare raw chunks (DcqReader::open_gguf).
+  DcqWeights(DcqReader reader, const MemBudget& budget, bool prefetch, int threads, double read_throttle,
+             bool zero_copy);
   ~DcqWeights() override;
 
   const GgufValue* find_kv(std::string_view key) const override { return meta_.find_kv(key); }
@@ -353,6 +356,10 @@ class DcqWeights final : public WeightSource {
   void prefetch_worker();
   void finish_job(PrefetchJob& job);  // waits for a job, gives its memory back (cancel/mispredict)
 };
+
+// What the loader reads for `path`: a .dcq as it is, a GGUF as bare raw chunks in place
+// (DcqReader::open_gguf, the embedding in kRowChunkBytes row chunks). For `dcq plan`, `bench memory`.
+DcqReader open_loader_reader(const std::filesystem::path& path);
 
 // A model opened for inference: weights plus the metadata model the tokenizer reads.
 struct OpenedModel {

@@ -199,7 +199,12 @@ nlohmann::json LoaderStats::to_json() const {
 
 DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budget, bool prefetch, int threads,
                        double read_throttle, bool zero_copy)
-    : reader_(DcqReader::open(path)), read_throttle_(read_throttle), copy_streamed_(prefetch), prefetch_(prefetch) {
+    : DcqWeights(DcqReader::open(path), budget, prefetch, threads, read_throttle, zero_copy) {}
+
+DcqWeights::DcqWeights(DcqReader reader, const MemBudget& budget, bool prefetch, int threads, double read_throttle,
+                       bool zero_copy)
+    : reader_(std::move(reader)), read_throttle_(read_throttle), copy_streamed_(prefetch), prefetch_(prefetch) {
+  const std::filesystem::path path = reader_.source();
   if (!(read_throttle >= 0) || !std::isfinite(read_throttle)) fail_usage("--read-throttle must be a finite number >= 0");
   if (threads > 1) pool_ = std::make_unique<kernels::ThreadPool>(threads);
   // The prefetcher's own decoder pool: the engine's thread may use pool_ (a miss) while the
@@ -214,7 +219,7 @@ DcqWeights::DcqWeights(const std::filesystem::path& path, const MemBudget& budge
     fail_input(path.string() + ": the container does not start with the GGUF header");
   meta_ = parse_gguf_header(std::span<const uint8_t>(extras).first(ix.segments[0].b), path.string());
   meta_.source = path;
-  meta_.format = ModelFormat::dcq;
+  meta_.format = reader_.bare() ? ModelFormat::gguf : ModelFormat::dcq;
   meta_.tensors.clear();  // data lives in the chunks; shapes come from the index
 
   // Which tensors stay decoded comes from the speed-adaptive plan (plan.cpp): measured decode
@@ -350,13 +355,15 @@ void DcqWeights::map_huge() {
 const uint8_t* DcqWeights::raw_rows(uint32_t c) const {
   const auto& ix = reader_.index();
   const auto& ch = ix.chunks[c];
-  constexpr uint64_t kHeader = 2 + 12;  // one stream (docs/format.md, "Chunk payload")
+  const uint64_t kHeader = reader_.raw_header_bytes();  // one stream (docs/format.md, "Chunk payload")
   // Plain rows (transform none) or the kernels' interleaved rows (row_groups, docs/format.md).
   if ((ch.transform != TransformId::none && ch.transform != TransformId::row_groups) || ch.n_streams != 1 ||
       ch.stored_size != kHeader + ch.decoded_size)
     return nullptr;
   const GgmlType type = ix.tensors[ch.tensor].type;
   const auto st = reader_.stored(ch);
+  if (reader_.bare())  // a GGUF's rows, where the file has them
+    return uintptr_t(st.data()) % row_alignment(type) == 0 ? st.data() : nullptr;
   // Parsing the header faulted in a folio around it: give it back now, not after the scan of all
   // chunks (else the whole file is mapped for a moment: the peak resident set at open).
   struct Drop {
@@ -390,6 +397,10 @@ const uint8_t* DcqWeights::zero_copy_view(size_t key, size_t tensor, uint32_t ch
 
 void DcqWeights::verify_once(uint32_t c) {
   if (zc_verified_[c].load(std::memory_order_acquire)) return;
+  if (reader_.bare()) {  // a GGUF has no checksums to check
+    zc_verified_[c].store(true, std::memory_order_release);
+    return;
+  }
   // Same checks as decode_chunk (stored and decoded XXH3; for a raw stream the stored one covers
   // the 14-byte header and the rows), before the rows are first handed out. In one streaming pass
   // that gives the pages behind it back every few MiB: hashing a 26 MiB classifier whole mapped it
@@ -594,7 +605,12 @@ std::vector<std::chrono::steady_clock::time_point> DcqWeights::issue_reads(uint3
 void DcqWeights::wait_read(std::chrono::steady_clock::time_point done) const {
   const auto now = std::chrono::steady_clock::now();
   if (done <= now) return;
-  std::this_thread::sleep_until(done);
+  // sleep_until wakes 50-100 us late here (timer slack, a VM's wake-up), longer than a small
+  // chunk's read takes: a file read in many small requests (a GGUF's F32 norms) paid that per
+  // request, the device model did not. Sleep to shortly before, then yield until the time.
+  constexpr auto kEarly = std::chrono::microseconds(200);
+  if (done - now > kEarly) std::this_thread::sleep_until(done - kEarly);
+  while (std::chrono::steady_clock::now() < done) std::this_thread::yield();
   std::lock_guard<std::mutex> lock(io_mu_);
   io_wait_total_ += std::chrono::duration<double>(done - now).count();
 }
@@ -1243,10 +1259,15 @@ Model load_folder_dcq(const DcqReader& r, const LoadOptions& options) {
 
 }  // namespace
 
+DcqReader open_loader_reader(const std::filesystem::path& path) {
+  return detect_format(path) == ModelFormat::gguf ? DcqReader::open_gguf(path, kRowChunkBytes) : DcqReader::open(path);
+}
+
 OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& options, const MemBudget& budget,
                          bool prefetch, int threads, double read_throttle) {
   OpenedModel m;
-  if (detect_format(path) == ModelFormat::dcq) {
+  const ModelFormat format = detect_format(path);
+  if (format == ModelFormat::dcq) {
     if (auto r = DcqReader::open(path); r.index().source_format == DcqSourceFormat::folder) {
       if (!budget.unlimited) fail_usage("--mem-budget applies to containers made from a GGUF (this one holds a folder)");
       m.owned = std::make_unique<Model>(load_folder_dcq(r, options));
@@ -1261,7 +1282,17 @@ OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& o
     m.weights = std::move(w);
     return m;
   }
-  if (!budget.unlimited) fail_usage("--mem-budget applies to .dcq containers only");
+  if (format == ModelFormat::gguf && (!budget.unlimited || read_throttle > 0)) {
+    // A GGUF under a budget or on simulated slow storage goes through the same loader as a .dcq:
+    // its tensors are bare raw chunks in place (views of the file, or pread into own buffers
+    // under a throttle), its embedding read a row chunk at a time.
+    auto w = std::make_unique<DcqWeights>(open_loader_reader(path), budget, prefetch, threads, read_throttle, true);
+    m.dcq = w.get();
+    m.weights = std::move(w);
+    return m;
+  }
+  if (!budget.unlimited) fail_usage("--mem-budget applies to .dcq containers and GGUF files only");
+  if (read_throttle > 0) fail_usage("--read-throttle applies to .dcq containers and GGUF files only");
   m.owned = std::make_unique<Model>(load_model(path, options));
   // All-resident: fault the weights in at load (as llama.cpp does), not during the first prompt.
   for (const Tensor& t : m.owned->tensors) populate_pages(t.data);

@@ -248,7 +248,7 @@ LoadPlan make_plan(const DcqReader& r, const PlanOptions& o) {
       const bool zc = o.zero_copy && o.read_throttle <= 0 && (t.n_chunks == 1 || tp.row_access) &&
                       (ch.transform == TransformId::none || ch.transform == TransformId::row_groups) &&
                       ch.n_streams == 1 && ch.codec == CodecId::raw &&
-                      ch.stored_size == 14 + ch.decoded_size && t.type != GgmlType::F32 &&
+                      ch.stored_size == r.raw_header_bytes() + ch.decoded_size && t.type != GgmlType::F32 &&
                       t.type != GgmlType::I32 && t.type != GgmlType::I64 && t.type != GgmlType::F64;
       const double s = zc ? 0.0 : cost.at(enc[c]) * double(ch.decoded_size);
       if (zc) zero_copy_bytes += ch.decoded_size;

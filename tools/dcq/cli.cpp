@@ -43,6 +43,26 @@ void add_load_options(CLI::App* sub, LoadOptions& load) {
   sub->add_option("--tokenizer", load.tokenizer, "llama2.c tokenizer (default: tok*.bin beside the model)");
 }
 
+void add_loader_flags(CLI::App* sub, LoaderFlags& flags) {
+  sub->add_option("--mem-budget", flags.mem_budget,
+                  "Memory for the weights of a .dcq or GGUF: BYTES (K/M/G) or PCT% of their size; the rest is "
+                  "read again on every token");
+  sub->add_option("--read-throttle", flags.read_throttle,
+                  "Simulated storage read speed for a .dcq or GGUF, MB/s (0: off); reads go through pread");
+  sub->add_flag("--prefetch", flags.prefetch,
+                "Decode the next .dcq tensors ahead on a worker thread (chunks in parallel on --threads decoders)");
+  sub->add_option("--prefetch-depth", flags.prefetch_depth, "Tensors decoded ahead with --prefetch")
+      ->check(CLI::Range(1, 64));
+}
+
+OpenedModel open_with(const std::filesystem::path& model, const LoadOptions& load, const LoaderFlags& flags,
+                      int threads) {
+  OpenedModel m = open_weights(model, load, MemBudget::parse(flags.mem_budget), flags.prefetch, threads,
+                               parse_read_throttle(flags.read_throttle));
+  if (m.dcq) m.dcq->set_prefetch_depth(flags.prefetch_depth);
+  return m;
+}
+
 bool register_command(const std::string& name, AddCommand add) {
   registry()[name] = std::move(add);
   return true;

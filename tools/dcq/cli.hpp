@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dcq/io.hpp"
+#include "dcq/loader.hpp"
 
 namespace dcq::cli {
 
@@ -28,6 +29,19 @@ std::shared_ptr<Common> add_common(CLI::App* sub);
 
 // --vocab-from / --tokenizer: what completes a safetensors or llama2.c input (dcq::LoadOptions).
 void add_load_options(CLI::App* sub, LoadOptions& load);
+
+// How `run` and `perplexity` read a .dcq or GGUF (docs/loader.md): --mem-budget, --read-throttle,
+// --prefetch, --prefetch-depth.
+struct LoaderFlags {
+  std::string mem_budget;
+  std::string read_throttle = "0";
+  bool prefetch = false;
+  int prefetch_depth = 2;
+};
+void add_loader_flags(CLI::App* sub, LoaderFlags& flags);
+// Opens `model` as the flags say (open_weights) and sets the prefetch depth.
+OpenedModel open_with(const std::filesystem::path& model, const LoadOptions& load, const LoaderFlags& flags,
+                      int threads);
 
 using AddCommand = std::function<void(CLI::App& app)>;
 // Called from a static initializer in each cmd_*.cpp.

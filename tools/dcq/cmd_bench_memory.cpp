@@ -226,7 +226,7 @@ nlohmann::json run_all(const BenchMemoryOptions& o, int threads) {
   for (const auto& b : o.budgets) (void)MemBudget::parse(b);
   if (o.budgets.empty()) fail_usage("--budgets: give at least one budget");
   (void)parse_read_throttle(o.read_throttle);
-  const auto reader = DcqReader::open(o.model);
+  const auto reader = open_loader_reader(o.model);
   Row resident = plan_row(o, reader, "", threads);
   std::vector<Row> rows;
   for (const auto& b : o.budgets) rows.push_back(plan_row(o, reader, b, threads));

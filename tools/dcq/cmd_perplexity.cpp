@@ -23,9 +23,7 @@ struct PplOptions {
   std::filesystem::path save_logits;
   std::filesystem::path kl_base;
   LoadOptions load;
-  std::string mem_budget;
-  bool prefetch = false;
-  int prefetch_depth = 2;
+  LoaderFlags loader;
 };
 
 void run(const PplOptions& opt, const Common& common) {
@@ -33,9 +31,7 @@ void run(const PplOptions& opt, const Common& common) {
   if (!f) fail_input(opt.text.string() + ": cannot open the text file");
   const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   if (text.empty()) fail_input(opt.text.string() + ": the text file is empty");
-  const OpenedModel opened = open_weights(opt.model, opt.load, MemBudget::parse(opt.mem_budget), opt.prefetch,
-                                           common.thread_count());
-  if (opened.dcq) opened.dcq->set_prefetch_depth(opt.prefetch_depth);
+  const OpenedModel opened = open_with(opt.model, opt.load, opt.loader, common.thread_count());
   const Tokenizer tok = Tokenizer::from_model(opened.model());
   WeightSource& weights = *opened.weights;
   Engine engine(weights, {opt.n_ctx, common.thread_count()});
@@ -97,13 +93,9 @@ const bool registered = register_command("perplexity", [](CLI::App& app) {
   sub->add_option("-c,--ctx-size", opt->n_ctx, "Chunk length in tokens")->check(CLI::Range(8, 1 << 20));
   sub->add_option("--chunks", opt->chunks, "Only the first K chunks (0: all)")->check(CLI::Range(0, 1 << 30));
   sub->add_option("--save-logits", opt->save_logits, "Write the log-probabilities of every scored position");
-  sub->add_option("--mem-budget", opt->mem_budget, "Memory for decoded weights of a .dcq: BYTES (K/M/G) or PCT% of their size");
-  sub->add_flag("--prefetch", opt->prefetch,
-                "Decode the next .dcq tensors ahead on a worker thread (chunks in parallel on --threads decoders)");
-  sub->add_option("--prefetch-depth", opt->prefetch_depth, "Tensors decoded ahead with --prefetch")
-      ->check(CLI::Range(1, 64));
   sub->add_option("--kl-base", opt->kl_base, "Compare with a --save-logits file of a base model (KL divergence)");
   add_load_options(sub, opt->load);
+  add_loader_flags(sub, opt->loader);
   sub->callback([common, opt] {
     common->apply();
     run(*opt, *common);

@@ -83,7 +83,10 @@ const bool registered = register_command("plan", [](CLI::App& app) {
     po.measure_compute = true;
     po.view_block = po.read_throttle <= 0 ? view_block_bytes() : 0;  // as DcqWeights does
     po.for_repack = !opt->repack.empty() && !opt->all_raw;
-    const auto reader = DcqReader::open(opt->model);
+    const auto reader = open_loader_reader(opt->model);
+    if (!opt->repack.empty() && reader.bare())
+      fail_usage(opt->model.string() + ": --repack reads a .dcq; compress the GGUF first (dcq compress " +
+                 opt->model.string() + " -o X.dcq), then repack X.dcq");
     if (!opt->repack.empty()) check_can_write(opt->repack, opt->force);
     const auto plan = make_plan(reader, po);
     nlohmann::json repacked;

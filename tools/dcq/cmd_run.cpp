@@ -26,10 +26,7 @@ struct RunOptions {
   int n_ctx = 0;
   SamplerOptions sampling;
   LoadOptions load;
-  std::string mem_budget;
-  std::string read_throttle = "0";
-  bool prefetch = false;
-  int prefetch_depth = 2;
+  LoaderFlags loader;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -43,13 +40,7 @@ uint64_t peak_rss_bytes() {
 
 void run(const RunOptions& opt, const Common& common) {
   const auto t_load = Clock::now();
-  const double throttle = parse_read_throttle(opt.read_throttle);
-  if (throttle > 0 && detect_format(opt.model) != ModelFormat::dcq)
-    fail_usage("--read-throttle applies to .dcq containers only (store a GGUF raw with `dcq compress "
-               "--min-decode-speed 1000` to run it through the same simulated device)");
-  const OpenedModel opened = open_weights(opt.model, opt.load, MemBudget::parse(opt.mem_budget), opt.prefetch,
-                                           common.thread_count(), throttle);
-  if (opened.dcq) opened.dcq->set_prefetch_depth(opt.prefetch_depth);
+  const OpenedModel opened = open_with(opt.model, opt.load, opt.loader, common.thread_count());
   const Tokenizer tok = Tokenizer::from_model(opened.model());
   WeightSource& weights = *opened.weights;
   const LlamaConfig cfg = LlamaConfig::from(weights);
@@ -139,12 +130,7 @@ const bool registered = register_command("run", [](CLI::App& app) {
   sub->add_option("--min-p", opt->sampling.min_p, "Min-p (0: off)")->check(CLI::Range(0.0, 1.0));
   sub->add_option("--repeat-penalty", opt->sampling.repeat_penalty, "Repeat penalty (1: off)")->check(CLI::Range(0.0, 100.0));
   sub->add_option("--seed", opt->sampling.seed, "Random seed");
-  sub->add_flag("--prefetch", opt->prefetch,
-                "Decode the next .dcq tensors ahead on a worker thread (chunks in parallel on --threads decoders)");
-  sub->add_option("--prefetch-depth", opt->prefetch_depth, "Tensors decoded ahead with --prefetch")
-      ->check(CLI::Range(1, 64));
-  sub->add_option("--mem-budget", opt->mem_budget, "Memory for decoded weights of a .dcq: BYTES (K/M/G) or PCT% of their size");
-  sub->add_option("--read-throttle", opt->read_throttle, "Simulated storage read speed for a .dcq, MB/s (0: off)");
+  add_loader_flags(sub, opt->loader);
   add_load_options(sub, opt->load);
   sub->callback([common, opt] {
     common->apply();
