@@ -328,10 +328,10 @@ void DcqWeights::map_huge() {
   // blocks (fewer madvise calls), but never more than half the budget: nothing else is resident
   // yet, and a budget of a few blocks must hold at open what it holds later.
   auto probe = [&] {
-    const uint64_t kBatch = std::clamp<uint64_t>(budget_ / kHuge / 2, 1, 8) * kHuge;
+    const uint64_t batch = std::clamp<uint64_t>(budget_ / kHuge / 2, 1, 8) * kHuge;
     bool pmd = true;
-    for (uint64_t o0 = b; o0 < e; o0 += kBatch) {
-      const uint64_t o1 = std::min(e, o0 + kBatch);
+    for (uint64_t o0 = b; o0 < e; o0 += batch) {
+      const uint64_t o1 = std::min(e, o0 + batch);
       const uint64_t before = file_pmd_mapped_kb();
       for (uint64_t o = o0; o < o1; o += kHuge) (void)*static_cast<volatile const uint8_t*>(at + o);
       pmd = pmd && file_pmd_mapped_kb() - before >= (o1 - o0) / 1024;
@@ -760,7 +760,8 @@ bool DcqWeights::flush_views() {
   }
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 0; i < ranges.size();) {
-    auto [a, b] = ranges[i];
+    const uintptr_t a = ranges[i].first;
+    uintptr_t b = ranges[i].second;  // not a structured binding: clang 14 cannot capture one
     size_t j = i + 1;
     for (; j < ranges.size(); ++j) {
       const bool blocked = std::any_of(live.begin(), live.end(), [&](const auto& l) {
