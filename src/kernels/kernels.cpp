@@ -252,7 +252,7 @@ void matmul_i8(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadP
           y[t * w.n_rows + r] = dot(w.n_cols, codes + r * w.n_cols, x + t * w.n_cols, w.scales + r * n_groups, w.group);
     }
   };
-  if (pool && pool->size() > 1 && w.n_rows * w.n_cols * n_tok >= 32768) pool->parallel_for(w.n_rows, rows);
+  if (use_pool(pool, w.n_rows * w.n_cols * n_tok)) pool->parallel_for(w.n_rows, rows);
   else rows(0, w.n_rows);
 }
 
@@ -405,7 +405,7 @@ void matmul_interleaved(const Matrix& w, const uint8_t* abase, size_t a_stride, 
       }
     }
   };
-  if (pool && pool->size() > 1 && w.n_rows * w.n_cols * n_tok >= 32768) pool->parallel_for(units, run);
+  if (use_pool(pool, w.n_rows * w.n_cols * n_tok)) pool->parallel_for(units, run);
   else run(0, units);
 }
 
@@ -486,7 +486,6 @@ void run_rows(const RowKernel& k, const Matrix& w, const uint8_t* act, size_t a_
 }
 
 // Whether a product of this size is worth waking the pool for (as the other matmul paths decide).
-bool use_pool(const ThreadPool* pool, int64_t work) { return pool && pool->size() > 1 && work >= 32768; }
 
 }  // namespace
 
@@ -670,7 +669,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, ThreadPool
         for (int64_t rr = rt; rr < re; ++rr) y[t * w.n_rows + rr] = dot(w.n_cols, wrow(rr), arow(t));
     }
   };
-  if (pool && pool->size() > 1 && w.n_rows * w.n_cols * n_tok >= 32768) pool->parallel_for(w.n_rows, rows);
+  if (use_pool(pool, w.n_rows * w.n_cols * n_tok)) pool->parallel_for(w.n_rows, rows);
   else rows(0, w.n_rows);
 }
 

@@ -538,14 +538,21 @@ void Engine::attention_block(int l, int n, int drop) {
   // head-major gives every thread the same mix of tokens (exactly, when threads divide n_head).
   const float scale = 1.0f / std::sqrt(float(hd));
   const int n_past = n_past_;
-  s.pool.parallel_for(int64_t(n) * cfg_.n_head, [&](int64_t b, int64_t e) {
+  auto heads = [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const size_t t = size_t(i % n);
       const int h = int(i / n), kvh = h / group;
       kernels::attention_f16(&s.q[t * dim + size_t(h) * hd], kc + size_t(kvh) * hd, vc + size_t(kvh) * hd, kv_dim,
                              n_past + int(t) + 1, hd, scale, &s.att[t * dim + size_t(h) * hd]);
     }
-  });
+  };
+  // On the pool when this step's projections are (a model of a few hundred K parameters runs a
+  // token on one thread). Not by the attention's own multiply-adds: with exp and F16 loads per
+  // score it costs several times a matmul's per multiply-add, and run inline up to that threshold
+  // it made the 110M-shape model 16 % slower.
+  const int64_t items = int64_t(n) * cfg_.n_head;
+  if (kernels::use_pool(&s.pool, int64_t(dim) * dim * n)) s.pool.parallel_for(items, heads);
+  else heads(0, items);
   // Rows before `drop` are not needed any more (their K/V are cached): keep the rest only.
   if (drop > 0) {
     std::copy(s.att.begin() + ptrdiff_t(drop) * dim, s.att.begin() + ptrdiff_t(n) * dim, s.att.begin());
