@@ -491,7 +491,7 @@ std::string DcqReader::chunk_name(size_t i) const {
 void DcqReader::check_stored(size_t i) const { check_payload(i, stored(index_.chunks[i])); }
 
 void DcqReader::check_payload(size_t i, std::span<const uint8_t> payload) const {
-  if (verify_ && !bare_ && xxh3(payload) != index_.chunks[i].xxh3_stored)
+  if (verify_ && xxh3(payload) != index_.chunks[i].xxh3_stored)
     fail(ExitCode::integrity, source_ + ": " + chunk_name(i) + ": stored bytes checksum mismatch (corrupt)");
 }
 
@@ -531,7 +531,6 @@ void DcqReader::decode_chunk(size_t i, std::span<const uint8_t> payload, std::sp
 
 std::vector<uint8_t> DcqReader::read_blob(const DcqBlob& b, const char* what) const {
   const auto s = bytes_.subspan(b.offset, b.stored_size);
-  if (bare_) return {s.begin(), s.end()};
   if (verify_ && xxh3(s) != b.xxh3_stored)
     fail(ExitCode::integrity, source_ + ": " + what + " blob stored bytes checksum mismatch (corrupt)");
   std::vector<uint8_t> out(b.raw_size);

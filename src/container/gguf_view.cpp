@@ -28,6 +28,7 @@ DcqReader DcqReader::parse_gguf_view(std::span<const uint8_t> bytes, const std::
 
 void DcqReader::index_gguf(uint64_t row_chunk_bytes) {
   bare_ = true;
+  verify_ = false;  // no checksums to check (the extras blob then decodes as the raw bytes it is)
   version_ = 0;
   // The GGUF reader checks everything (counts, types, shapes, every tensor's range in the file);
   // only the data spans of its tensors are used here, as offsets into the same mapping.

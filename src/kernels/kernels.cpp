@@ -485,8 +485,6 @@ void run_rows(const RowKernel& k, const Matrix& w, const uint8_t* act, size_t a_
       y[t * w.n_rows + r] = k.dot(w.n_cols, plain + size_t(r - full) * w_stride, act + size_t(t) * a_stride);
 }
 
-// Whether a product of this size is worth waking the pool for (as the other matmul paths decide).
-
 }  // namespace
 
 void matmul_multi(std::span<const MatmulJob> jobs, const float* x, int64_t n_tok, ThreadPool* pool,

@@ -1287,7 +1287,8 @@ OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& o
     // A GGUF under a budget or on simulated slow storage goes through the same loader as a .dcq:
     // its tensors are bare raw chunks in place (views of the file, or pread into own buffers
     // under a throttle), its embedding read a row chunk at a time.
-    auto w = std::make_unique<DcqWeights>(open_loader_reader(path), budget, prefetch, threads, read_throttle, true);
+    auto w = std::make_unique<DcqWeights>(DcqReader::open_gguf(path, kRowChunkBytes), budget, prefetch, threads,
+                                          read_throttle, true);
     m.dcq = w.get();
     m.weights = std::move(w);
     return m;
