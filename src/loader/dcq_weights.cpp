@@ -1293,8 +1293,8 @@ OpenedModel open_weights(const std::filesystem::path& path, const LoadOptions& o
     m.weights = std::move(w);
     return m;
   }
-  if (!budget.unlimited) fail_usage("--mem-budget applies to .dcq containers and GGUF files only");
-  if (read_throttle > 0) fail_usage("--read-throttle applies to .dcq containers and GGUF files only");
+  if (!budget.unlimited) fail_usage(path.string() + ": --mem-budget applies to .dcq containers and GGUF files only");
+  if (read_throttle > 0) fail_usage(path.string() + ": --read-throttle applies to .dcq containers and GGUF files only");
   m.owned = std::make_unique<Model>(load_model(path, options));
   // All-resident: fault the weights in at load (as llama.cpp does), not during the first prompt.
   for (const Tensor& t : m.owned->tensors) populate_pages(t.data);

@@ -167,4 +167,5 @@ TEST(LoaderGguf, CliRunsAGgufUnderABudget) {
   const auto l2 = test::run_dcq("run " + test::model_path("stories260K/stories260K.bin").string() +
                                 " -p 'Once' -n 2 --temp 0 --mem-budget 50%");
   EXPECT_EQ(l2.exit_code, 2) << l2.err;
+  EXPECT_NE(l2.err.find("stories260K.bin: --mem-budget"), std::string::npos) << l2.err;
 }
